@@ -62,7 +62,8 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
     return Path(path)
 
 
-def save_figure(fig: Any, stem: str | os.PathLike, formats: tuple[str, ...] = ("png", "pdf"), dpi: int = 150) -> list[Path]:
+def save_figure(fig: Any, stem: str | os.PathLike, formats: tuple[str, ...] = ("png", "pdf"),
+                dpi: int = 150) -> list[Path]:
     """Save a matplotlib figure as ``stem.png`` and ``stem.pdf`` atomically; return the paths."""
     stem = Path(stem)
     out = []

@@ -1,0 +1,25 @@
+"""The ``specreg`` console script: ``specreg reproduce ...`` and ``specreg spectrum A B ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to a subcommand; each subcommand module provides ``add_arguments`` and ``run``."""
+    from . import reproduce, spectrum_cli
+
+    parser = argparse.ArgumentParser(prog="specreg", description="Spectral regularization for diffusion models")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module, help_ in [("reproduce", reproduce, "run every notebook with papermill (the main job)"),
+                                ("spectrum", spectrum_cli, "compare radially averaged power spectra of two folders")]:
+        sp = sub.add_parser(name, help=help_, description=module.__doc__.splitlines()[0])
+        module.add_arguments(sp)
+        sp.set_defaults(_run=module.run)
+    args = parser.parse_args(argv)
+    return args._run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Input validation shared by the spectral losses: one place for every 'clear error' the losses promise."""
+
+from __future__ import annotations
+
+import torch
+
+FFT_NORMS = ("backward", "ortho", "forward")
+
+
+def check_ndim(x: torch.Tensor, ndim: int, name: str = "x0_hat") -> None:
+    """Require ``x`` shaped (B, C, *spatial) with ``ndim`` spatial axes (extra middle axes count as channels)."""
+    if not isinstance(ndim, int) or isinstance(ndim, bool) or ndim < 1:
+        raise ValueError(f"ndim must be a positive int, got {ndim!r}")
+    if x.dim() < ndim + 2:
+        raise ValueError(
+            f"{name} has shape {tuple(x.shape)}: ndim={ndim} needs at least {ndim + 2} axes "
+            f"(B, C, *{ndim} spatial axes); add a channel axis with x.unsqueeze(1) if it is missing"
+        )
+    if any(s == 0 for s in x.shape):
+        raise ValueError(f"{name} has an empty axis: shape {tuple(x.shape)}")
+
+
+def check_tensor(x: object, name: str, check_finite: bool = True) -> torch.Tensor:
+    """Require a real floating-point tensor; NaN/Inf raise ValueError (turn off with ``check_finite=False``)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.is_complex():
+        raise TypeError(f"{name} is complex ({x.dtype}); the spectral losses take real signals")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} has dtype {x.dtype}; convert it to float first (e.g. x.float() / 127.5 - 1)")
+    # One fused reduction per call; NaN/Inf in a loss input always means a bug upstream, so fail loudly
+    # instead of propagating NaN into the optimiser state.
+    if check_finite and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or Inf values (pass check_finite=False to skip this check)")
+    return x
+
+
+def check_pair(
+    x0_hat: torch.Tensor, x0: torch.Tensor, ndim: int, check_finite: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate a (prediction, target) pair and upcast half precision to float32 (float64 stays float64)."""
+    check_tensor(x0_hat, "x0_hat", check_finite)
+    check_tensor(x0, "x0", check_finite)
+    if x0_hat.shape != x0.shape:
+        raise ValueError(f"shape mismatch: x0_hat {tuple(x0_hat.shape)} vs x0 {tuple(x0.shape)}")
+    if x0_hat.device != x0.device:
+        raise ValueError(f"device mismatch: x0_hat on {x0_hat.device}, x0 on {x0.device}")
+    check_ndim(x0_hat, ndim)
+    dtype = torch.float64 if torch.float64 in (x0_hat.dtype, x0.dtype) else torch.float32
+    return x0_hat.to(dtype), x0.to(dtype)
+
+
+def check_norm(norm: str) -> str:
+    """Validate an FFT normalisation name (as in ``torch.fft``)."""
+    if norm not in FFT_NORMS:
+        raise ValueError(f"unknown FFT norm {norm!r}; choose one of {', '.join(FFT_NORMS)}")
+    return norm

@@ -1,0 +1,54 @@
+"""The checkerboard family and its metrics: exact periodicity, seeded sampling, classifier and spectral peaks."""
+
+import pytest
+import torch
+
+from specreg_lib.toy import CheckerboardFamily, binariness, is_valid, match_error, peak_energy, structure_metrics
+
+
+def test_family_values_periodicity_and_seed():
+    fam = CheckerboardFamily(size=32, sides=(2, 4))
+    x = fam(64, torch.Generator().manual_seed(0))
+    assert x.shape == (64, 1, 32, 32) and set(x.unique().tolist()) == {-1.0, 1.0}
+    assert torch.equal(x, fam(64, torch.Generator().manual_seed(0)))
+    assert torch.equal(x, torch.roll(x, shifts=(8, 8), dims=(2, 3)))  # period 2*side divides 8
+    bank, sides = fam.members()
+    assert bank.shape == (4 * 4 + 8 * 8, 32, 32)
+    assert len(torch.unique(bank.flatten(1), dim=0)) == 2 * 2**2 + 2 * 4**2  # 2 s^2 distinct per side
+
+
+def test_metrics_on_ground_truth_and_noise():
+    fam = CheckerboardFamily()
+    x = fam(32, torch.Generator().manual_seed(1))
+    m = structure_metrics(x, fam, reference=x)
+    assert m == {"valid_fraction": 1.0, "match_error": 0.0, "binariness": 1.0,
+                 "peak_energy_ratio": pytest.approx(1.0), "in_band_fraction": pytest.approx(1.0)}
+    noise = torch.randn(32, 1, 64, 64, generator=torch.Generator().manual_seed(2))
+    m = structure_metrics(noise, fam, reference=x)
+    assert m["valid_fraction"] == 0.0 and m["in_band_fraction"] < 0.05 and m["peak_energy_ratio"] < 0.05
+
+
+def test_classifier_tolerance_and_side():
+    fam = CheckerboardFamily()
+    x = fam(4, torch.Generator().manual_seed(3))
+    flipped = x.clone()
+    flipped[:, :, :3, :] *= -1  # 3 of 64 rows wrong = 4.7% of pixels
+    err, side = match_error(flipped, fam)
+    assert torch.allclose(err, torch.full((4,), 3 / 64))
+    assert is_valid(flipped, fam).all() and not is_valid(flipped, fam, tol=0.04).any()
+    assert set(side.tolist()) <= {2, 4}
+    assert torch.allclose(binariness(0.95 * x), torch.ones(4))
+    assert torch.allclose(binariness(0.5 * x), torch.zeros(4))
+
+
+def test_peak_mask_matches_odd_harmonics():
+    fam = CheckerboardFamily(size=64, sides=(2,))
+    mask = fam.peak_mask()
+    assert mask.sum() == 4 and mask[16, 16] and mask[48, 48] and mask[16, 48]
+    on_peak, share = peak_energy(fam(2), fam)
+    assert torch.allclose(share, torch.ones(2)) and torch.allclose(on_peak, torch.full((2,), 64.0**2))
+
+
+def test_bad_family():
+    with pytest.raises(ValueError):
+        CheckerboardFamily(size=64, sides=(3,))

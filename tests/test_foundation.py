@@ -1,0 +1,137 @@
+"""Atomic I/O, typed configs, the metrics contract and the asset resolver (on small local files)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+
+import pytest
+
+from specreg_lib import assets
+from specreg_lib.config import from_profile, save_config
+from specreg_lib.io import atomic_open, write_json
+from specreg_lib.reporting import write_metrics
+
+
+def test_atomic_open_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_open(target) as fh:
+        fh.write("half")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_write_json_strict_and_roundtrip(tmp_path):
+    torch = pytest.importorskip("torch")
+    p = write_json(tmp_path / "m.json", {"a": torch.tensor(1.5), "b": float("nan"), "c": [1, 2]})
+    assert json.loads(p.read_text()) == {"a": 1.5, "b": None, "c": [1, 2]}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cfg:
+    profile: str
+    steps: int
+    lr: float = 1e-3
+
+    def __post_init__(self):
+        if self.steps <= 0:
+            raise ValueError(f"steps must be positive, got {self.steps}")
+
+
+PRESETS = {"smoke": {"steps": 2}, "paper": {"steps": 1000, "lr": 5e-5}}
+
+
+def test_profiles_are_presets_of_one_dataclass(tmp_path):
+    assert from_profile(_Cfg, PRESETS, "smoke") == _Cfg("smoke", 2)
+    assert from_profile(_Cfg, PRESETS, "paper", lr=None, steps=7) == _Cfg("paper", 7, 5e-5)
+    with pytest.raises(TypeError, match="no field"):
+        from_profile(_Cfg, PRESETS, "smoke", stepz=3)
+    with pytest.raises(ValueError, match="unknown profile"):
+        from_profile(_Cfg, PRESETS, "gpu")
+    with pytest.raises(ValueError, match="no 'cpu' preset"):
+        from_profile(_Cfg, PRESETS, "cpu")
+    with pytest.raises(ValueError, match="steps must be positive"):
+        from_profile(_Cfg, PRESETS, "smoke", steps=-1)
+    saved = json.loads(save_config(_Cfg("smoke", 2), tmp_path / "c.json").read_text())
+    assert saved == {"config_class": "_Cfg", "profile": "smoke", "steps": 2, "lr": 1e-3}
+
+
+def test_metrics_contract(tmp_path):
+    p = write_metrics(tmp_path, "nb", "smoke", {"x": 1}, stand_in="skimage photos", extra={"y": 2})
+    m = json.loads(p.read_text())
+    assert m["headline"] == {"x": 1.0} and m["stand_in"] == "skimage photos" and m["extra"] == {"y": 2}
+    with pytest.raises(ValueError, match="finite"):
+        write_metrics(tmp_path, "nb", "smoke", {"x": math.inf})
+
+
+def _fake_asset(monkeypatch, tmp_path, payload: bytes, sha: str | None):
+    src = tmp_path / "remote" / "model.pt"
+    src.parent.mkdir()
+    src.write_bytes(payload)
+    asset = assets.Asset("model.pt", src.as_uri(), sha, "checkpoint", "a test")
+    monkeypatch.setitem(assets.REGISTRY, "model.pt", asset)
+    return asset
+
+
+def test_fetch_downloads_verifies_and_caches(monkeypatch, tmp_path):
+    payload = b"weights" * 1000
+    _fake_asset(monkeypatch, tmp_path, payload, hashlib.sha256(payload).hexdigest())
+    p = assets.fetch("model.pt", progress=False)  # file:// URL: no network
+    assert p.read_bytes() == payload and p.parent == assets.cache_dir()
+    assert assets.status()["model.pt"]["present"]
+    assert assets.fetch("model.pt", allow_download=False) == p  # second call: from the cache
+
+
+def test_fetch_checksum_mismatch_leaves_nothing(monkeypatch, tmp_path):
+    _fake_asset(monkeypatch, tmp_path, b"tampered", "0" * 64)
+    with pytest.raises(assets.ChecksumError, match="does not match"):
+        assets.fetch("model.pt", progress=False)
+    assert not any(assets.cache_dir().iterdir())
+
+
+def test_unpinned_download_records_checksum(monkeypatch, tmp_path):
+    _fake_asset(monkeypatch, tmp_path, b"abc", None)
+    with pytest.warns(UserWarning, match="no pinned SHA-256"):
+        p = assets.fetch("model.pt", progress=False)
+    assert p.with_name("model.pt.sha256").read_text().split()[0] == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_missing_asset_message_names_file_url_and_option(monkeypatch, tmp_path):
+    asset = _fake_asset(monkeypatch, tmp_path, b"x", None)
+    monkeypatch.setitem(assets.REGISTRY, "model.pt", dataclasses.replace(asset, url=(tmp_path / "no").as_uri()))
+    with pytest.raises(assets.AssetMissingError) as err:
+        assets.fetch("model.pt", progress=False)
+    msg = str(err.value)
+    assert "model.pt" in msg and (tmp_path / "no").as_uri() in msg and "local_path=" in msg
+    assert "SPECREG_MODEL_PT" in msg
+    with pytest.raises(assets.AssetMissingError, match="does not exist"):
+        assets.fetch("model.pt", local_path=tmp_path / "nowhere.pt")
+    with pytest.raises(assets.AssetMissingError, match="downloads are disabled"):
+        assets.fetch("model.pt", allow_download=False)
+
+
+def test_local_path_and_env_var(monkeypatch, tmp_path):
+    payload = b"local"
+    _fake_asset(monkeypatch, tmp_path, payload, hashlib.sha256(payload).hexdigest())
+    mine = tmp_path / "mine.pt"
+    mine.write_bytes(payload)
+    assert assets.fetch("model.pt", local_path=mine) == mine
+    monkeypatch.setenv("SPECREG_MODEL_PT", str(mine))
+    assert assets.fetch("model.pt", allow_download=False) == mine
+    mine.write_bytes(b"other")
+    with pytest.raises(assets.ChecksumError):
+        assets.fetch("model.pt")
+
+
+def test_registry_lists_the_papers_checkpoints():
+    names = set(assets.REGISTRY)
+    for d in ("afhqv2-64x64-uncond", "ffhq-64x64-uncond", "cifar10-32x32-cond", "cifar10-32x32-uncond"):
+        assert {f"edm-{d}-vp.pkl", f"edm-{d}-ve.pkl"} <= names
+    dw = assets.get_asset("diffwave-ljspeech-22kHz-1000578.pt")
+    assert dw.sha256 == "d415d2117bb0bba3999afabdd67ed11d9e43400af26193a451d112e2560821a8"
+    with pytest.raises(KeyError, match="known assets"):
+        assets.get_asset("nope.pkl")
