@@ -1,0 +1,68 @@
+"""Runner overhead per notebook: wall time of the runner minus the notebook cells' own execution time.
+
+The overhead is what the kit adds beyond the notebook's work: kernel start-up, papermill's parameter
+injection and save, metrics read-back. Measured side by side on a trivial notebook and on the environment
+notebook, plus plain ``papermill.execute_notebook`` on the same trivial notebook for comparison.
+
+    python benchmarks/bench_runner.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+
+from specreg_lib.runner import NOTEBOOK_DIR, ensure_kernel, run_notebook
+
+
+def _trivial(path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('profile: str = "smoke"  # p\nout_dir: str = "x"  # o',
+                                          metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("from specreg_lib.reporting import write_metrics\n"
+                                          "write_metrics(out_dir, 'trivial', profile, {'one': 1.0})")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    kernel = ensure_kernel()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        trivial = _trivial(tmp / "99_trivial.ipynb")
+        for label, nb in [("trivial notebook (2 cells)", trivial),
+                          ("00_environment", NOTEBOOK_DIR / "00_environment.ipynb")]:
+            walls, cells = [], []
+            for i in range(args.repeats):
+                res = run_notebook(nb, "smoke", tmp / f"run{i}", tmp / "fig", kernel_name=kernel)
+                assert res.status == "ok", res.error
+                walls.append(res.wall_s)
+                cells.append(res.cell_exec_s or 0.0)
+            rows.append((label, statistics.median(walls), statistics.median(cells)))
+        plain = []
+        for i in range(args.repeats):
+            t0 = time.perf_counter()
+            papermill.execute_notebook(str(trivial), str(tmp / f"plain{i}.ipynb"), kernel_name=kernel,
+                                       parameters={"out_dir": str(tmp / "plain")}, progress_bar=False)
+            plain.append(time.perf_counter() - t0)
+    print(f"runner overhead per notebook (median of {args.repeats}; goal <= 5 s)\n")
+    print("| notebook | runner wall (s) | cells' own execution (s) | overhead (s) |")
+    print("|---|---|---|---|")
+    for label, wall, cell in rows:
+        print(f"| {label} | {wall:.2f} | {cell:.2f} | {wall - cell:.2f} |")
+    print(f"| plain papermill.execute_notebook, trivial notebook | {statistics.median(plain):.2f} | | |")
+
+
+if __name__ == "__main__":
+    main()
