@@ -13,8 +13,7 @@ def _pins() -> dict[str, str]:
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         line = line.split("#")[0].strip()
         if line:
-            name, _, spec = re.split(r"(==|<|>=)", line, maxsplit=1)[0], None, line
-            pins[name.lower()] = spec
+            pins[re.split(r"[=<>!~ ]", line, maxsplit=1)[0].lower()] = line
     return pins
 
 
