@@ -30,10 +30,10 @@ def _bcast(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def _alpha_bar(schedule: DDPMSchedule, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """alpha_bar_t gathered per sample, shaped (B, 1, ..., 1) like x."""
-    t = schedule.check_t(t)
+    t = torch.as_tensor(t)
     if t.ndim != 1 or t.shape[0] != x.shape[0]:
         raise ValueError(f"t must have shape ({x.shape[0]},), got {tuple(t.shape)}")
-    return _bcast(schedule.alpha_bar[t.cpu()], x)
+    return _bcast(schedule.alpha_bar_at(t), x)
 
 
 def _check_param(parametrization: str) -> None:
@@ -106,7 +106,7 @@ class DDPMLoss(SpectralHookLoss):
         eps_hat, x0_hat = predict_eps_x0(self.schedule, output, x_t, t, self.parametrization)
         err = eps_hat - eps
         l_diff = per_sample_mean(err.square() if self.norm == "l2" else err.abs())  # Eq. 3 (L2) or L1: (B,)
-        snr = self.schedule.snr(t.cpu()).to(device=x0.device, dtype=x0.dtype)  # (B,)
+        snr = self.schedule.snr(t).to(device=x0.device, dtype=x0.dtype)  # (B,)
         lam = snr if self.norm == "l2" else snr.sqrt()
         return self._add_spectral(l_diff, x0_hat, x0, snr.rsqrt(), lam, t, return_parts)
 

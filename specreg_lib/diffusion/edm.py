@@ -47,9 +47,8 @@ def preconditioning(kind: str, sigma: torch.Tensor | float, sigma_data: float = 
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(c_skip, c_out, c_in, c_noise) of the VP / VE / EDM preconditioning (EDM Table 1), like sigma."""
     _check_kind(kind)
-    sigma = torch.as_tensor(sigma)
-    if not sigma.dtype.is_floating_point:
-        sigma = sigma.double()
+    if not isinstance(sigma, torch.Tensor) or not sigma.dtype.is_floating_point:
+        sigma = torch.as_tensor(sigma, dtype=torch.float64)  # python numbers: float64
     _check_nonneg(sigma)
     if kind == "vp":
         c_skip, c_out = torch.ones_like(sigma), -sigma
