@@ -2,7 +2,7 @@
 
 Why our own DWT instead of two pytorch-wavelets transforms: (1) the DWT is linear, so
 W x0_hat - W x0 = W (x0_hat - x0) and one transform of the difference gives the very same coefficients
-at half the cost; (2) a strided conv per axis with the PyWavelets analysis filters reproduces
+at half the cost; (2) a polyphase strided correlation per axis with the PyWavelets analysis filters reproduces
 ``pywt.wavedec``/``pywt.wavedec2`` coefficient for coefficient (tested, float64, several modes), so "the
 transforms are implemented based on PyWavelets" (paper B) holds literally for any discrete wavelet name.
 
@@ -26,8 +26,8 @@ MODES = ("zero", "symmetric", "reflect", "periodic")
 
 
 @functools.lru_cache(maxsize=64)
-def _filters(wave: str) -> np.ndarray:
-    """Analysis filters of a PyWavelets discrete wavelet, flipped for cross-correlation: (2, L) = [lo; hi]."""
+def _filters(wave: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Analysis filters of a PyWavelets discrete wavelet, flipped for correlation: (lo, hi), each of length L."""
     try:
         w = pywt.Wavelet(wave)
     except (ValueError, TypeError) as err:
@@ -35,7 +35,7 @@ def _filters(wave: str) -> np.ndarray:
             f"unknown discrete wavelet {wave!r}; use a name from pywt.wavelist(kind='discrete'), "
             "e.g. 'haar', 'db2', 'bior1.3'"
         ) from err
-    return np.stack([w.dec_lo[::-1], w.dec_hi[::-1]])
+    return tuple(w.dec_lo[::-1]), tuple(w.dec_hi[::-1])
 
 
 def _extend_index(n: int, left: int, right: int, mode: str) -> np.ndarray:
@@ -61,33 +61,65 @@ def _pad(x: torch.Tensor, left: int, right: int, mode: str, dim: int) -> torch.T
     return x.index_select(dim, idx)
 
 
-def _analysis(x: torch.Tensor, filt: torch.Tensor, mode: str, dim: int) -> torch.Tensor:
-    """One DWT step along ``dim`` of (N, 1, H, W): -> (N, 2, H', W) or (N, 2, H, W'), channel 0 = lowpass."""
-    L = filt.shape[-1]
-    x = _pad(x, L - 2, L - 1, mode, dim)  # full convolution, then keep odd outputs (see module docstring)
-    if dim == -1:
-        return F.conv2d(x, filt.view(2, 1, 1, L), stride=(1, 2))
-    return F.conv2d(x, filt.view(2, 1, L, 1), stride=(2, 1))
+def _analysis(x: torch.Tensor, taps: tuple, mode: str, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One DWT step along ``dim`` (-1 or -2): (..., n, ...) -> lowpass, highpass (..., floor((n+L-1)/2), ...).
+
+    Polyphase form of the strided correlation, out[k] = sum_j h[j] x_ext[2k + j], written as L/2 shifted
+    slices of the even and odd samples: elementwise ops on views, several times faster on CPU than
+    ``conv2d`` with a (1, L) kernel on one channel (measured), and the same numbers.
+    """
+    L = len(taps[0])
+    n = x.shape[dim]
+    n_out = (n + L - 1) // 2
+    # Extended length 2 n_out + L - 2: L - 2 samples left (the full convolution's odd outputs), the rest right.
+    x = _pad(x, L - 2, 2 * n_out - n, mode, dim)
+    pairs = x.unflatten(dim, (-1, 2))  # (..., n_pad/2, 2[, W])
+    phase = (pairs.select(dim, 0), pairs.select(dim, 1))  # even and odd samples, (..., n_pad/2[, W]) views
+    out = []
+    for h in taps:
+        acc = None
+        for j, hj in enumerate(h):
+            if hj == 0.0:  # e.g. bior1.3's highpass has 2 non-zero taps out of 6
+                continue
+            term = phase[j % 2].narrow(dim, j // 2, n_out)
+            acc = term * hj if acc is None else torch.add(acc, term, alpha=hj)
+        out.append(acc)
+    return out[0], out[1]
 
 
-def _check_wave_args(x: torch.Tensor, wave: str, levels: int, ndim: int, mode: str) -> torch.Tensor:
-    """Validate wavelet options against a (B, C, *S) tensor; return the filters as a tensor like ``x``."""
+def _check_wave_args(x: torch.Tensor, wave: str, levels: int, ndim: int, mode: str) -> tuple:
+    """Validate wavelet options against a (B, C, *S) tensor; return the analysis filters."""
     if ndim not in (1, 2):
         raise ValueError(f"wavelet transforms support ndim=1 (audio) or ndim=2 (images), got {ndim!r}")
     check_ndim(x, ndim)
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    filt = _filters(wave)
+    taps = _filters(wave)
     if not isinstance(levels, int) or isinstance(levels, bool) or levels < 1:
         raise ValueError(f"levels must be a positive int, got {levels!r}")
-    size = min(x.shape[-ndim:])
-    max_level = pywt.dwt_max_level(size, filt.shape[-1])
+    size, L = min(x.shape[-ndim:]), len(taps[0])
+    max_level = pywt.dwt_max_level(size, L)
     if levels > max_level:
         raise ValueError(
-            f"levels={levels} is too deep for size {size} with {wave!r} (filter length {filt.shape[-1]}): "
-            f"at most {max_level} (pywt.dwt_max_level)"
+            f"levels={levels} is too deep for size {size} with {wave!r} (filter length {L}): "
+            f"at most {max_level} (pywt.dwt_max_level: deeper levels are all boundary effect)"
         )
-    return torch.as_tensor(filt, dtype=x.dtype, device=x.device)
+    return taps
+
+
+def _subbands(x: torch.Tensor, taps: tuple, levels: int, ndim: int, mode: str) -> list[list[torch.Tensor]]:
+    """[[cA_J], [d_J bands], ..., [d_1 bands]] with 2-D bands in PyWavelets order (cH, cV, cD)."""
+    details, a = [], x
+    for _ in range(levels):
+        lo, hi = _analysis(a, taps, mode, -1)
+        if ndim == 1:
+            a = lo
+            details.append([hi])
+            continue
+        a, c_h = _analysis(lo, taps, mode, -2)  # lowpass along W: approximation, detail along H
+        c_v, c_d = _analysis(hi, taps, mode, -2)
+        details.append([c_h, c_v, c_d])
+    return [[a], *details[::-1]]
 
 
 def wavedec(
@@ -99,22 +131,8 @@ def wavedec(
     PyWavelets' (cH, cV, cD) = (detail along H, detail along W, detail along both).
     """
     check_tensor(x, "x")
-    filt = _check_wave_args(x, wave, levels, ndim, mode)
-    lead = x.shape[:-ndim]
-    a = x.reshape(-1, 1, *([1] if ndim == 1 else []), *x.shape[-ndim:])  # (N, 1, 1|H, T|W)
-    details = []
-    for _ in range(levels):
-        y = _analysis(a, filt, mode, -1)  # (N, 2, H, W') or (N, 2, 1, T')
-        if ndim == 1:
-            a, d = y[:, :1], y[:, 1]
-            details.append(d.reshape(*lead, d.shape[-1]))
-            continue
-        n, _, h, w = y.shape
-        y = _analysis(y.reshape(n * 2, 1, h, w), filt, mode, -2).view(n, 2, 2, -1, w)  # (N, W-filt, H-filt, .)
-        a = y[:, 0, 0].unsqueeze(1)
-        d = torch.stack([y[:, 0, 1], y[:, 1, 0], y[:, 1, 1]], 1)  # (cH, cV, cD) as in pywt.dwt2
-        details.append(d.reshape(*lead, 3, *d.shape[-2:]))
-    return [a.reshape(*lead, *a.shape[-ndim:]), *details[::-1]]
+    bands = _subbands(x, _check_wave_args(x, wave, levels, ndim, mode), levels, ndim, mode)
+    return [b[0] if len(b) == 1 else torch.stack(b, -3) for b in bands]
 
 
 def _band_weights(gamma: Sequence[float] | None, levels: int, ndim: int) -> list[float]:
@@ -148,16 +166,11 @@ def wavelet_loss(
 ) -> torch.Tensor:
     """Eq. 16: sum over sub-bands of gamma_{s,l} * mean |W x0_hat - W x0| over the band; (B, C, *S) -> (B,)."""
     x0_hat, x0 = check_pair(x0_hat, x0, ndim, check_finite)
-    weights = _band_weights(gamma, levels, ndim)
-    bands = wavedec(x0_hat - x0, wave, levels, ndim, mode)  # linearity: W x0_hat - W x0 = W (x0_hat - x0)
-    B = x0_hat.shape[0]
-    per_level = 1 if ndim == 1 else 3
-    loss = weights[0] * bands[0].abs().reshape(B, -1).mean(1)  # Eq. 16, approximation band
-    for j, d in enumerate(bands[1:]):
-        if ndim == 1:
-            loss = loss + weights[1 + j] * d.abs().reshape(B, -1).mean(1)  # Eq. 16, detail band
-            continue
-        m = d.abs().mean((-2, -1)).reshape(B, -1, per_level).mean(1)  # (B, C, 3, h, w) -> (B, 3)
-        g = torch.as_tensor(weights[1 + per_level * j : 1 + per_level * (j + 1)], dtype=m.dtype, device=m.device)
-        loss = loss + m @ g  # Eq. 16, the three oriented detail bands of this scale
+    taps = _check_wave_args(x0_hat, wave, levels, ndim, mode)
+    weights = iter(_band_weights(gamma, levels, ndim))
+    loss = x0_hat.new_zeros(x0_hat.shape[0])
+    # Linearity: W x0_hat - W x0 = W (x0_hat - x0), so one transform of the difference suffices.
+    for scale in _subbands(x0_hat - x0, taps, levels, ndim, mode):
+        for band in scale:
+            loss = loss + next(weights) * band.abs().flatten(1).mean(1)  # Eq. 16
     return loss

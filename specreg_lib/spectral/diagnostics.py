@@ -1,0 +1,83 @@
+"""Spectral diagnostics: radially averaged power spectra and the distances the paper's spectrum plots show.
+
+Conventions (the paper shows power-spectrum curves but gives no numbers or conventions, paper.md 7):
+* images (B, C, H, W): P(k) = |fft2 x|^2 / (H W), averaged over channels; frequencies in cycles/pixel
+  f = sqrt(fy^2 + fx^2); bin i collects f in [(i - 1/2)/n, (i + 1/2)/n), n = min(H, W), for i = 0..n//2
+  (the corners beyond Nyquist are left out); a bin's value is the mean power over its pixels.
+* audio (B, C, T): the one-sided periodogram |rfft x|^2 / T, averaged over channels, at f = k/T
+  cycles/sample. With these scalings white noise of variance s^2 has a flat spectrum at s^2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ._checks import check_tensor
+
+
+def radial_power_spectrum(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Radially averaged power per sample: images (B, C, H, W) or audio (B, C, T) -> ((n,), (B, n))."""
+    check_tensor(x, "x")
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
+    if x.dim() == 3:  # audio: (B, C, T) -> (B, T//2+1)
+        T = x.shape[-1]
+        power = torch.fft.rfft(x).abs().square().mean(1) / T
+        return torch.fft.rfftfreq(T, dtype=x.dtype, device=x.device), power
+    if x.dim() != 4:
+        raise ValueError(f"radial_power_spectrum takes (B, C, H, W) images or (B, C, T) audio, got {tuple(x.shape)}")
+    H, W = x.shape[-2:]
+    n = min(H, W)
+    power2d = torch.fft.fft2(x).abs().square().mean(1).flatten(1) / (H * W)  # (B, H*W)
+    fy = torch.fft.fftfreq(H, dtype=x.dtype, device=x.device)
+    fx = torch.fft.fftfreq(W, dtype=x.dtype, device=x.device)
+    radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).flatten()  # (H*W,) cycles/pixel
+    idx = torch.floor(radius * n + 0.5).long()
+    keep = idx <= n // 2
+    idx = idx[keep]
+    n_bins = n // 2 + 1
+    counts = torch.bincount(idx, minlength=n_bins).to(x.dtype)
+    total = power2d.new_zeros(x.shape[0], n_bins).index_add_(1, idx, power2d[:, keep])
+    freqs = torch.arange(n_bins, dtype=x.dtype, device=x.device) / n
+    return freqs, total / counts
+
+
+def _batch_mean(p: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(n,) or (B, n) spectrum -> (n,) float64 numpy, averaged over the batch."""
+    p = torch.as_tensor(p).detach().cpu().double().numpy()
+    return p.mean(0) if p.ndim == 2 else p
+
+
+def spectral_log_distance(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, skip_dc: bool = True) -> float:
+    """Mean over frequency bins of |log10(P_a / P_b)| (0 = same spectrum, 1 = a factor 10 everywhere)."""
+    pa, pb = _batch_mean(a), _batch_mean(b)
+    if pa.shape != pb.shape:
+        raise ValueError(f"spectra differ in length: {pa.shape} vs {pb.shape}")
+    tiny = np.finfo(np.float64).tiny
+    d = np.abs(np.log10(np.maximum(pa, tiny)) - np.log10(np.maximum(pb, tiny)))
+    return float(d[1:].mean() if skip_dc else d.mean())
+
+
+def high_frequency_energy_ratio(
+    freqs: torch.Tensor | np.ndarray, a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray,
+    cutoff: float = 0.25,
+) -> float:
+    """Mean power of a over bins with f >= cutoff (cycles/sample) divided by that of b (1 = matched)."""
+    f = _batch_mean(freqs)
+    band = f >= cutoff
+    if not band.any():
+        raise ValueError(f"no frequency bin at or above cutoff={cutoff} (max {f.max():.3g})")
+    return float(_batch_mean(a)[band].mean() / max(_batch_mean(b)[band].mean(), np.finfo(np.float64).tiny))
+
+
+def fit_power_law_slope(
+    freqs: torch.Tensor | np.ndarray, power: torch.Tensor | np.ndarray,
+    fmin: float | None = None, fmax: float | None = None,
+) -> float:
+    """Least-squares slope of log10 P against log10 f over f > 0 in [fmin, fmax]: P ~ f^slope."""
+    f, p = _batch_mean(freqs), _batch_mean(power)
+    use = (f > 0) & (p > 0) & (f >= (fmin or 0)) & (f <= (fmax or np.inf))
+    if use.sum() < 2:
+        raise ValueError("need at least two positive frequency bins with positive power to fit a slope")
+    return float(np.polyfit(np.log10(f[use]), np.log10(p[use]), 1)[0])
