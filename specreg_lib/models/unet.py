@@ -45,6 +45,7 @@ class UNetConfig:
     dims: int = 2  # 2 = images (B, C, H, W); 1 = signals (B, C, L)
     norm_groups: int = 8
     num_heads: int = 4
+    t_scale: float = 1.0  # t is multiplied by this before the embedding (e.g. 250 for EDM's c_noise = ln(sigma)/4)
 
     def __post_init__(self) -> None:
         # JSON round trips turn tuples into lists; normalise so configs compare equal.
@@ -203,11 +204,11 @@ class UNet(nn.Module):
         cfg = self.cfg
         spatial = x.shape[2:]
         if any(s != cfg.resolution for s in spatial) or x.dim() != cfg.dims + 2:
-            raise ValueError(f"expected (B, {cfg.in_channels}, {cfg.resolution}{', ' + str(cfg.resolution) if cfg.dims == 2 else ''}),"
-                             f" got {tuple(x.shape)}")
+            want = (cfg.in_channels, *(cfg.resolution,) * cfg.dims)
+            raise ValueError(f"expected (B, *{want}), got {tuple(x.shape)}")
         t = torch.as_tensor(t, device=x.device)
         t = t.expand(x.shape[0]) if t.dim() == 0 else t
-        temb = self.temb(timestep_embedding(t, cfg.base_channels))  # (B, 4 ch)
+        temb = self.temb(timestep_embedding(t * cfg.t_scale, cfg.base_channels))  # (B, 4 ch)
         if cfg.cond_channels:
             if cond is None or cond.shape[2:] != spatial:
                 raise ValueError(f"cond must be (B, {cfg.cond_channels}, {tuple(spatial)}), got "

@@ -20,7 +20,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,6 @@ class TrainResult:
     history: dict[str, list[float]]
     nonfinite_steps: int
     resumed_from: int = 0  # step the run resumed at (0 = fresh)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sampling_model(self) -> nn.Module:

@@ -1,0 +1,70 @@
+"""Stand-in natural images: random grayscale crops of scikit-image's bundled photos and textures.
+
+Used where the paper's image data (AFHQ/FFHQ) cannot be had offline, e.g. the power-spectra notebook:
+natural photos have the ~1/f^2 radial power law the paper's regularizers target. Pixels in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import torch
+
+# Bundled with scikit-image (no download): photos and textures, grayscale or converted to it.
+SKIMAGE_IMAGES = ("camera", "astronaut", "chelsea", "coffee", "rocket", "brick", "grass", "gravel", "moon",
+                  "coins")
+
+
+@cache
+def load_gray(name: str) -> torch.Tensor:
+    """One bundled scikit-image picture as a (H, W) float32 tensor in [-1, 1] (RGB -> luminance)."""
+    import skimage.data
+    from skimage.color import rgb2gray
+
+    if name not in SKIMAGE_IMAGES:
+        raise ValueError(f"unknown image {name!r}; choose from {SKIMAGE_IMAGES}")
+    img = getattr(skimage.data, name)()
+    img = rgb2gray(img) if img.ndim == 3 else img.astype(np.float64) / 255.0  # [0, 1]
+    return torch.from_numpy(2.0 * img - 1.0).float()
+
+
+@dataclass(frozen=True)
+class ImagePatches:
+    """Random ``size`` x ``size`` crops (random image, position, horizontal flip) downscaled by ``scale``.
+
+    ``scale`` > 1 average-pools each crop (a crop of size*scale pixels), so a patch spans more of the scene.
+    Call as a training-loop sampler: ``patches(batch_size, generator) -> (B, 1, size, size)``.
+    """
+
+    size: int = 32
+    scale: int = 2
+    images: tuple[str, ...] = SKIMAGE_IMAGES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "images", tuple(self.images))
+        if self.size < 2 or self.scale < 1 or not self.images:
+            raise ValueError("need size >= 2, scale >= 1 and at least one image")
+        for name in self.images:
+            if name not in SKIMAGE_IMAGES:
+                raise ValueError(f"unknown image {name!r}; choose from {SKIMAGE_IMAGES}")
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, 1, size, size) float32 crops in [-1, 1], reproducible from ``generator``."""
+        crop = self.size * self.scale
+        which = torch.randint(len(self.images), (batch_size,), generator=generator).tolist()
+        u = torch.rand(batch_size, 3, generator=generator)
+        out = []
+        for b, k in enumerate(which):
+            img = load_gray(self.images[k])
+            H, W = img.shape
+            if H < crop or W < crop:
+                raise ValueError(f"image {self.images[k]!r} ({H}x{W}) is smaller than a {crop}-pixel crop")
+            y, x = int(u[b, 0] * (H - crop + 1)), int(u[b, 1] * (W - crop + 1))
+            patch = img[y:y + crop, x:x + crop]
+            out.append(patch.flip(-1) if u[b, 2] < 0.5 else patch)
+        x = torch.stack(out)[:, None]  # (B, 1, crop, crop)
+        return torch.nn.functional.avg_pool2d(x, self.scale) if self.scale > 1 else x
+
+    __call__ = sample
