@@ -9,6 +9,7 @@ import math
 
 import nbformat
 import pytest
+from papermill.translators import PythonTranslator
 
 from specreg_lib.runner import discover, run_notebook
 
@@ -31,6 +32,12 @@ def test_notebook_is_committed_clean_and_thin(path):
     assert len(params) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
     for name in ("profile", "out_dir"):
         assert f"{name}: str" in params[0].source, f"{path.name}: the parameters cell must declare `{name}: str`"
+    # Every assignment must be readable by papermill (--help-notebook, and the runner's -p check):
+    # its parser gives up on a comment that holds '=' or a quote character.
+    assigned = [ln for ln in params[0].source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    parsed = {p.name for p in PythonTranslator.inspect(params[0])}
+    unparsed = [ln for ln in assigned if ln.split(":")[0].split("=")[0].strip() not in parsed]
+    assert not unparsed, f"{path.name}: papermill cannot parse these parameter lines: {unparsed}"
 
 
 def _finite_numbers(obj):
