@@ -109,7 +109,7 @@ def write_report(results: dict[str, Any], out_dir: str | os.PathLike,
     cfg = results["config"]
     checker = cfg.dataset == "checkerboard"
     stand_in = None if checker else PATCH_STAND_IN
-    notebook = notebook or ("checkerboard_toy" if checker else "power_spectra")
+    notebook = notebook or ("02_checkerboard_toy" if checker else "03_power_spectra")
     figs = {"fig1_samples": sample_figure(results), "fig2_power_spectra": spectrum_figure(results, loglog=not checker)}
     for name, fig in figs.items():
         save_labelled(fig, out_dir, name, cfg.profile, stand_in=stand_in)
