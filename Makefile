@@ -26,7 +26,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $@
 
 figures: setup
-	$(PY) -m specreg_lib.reproduce --profile $(PROFILE) $(ARGS)
+	$(PY) -m specreg_lib.kit.reproduce --profile $(PROFILE) $(ARGS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -18,15 +18,18 @@ from pathlib import Path
 import nbformat
 import papermill
 
-from specreg_lib.runner import NOTEBOOK_DIR, ensure_kernel, run_notebook
+from specreg_lib.kit.paths import NOTEBOOK_DIR
+from specreg_lib.kit.runner import ensure_kernel, run_notebook
 
 
 def _trivial(path: Path) -> Path:
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell('profile: str = "smoke"  # p\nout_dir: str = "x"  # o',
+    nb.cells = [nbformat.v4.new_code_cell('profile: str = "smoke"  # p\nout_dir: str = "figures/{profile}/99_trivial"',
                                           metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("from specreg_lib.reporting import write_metrics\n"
-                                          "write_metrics(out_dir, 'trivial', profile, {'one': 1.0})")]
+                nbformat.v4.new_code_cell("from specreg_lib.kit.outputs import write_metrics\n"
+                                          "from specreg_lib.kit.paths import resolve_out_dir\n"
+                                          "write_metrics(resolve_out_dir(out_dir, profile), 'trivial', profile, "
+                                          "{'one': 1.0}, {'one': {'meaning': 'one', 'better': 'neither'}})")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
     return path
@@ -45,7 +48,7 @@ def main() -> None:
                           ("00_environment", NOTEBOOK_DIR / "00_environment.ipynb")]:
             walls, cells = [], []
             for i in range(args.repeats):
-                res = run_notebook(nb, "smoke", tmp / f"run{i}", tmp / "fig", kernel_name=kernel)
+                res = run_notebook(nb, "smoke", tmp / f"run{i}", kernel_name=kernel, root=tmp / "fig")
                 assert res.status == "ok", res.error
                 walls.append(res.wall_s)
                 cells.append(res.cell_exec_s or 0.0)

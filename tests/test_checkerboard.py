@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from specreg_lib.toy import CheckerboardFamily, binariness, is_valid, match_error, peak_energy, structure_metrics
+from specreg_lib.data import CheckerboardFamily
+from specreg_lib.metrics import binariness, is_valid, match_error, peak_energy, structure_metrics
 
 
 def test_family_values_periodicity_and_seed():
@@ -52,23 +53,3 @@ def test_peak_mask_matches_odd_harmonics():
 def test_bad_family():
     with pytest.raises(ValueError):
         CheckerboardFamily(size=64, sides=(3,))
-
-
-def test_toy_config_presets_and_run_names(tmp_path):
-    from specreg_lib.toy.experiment import run_experiment, spectra_config, toy_config
-
-    cfg = toy_config("smoke", steps=2, n_samples=2, n_reference=4)
-    assert toy_config("cpu").size == 64 and spectra_config("smoke").dataset == "patches"
-    # steps are not in the run name (raising them resumes); the architecture and lambda are
-    assert cfg.run_name("baseline", 1) == toy_config("smoke", steps=9).run_name("baseline", 1)
-    assert cfg.run_name("baseline", 1) == toy_config("smoke", lambda_spec=0.1).run_name("baseline", 1)
-    assert cfg.run_name("amp_phase", 1) != toy_config("smoke", lambda_spec=0.1).run_name("amp_phase", 1)
-    assert cfg.run_name("baseline", 1) != toy_config("smoke", base_channels=32).run_name("baseline", 1)
-    with pytest.raises(ValueError):
-        toy_config("smoke", variants=("baseline", "fancy"))
-    with pytest.raises(TypeError):
-        toy_config("smoke", stepz=3)
-    res = run_experiment(cfg, tmp_path)
-    assert set(res["summary"]) == {"baseline", "amp_phase"}
-    again = run_experiment(cfg, tmp_path)  # finished runs are re-read, not retrained
-    assert torch.equal(again["runs"][("baseline", 1)]["samples"], res["runs"][("baseline", 1)]["samples"])

@@ -10,7 +10,9 @@ from torch import nn
 
 from specreg_lib.diffusion import ddpm, edm
 from specreg_lib.diffusion.schedules import DDPMSchedule
-from specreg_lib.diffusion.weighting import SpectralWeighting, spectral_weight
+from specreg_lib.diffusion import Regularizer
+from specreg_lib.diffusion.weighting import SpectralWeighting, as_weighting, spectral_weight
+from specreg_lib.spectral import SpectralLoss
 
 SIGMAS = [0.002, 0.1, 0.5, 1.0, 3.7, 80.0]
 
@@ -122,17 +124,17 @@ def test_lambda_zero_equals_baseline_bit_for_bit(name):
     base = run(LOSSES[name](), model)
     assert base.shape == (8,) and base.dtype == torch.float32
     spec = L1Spectral()
-    assert torch.equal(run(LOSSES[name](spectral=spec, lambda_spec=0.0), model), base)
-    assert torch.equal(run(LOSSES[name](spectral=None, lambda_spec=1.0), model), base)
+    assert torch.equal(run(LOSSES[name](regularizer=Regularizer(spec, lambda_spec=0.0)), model), base)
+    assert torch.equal(run(LOSSES[name](regularizer=None), model), base)
     assert spec.seen == []  # the spectral term is not even evaluated
-    on = run(LOSSES[name](spectral=L1Spectral(), lambda_spec=0.1, weighting="unweighted"), model)
+    on = run(LOSSES[name](regularizer=Regularizer(L1Spectral(), lambda_spec=0.1, weighting="unweighted")), model)
     assert bool((on > base).all())
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_hook_adds_weighted_term_on_x0_hat_only(name):
     model, spec = model_for(name), L1Spectral()
-    parts = run(LOSSES[name](spectral=spec, lambda_spec=0.3, weighting="weighted"), model, return_parts=True)
+    parts = run(LOSSES[name](regularizer=Regularizer(spec, lambda_spec=0.3, weighting="weighted")), model, return_parts=True)
     torch.testing.assert_close(parts["loss"], parts["diffusion"] + 0.3 * parts["weight"] * parts["spectral"])
     torch.testing.assert_close(parts["diffusion"], run(LOSSES[name](), model))
     assert spec.seen == [(True, False)]  # x0_hat carries the graph, x0 is a detached target
@@ -150,24 +152,24 @@ def test_hook_adds_weighted_term_on_x0_hat_only(name):
 def test_x0_requiring_grad_is_detached_in_spectral_target():
     spec = L1Spectral()
     x0 = torch.randn(4, 1, 8, 8, requires_grad=True)
-    edm.EDMLoss(spectral=spec, lambda_spec=1.0)(edm.Precond(TinyNet()), x0)
+    edm.EDMLoss(regularizer=Regularizer(spec, lambda_spec=1.0))(edm.Precond(TinyNet()), x0)
     assert spec.seen == [(True, False)]
 
 
 def test_weights_per_formulation():
     x0 = torch.randn(16, 1, 4, 4)
     sd = 0.5
-    p = edm.EDMLoss(spectral=L1Spectral(), lambda_spec=1.0)(edm.Precond(TinyNet()), x0, return_parts=True)
+    p = edm.EDMLoss(regularizer=Regularizer(L1Spectral(), lambda_spec=1.0))(edm.Precond(TinyNet()), x0, return_parts=True)
     s = p["sigma"]
     torch.testing.assert_close(p["weight"], (s**2 + sd**2) / (s * sd) ** 2)  # lambda_EDM, the paper's
-    p = edm.VELoss(spectral=L1Spectral(), lambda_spec=1.0)(edm.Precond(TinyNet(), "ve"), x0, return_parts=True)
+    p = edm.VELoss(regularizer=Regularizer(L1Spectral(), lambda_spec=1.0))(edm.Precond(TinyNet(), "ve"), x0, return_parts=True)
     torch.testing.assert_close(p["weight"], 1 / p["sigma"] ** 2)
     assert bool((p["sigma"] >= 0.02).all() and (p["sigma"] <= 100).all())
     sch = DDPMSchedule.from_kind("linear", T=1000)
-    loss = ddpm.DDPMLoss(sch, spectral=L1Spectral(), lambda_spec=1.0, weighting="weighted")
+    loss = ddpm.DDPMLoss(sch, regularizer=Regularizer(L1Spectral(), lambda_spec=1.0, weighting="weighted"))
     p = loss(TinyNet(), x0, return_parts=True)
     torch.testing.assert_close(p["weight"], sch.snr(p["t"]).float())
-    p = ddpm.DDPMLoss(sch, spectral=L1Spectral(), lambda_spec=1.0)(TinyNet(), x0, return_parts=True)
+    p = ddpm.DDPMLoss(sch, regularizer=Regularizer(L1Spectral(), lambda_spec=1.0))(TinyNet(), x0, return_parts=True)
     torch.testing.assert_close(p["weight"], sch.alpha_bar_at(p["t"]).float())  # the DDPM default
     assert ddpm.DDPMLoss(sch).weighting.kind == "alpha_bar" and edm.EDMLoss().weighting.kind == "weighted"
 
@@ -192,12 +194,14 @@ def test_weighting_kinds():
     with pytest.raises(ValueError, match="needs DDPM step"):
         spectral_weight("t_gate", sigma, lam, t_max=3)
     with pytest.raises(TypeError, match="unknown weighting options"):
-        ddpm.DDPMLoss(DDPMSchedule.from_kind("linear", T=10), weighting="min_snr", gama=5)
+        as_weighting("min_snr", gama=5)
+    with pytest.raises(ValueError, match="unknown weighting"):
+        Regularizer("amp", weighting="snr")  # validated when the value is built, not at the first step
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_losses_pickle(name):
-    loss = LOSSES[name](spectral=L1Spectral(), lambda_spec=0.5, weighting="min_snr", gamma=2.0)
+    loss = LOSSES[name](regularizer=Regularizer(L1Spectral(), 0.5, SpectralWeighting("min_snr", gamma=2.0)))
     model = model_for(name)
     back = pickle.loads(pickle.dumps(loss))
     torch.testing.assert_close(run(back, model), run(loss, model))
@@ -212,10 +216,19 @@ def test_bad_loss_inputs():
         ddpm.DDPMLoss(sch, parametrization="score")
     with pytest.raises(ValueError, match="norm"):
         ddpm.DDPMLoss(sch, norm="huber")
-    with pytest.raises(ValueError, match="lambda_spec"):
-        edm.EDMLoss(spectral=L1Spectral(), lambda_spec=-1.0)
+    for bad in (-1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match="lambda_spec"):
+            Regularizer(L1Spectral(), lambda_spec=bad)
+    with pytest.raises(TypeError, match="Regularizer"):
+        edm.EDMLoss(regularizer="amp")
     with pytest.raises(TypeError, match="callable"):
-        edm.EDMLoss(spectral="amp", lambda_spec=1.0)
+        Regularizer(3, lambda_spec=1.0)
+    with pytest.raises(ValueError, match="unknown spectral loss kind"):
+        Regularizer("amp_phse")
+    with pytest.raises(TypeError, match="unknown option"):
+        Regularizer("wavelet", options={"wav": "haar"})
+    with pytest.raises(TypeError, match="built-in kinds"):
+        Regularizer(L1Spectral(), options={"norm": "ortho"})
     with pytest.raises(TypeError, match="DDPMSchedule"):
         ddpm.DDPMLoss(sch.betas)
     with pytest.raises(ValueError, match="sigma_min < sigma_max"):
@@ -225,7 +238,7 @@ def test_bad_loss_inputs():
         return (x0_hat - x0).abs()
 
     with pytest.raises(ValueError, match="per-sample"):
-        edm.EDMLoss(spectral=per_element, lambda_spec=1.0)(edm.Precond(TinyNet()), torch.randn(2, 1, 4, 4))
+        edm.EDMLoss(regularizer=Regularizer(per_element, lambda_spec=1.0))(edm.Precond(TinyNet()), torch.randn(2, 1, 4, 4))
     x = torch.randn(2, 1, 4, 4)
     with pytest.raises(ValueError, match=r"\[0, 9\]"):
         ddpm.q_sample(sch, x, torch.tensor([0, 10]), x)
@@ -247,16 +260,32 @@ def test_parametrisations_round_trip():
 
 
 def test_real_spectral_loss_amp():
-    spectral = pytest.importorskip("specreg_lib.spectral")
-    if not hasattr(spectral, "SpectralLoss"):
-        pytest.skip("specreg_lib.spectral.SpectralLoss not written yet")
-    amp = spectral.SpectralLoss("amp")
     for name in ("ddpm", "edm"):
         model = model_for(name)
         base = run(LOSSES[name](), model)
-        loss = LOSSES[name](spectral=amp, lambda_spec=1e-2)
-        assert torch.equal(run(LOSSES[name](spectral=amp, lambda_spec=0.0), model), base)
+        loss = LOSSES[name](regularizer=Regularizer("amp", lambda_spec=1e-2))
+        assert loss.spectral == SpectralLoss("amp")
+        assert torch.equal(run(LOSSES[name](regularizer=Regularizer("amp", lambda_spec=0.0)), model), base)
         parts = run(pickle.loads(pickle.dumps(loss)), model, return_parts=True)
         assert parts["spectral"].shape == (8,) and bool((parts["spectral"] > 0).all())
         parts["loss"].sum().backward()
         assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_regularizer_is_one_picklable_json_value():
+    reg = Regularizer("wavelet", 0.5, SpectralWeighting("t_gate", sigma_gate=2.0), {"wave": "bior1.3", "levels": 2})
+    assert reg.name == "bior1.3" and Regularizer("amp_phase").name == "amp_phase"
+    import json
+    back = Regularizer.from_dict(json.loads(json.dumps(reg.to_dict())))
+    assert back == reg and pickle.loads(pickle.dumps(reg)) == reg
+    assert Regularizer("amp", weighting="min_snr").weighting == SpectralWeighting("min_snr")
+    with pytest.raises(ValueError, match="unknown Regularizer field"):
+        Regularizer.from_dict({**reg.to_dict(), "lam": 1})
+    with pytest.raises(TypeError, match="JSON"):
+        Regularizer(L1Spectral()).to_dict()
+    # None weighting = the loss's own default, resolved by each formulation
+    assert ddpm.DDPMLoss(DDPMSchedule.from_kind("linear", T=10), regularizer=Regularizer("amp")).weighting.kind \
+        == "alpha_bar"
+    assert edm.EDMLoss(regularizer=Regularizer("amp")).weighting.kind == "weighted"
+    loss = edm.EDMLoss(regularizer=Regularizer("amp", 2.0, "unweighted"))
+    assert loss.lambda_spec == 2.0 and loss.weighting.kind == "unweighted" and loss.spectral == SpectralLoss("amp")

@@ -9,10 +9,10 @@ import math
 
 import pytest
 
-from specreg_lib import assets
 from specreg_lib.config import from_profile, save_config
 from specreg_lib.io import atomic_open, write_json
-from specreg_lib.reporting import write_metrics
+from specreg_lib.kit import assets
+from specreg_lib.kit.outputs import read_metrics, save_labelled, write_metrics
 
 
 def test_atomic_open_leaves_nothing_on_error(tmp_path):
@@ -60,12 +60,50 @@ def test_profiles_are_presets_of_one_dataclass(tmp_path):
     assert saved == {"config_class": "_Cfg", "profile": "smoke", "steps": 2, "lr": 1e-3}
 
 
+GLOSSARY = {"x": {"meaning": "the x of the thing", "better": "lower"}}
+
+
 def test_metrics_contract(tmp_path):
-    p = write_metrics(tmp_path, "nb", "smoke", {"x": 1}, stand_in="skimage photos", extra={"y": 2})
+    p = write_metrics(tmp_path, "nb", "smoke", {"x": 1}, GLOSSARY, stand_in="skimage photos", extra={"y": 2})
     m = json.loads(p.read_text())
     assert m["headline"] == {"x": 1.0} and m["stand_in"] == "skimage photos" and m["extra"] == {"y": 2}
+    assert m["notebook"] == "nb" and m["profile"] == "smoke" and m["glossary"] == GLOSSARY and m["figures"] == []
+    assert m["written_at"] and read_metrics(tmp_path) == m and read_metrics(tmp_path / "none") is None
     with pytest.raises(ValueError, match="finite"):
-        write_metrics(tmp_path, "nb", "smoke", {"x": math.inf})
+        write_metrics(tmp_path, "nb", "smoke", {"x": math.inf}, GLOSSARY)
+    with pytest.raises(ValueError, match="unknown profile"):
+        write_metrics(tmp_path, "nb", "gpu", {"x": 1.0}, GLOSSARY)
+    with pytest.raises(TypeError, match="sets \\['figures'\\] itself"):
+        write_metrics(tmp_path, "nb", "smoke", {"x": 1.0}, GLOSSARY, figures=["a"])
+
+
+def test_glossary_is_required_for_every_headline_metric(tmp_path):
+    with pytest.raises(TypeError, match="glossary"):
+        write_metrics(tmp_path, "nb", "smoke", {"x": 1.0})  # the argument is required
+    with pytest.raises(ValueError, match=r"no entry for headline metric\(s\) \['y', 'z'\]"):
+        write_metrics(tmp_path, "nb", "smoke", {"x": 1.0, "y": 2.0, "z": 3.0}, GLOSSARY)
+    for entry in ({"meaning": "m", "better": "up"}, {"meaning": " ", "better": "lower"}, {"better": "lower"}, "m"):
+        with pytest.raises(ValueError, match=r"glossary\['x'\]"):
+            write_metrics(tmp_path, "nb", "smoke", {"x": 1.0}, {"x": entry})
+    assert not (tmp_path / "metrics.json").exists()
+    extra = {**GLOSSARY, "unused": {"meaning": "a variant not run", "better": "higher"}}
+    m = json.loads(write_metrics(tmp_path, "nb", "smoke", {"x": 1.0}, extra).read_text())
+    assert m["glossary"] == GLOSSARY  # only the headline's entries are stored
+
+
+def test_figures_are_recorded_in_saving_order(tmp_path):
+    from matplotlib.figure import Figure
+
+    for name in ("b_second", "a_third", "c_first", "b_second"):  # re-saving a figure moves it last
+        paths = save_labelled(Figure(figsize=(1, 1)), tmp_path, name, "cpu")
+        assert [p.name for p in paths] == [f"{name}.png", f"{name}.pdf"]
+    m = json.loads(write_metrics(tmp_path, "nb", "cpu", {"x": 1.0}, GLOSSARY).read_text())
+    assert m["figures"] == ["a_third", "c_first", "b_second"]
+    m = json.loads(write_metrics(tmp_path, "nb", "cpu", {"x": 1.0}, GLOSSARY).read_text())
+    assert m["figures"] == ["a_third", "c_first", "b_second"]  # writing the metrics again keeps the list
+    save_labelled(Figure(figsize=(1, 1)), tmp_path, "c_first", "cpu")  # a rerun records its own figures
+    m = json.loads(write_metrics(tmp_path, "nb", "cpu", {"x": 1.0}, GLOSSARY).read_text())
+    assert m["figures"] == ["c_first"]
 
 
 def _fake_asset(monkeypatch, tmp_path, payload: bytes, sha: str | None):

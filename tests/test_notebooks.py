@@ -1,6 +1,7 @@
 """Every notebook in notebooks/: committed clean (hygiene), and executed under papermill in the smoke
-profile into a temporary folder, with its metrics.json and figures checked. Notebooks are discovered,
-so a new notebook is tested without editing this file."""
+profile into a temporary folder (outputs and run folders never land in the repository), with its
+metrics.json and figures checked. Notebooks are discovered, so a new notebook is tested without editing
+this file."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import math
 
 import nbformat
 import pytest
-from papermill.translators import PythonTranslator
 
-from specreg_lib.runner import discover, run_notebook
+from specreg_lib.kit.outputs import BETTER
+from specreg_lib.kit.parameters import declared_types, notebook_parameters
+from specreg_lib.kit.runner import discover, run_notebook
 
 NOTEBOOKS = discover()
 
@@ -32,12 +34,18 @@ def test_notebook_is_committed_clean_and_thin(path):
     assert len(params) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
     for name in ("profile", "out_dir"):
         assert f"{name}: str" in params[0].source, f"{path.name}: the parameters cell must declare `{name}: str`"
-    # Every assignment must be readable by papermill (--help-notebook, and the runner's -p check):
-    # its parser gives up on a comment that holds '=' or a quote character.
+    # Every assignment must be readable by the kit (specreg reproduce --list, -p conversion), with a type -p
+    # can convert to, and out_dir must be a template the kit resolves (never a literal profile folder).
+    declared = notebook_parameters(path)
     assigned = [ln for ln in params[0].source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    parsed = {p.name for p in PythonTranslator.inspect(params[0])}
-    unparsed = [ln for ln in assigned if ln.split(":")[0].split("=")[0].strip() not in parsed]
-    assert not unparsed, f"{path.name}: papermill cannot parse these parameter lines: {unparsed}"
+    unparsed = [ln for ln in assigned if ln.split(":")[0].split("=")[0].strip() not in declared]
+    assert not unparsed, f"{path.name}: these parameter lines are not flat literals: {unparsed}"
+    for param in declared.values():
+        declared_types(param)  # raises for an annotation -p cannot convert to
+    assert declared["out_dir"].default == f"figures/{{profile}}/{path.stem}", \
+        f"{path.name}: declare out_dir: str = \"figures/{{profile}}/{path.stem}\""
+    source = "\n".join(c.source for c in code)
+    assert "resolve_out_dir(out_dir, profile)" in source, f"{path.name}: resolve out_dir with kit.paths.resolve_out_dir"
 
 
 def _finite_numbers(obj):
@@ -54,14 +62,18 @@ def _finite_numbers(obj):
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_smoke_profile(path, tmp_path):
-    res = run_notebook(path, "smoke", tmp_path / "run", tmp_path / "figures")
+    overrides = {"runs_root": str(tmp_path / "runs")} if "runs_root" in notebook_parameters(path) else {}
+    res = run_notebook(path, "smoke", tmp_path / "run", overrides, root=tmp_path)
     assert res.status == "ok", res.error
+    assert res.out_dir == tmp_path / "figures" / "smoke" / path.stem
     m = json.loads((res.out_dir / "metrics.json").read_text())
-    assert {"notebook", "profile", "headline", "stand_in"} <= set(m)
+    assert {"notebook", "profile", "headline", "stand_in", "glossary", "figures"} <= set(m)
     assert m["profile"] == "smoke" and m["notebook"] == path.stem
     assert m["headline"] and all(math.isfinite(v) for v in m["headline"].values())
+    assert set(m["glossary"]) == set(m["headline"]) and all(g["better"] in BETTER for g in m["glossary"].values())
     assert all(math.isfinite(v) for v in _finite_numbers(m))
-    pngs = sorted(res.out_dir.glob("*.png"))
-    assert pngs, f"{path.name} wrote no figure"
-    for png in pngs:
+    assert m["figures"], f"{path.name} wrote no figure"
+    assert sorted(m["figures"]) == sorted(p.stem for p in res.out_dir.glob("*.png"))
+    for name in m["figures"]:
+        png = res.out_dir / f"{name}.png"
         assert png.stat().st_size > 1000 and png.with_suffix(".pdf").is_file()

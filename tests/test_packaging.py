@@ -39,3 +39,21 @@ def test_ci_runs_the_readme_test_command():
     assert re.search(r"^make test$", ci, re.M)
     quick = readme.split("## Quick start", 1)[1].split("##", 1)[0]
     assert "make figures" in quick and "make test" in quick
+
+
+def test_entry_points_name_the_kit():
+    import importlib
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, func = scripts["specreg"].split(":")
+    assert module == "specreg_lib.kit.cli" and callable(getattr(importlib.import_module(module), func))
+    figures = re.search(r"^figures:.*\n\t(.*)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    module = re.search(r"-m (\S+)", figures).group(1)
+    assert module == "specreg_lib.kit.reproduce" and callable(importlib.import_module(module).main)
+
+
+def test_kit_modules_live_only_under_kit():
+    # one place per concept: the old top-level paths must not linger as copies
+    for old in ("runner", "reproduce", "report", "reporting", "environment", "assets", "cli", "spectrum_cli"):
+        assert not (ROOT / "specreg_lib" / f"{old}.py").exists(), f"specreg_lib/{old}.py moved to specreg_lib/kit/"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from specreg_lib.data import ImagePatches
-from specreg_lib.spectral import fit_power_law_slope, radial_power_spectrum
+from specreg_lib.metrics import fit_power_law_slope, radial_power_spectrum
 
 
 def test_patches_shape_range_seed():

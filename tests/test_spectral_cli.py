@@ -3,10 +3,12 @@
 import argparse
 
 import numpy as np
+import pytest
 import soundfile as sf
 from PIL import Image
 
-from specreg_lib import spectrum_cli
+from specreg_lib.data import FolderError, list_media, load_audio, load_image
+from specreg_lib.kit import spectrum
 
 
 def _images(folder, sizes, seed, smooth=False):
@@ -24,7 +26,7 @@ def test_images_end_to_end(tmp_path, capsys):
     a = _images(tmp_path / "a", [(32, 32), (40, 36)], seed=0)
     b = _images(tmp_path / "b", [(32, 32), (32, 48)], seed=1, smooth=True)
     out = tmp_path / "fig" / "cmp"
-    assert spectrum_cli.main([str(a), str(b), "--out", str(out)]) == 0
+    assert spectrum.main([str(a), str(b), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "centre-cropped to 32x32" in text and "spectral_log_distance" in text
     assert (out.with_suffix(".png")).stat().st_size > 0 and (out.with_suffix(".pdf")).stat().st_size > 0
@@ -39,9 +41,9 @@ def test_wavs_end_to_end_and_subparser(tmp_path, capsys):
         for i in range(2):
             sf.write(tmp_path / name / f"c{i}.wav", 0.1 * g.standard_normal((800 + 100 * i, 2)), 8000)
     parser = argparse.ArgumentParser()
-    spectrum_cli.add_arguments(parser.add_subparsers().add_parser("spectrum"))
+    spectrum.add_arguments(parser.add_subparsers().add_parser("spectrum"))
     args = parser.parse_args(["spectrum", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "s")])
-    assert spectrum_cli.run(args) == 0
+    assert spectrum.run(args) == 0
     text = capsys.readouterr().out
     assert "cropped to the first 800 samples" in text
     # Same white noise: only periodogram scatter (two clips, no averaging) separates the spectra.
@@ -65,8 +67,22 @@ def test_bad_folders(tmp_path, capsys):
              "mixed": "mixes images", "broken": "cannot read image", "audio": "holds image files but"}
     for name, message in cases.items():
         first, second = (good, audio) if name == "audio" else (tmp_path / name, good)
-        assert spectrum_cli.main([str(first), str(second), "--out", str(tmp_path / "o")]) == 2
+        assert spectrum.main([str(first), str(second), "--out", str(tmp_path / "o")]) == 2
         assert message in capsys.readouterr().err
     sf.write(audio / "b.wav", np.zeros(100), 16000)
-    assert spectrum_cli.main([str(audio), str(audio), "--out", str(tmp_path / "o")]) == 2
+    assert spectrum.main([str(audio), str(audio), "--out", str(tmp_path / "o")]) == 2
     assert "different sample rates" in capsys.readouterr().err
+
+
+def test_folder_loaders(tmp_path):
+    folder = _images(tmp_path / "im", [(20, 24), (16, 16)], seed=0)
+    kind, files = list_media(folder)
+    assert kind == "image" and [p.name for p in files] == ["im0.jpg", "im1.png"]
+    x = load_image(files[0], (16, 16))  # centre crop of a 20x24 image
+    assert x.shape == (1, 1, 16, 16) and str(x.dtype) == "torch.float64" and -1 <= x.min() <= x.max() <= 1
+    (tmp_path / "au").mkdir()
+    sf.write(tmp_path / "au" / "a.wav", np.full((50, 2), 0.5), 8000)
+    assert list_media(tmp_path / "au")[0] == "audio"
+    assert load_audio(tmp_path / "au" / "a.wav", 30).shape == (1, 1, 30)
+    with pytest.raises(FolderError, match="no such folder"):
+        list_media(tmp_path / "missing")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from specreg_lib.spectral import (
+from specreg_lib.metrics import (
     fit_power_law_slope,
     high_frequency_energy_ratio,
     radial_power_spectrum,

@@ -15,7 +15,7 @@ from .edm import (
     sampler_sigmas,
     sigma_steps,
 )
-from .hook import SpectralFn
+from .hook import Regularizer, SpectralFn
 from .schedules import DIFFWAVE_FAST_BETAS, DDPMSchedule, align_steps, beta_schedule
 from .weighting import WEIGHTING_KINDS, SpectralWeighting, spectral_weight
 

@@ -14,9 +14,8 @@ from typing import Any
 
 import torch
 
-from .hook import SpectralFn, SpectralHookLoss, per_sample_mean
+from .hook import Regularizer, SpectralHookLoss, per_sample_mean
 from .schedules import DDPMSchedule
-from .weighting import SpectralWeighting
 
 PARAMETRIZATIONS = ("eps", "x0", "v")
 NORMS = ("l2", "l1")
@@ -78,21 +77,23 @@ class DDPMLoss(SpectralHookLoss):
 
     ``__call__(net, x0, cond=None, generator=None, return_parts=False) -> (B,)``: draws t ~ U{0..T-1} and eps,
     takes the mean over non-batch dims of (eps_hat - eps)^2 (``norm="l2"``) or |eps_hat - eps| (``"l1"``),
-    whatever the parametrisation. ``weighting`` (see ``weighting.py``) defaults to "alpha_bar", our choice:
+    whatever the parametrisation. The spectral term is ``regularizer`` (a ``Regularizer``; None = baseline);
+    its time weighting (see ``weighting.py``) defaults to "alpha_bar", our choice:
     the paper only states a constant lambda ("unweighted") for DiffWave; its reproduction should pass that.
     "weighted" here means SNR(t) for L2 and sqrt(SNR(t)) for L1, the eps loss's own weight on the x0 error.
     ``return_parts=True`` returns a dict with 'loss', 'diffusion', 'spectral', 'weight', 'sigma', 't'.
     """
 
+    default_weighting = "alpha_bar"
+
     def __init__(self, schedule: DDPMSchedule, parametrization: str = "eps", norm: str = "l2",
-                 spectral: SpectralFn | None = None, lambda_spec: float = 0.0,
-                 weighting: str | SpectralWeighting = "alpha_bar", **weighting_options: Any) -> None:
+                 regularizer: Regularizer | None = None) -> None:
         if not isinstance(schedule, DDPMSchedule):
             raise TypeError(f"schedule must be a DDPMSchedule, got {type(schedule).__name__}")
         _check_param(parametrization)
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
-        super().__init__(spectral, lambda_spec, weighting, **weighting_options)
+        super().__init__(regularizer)
         self.schedule, self.parametrization, self.norm = schedule, parametrization, norm
 
     def __call__(self, net: Model, x0: torch.Tensor, cond: Any = None,

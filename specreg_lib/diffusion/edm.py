@@ -14,8 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .hook import SpectralFn, SpectralHookLoss, per_sample_mean
-from .weighting import SpectralWeighting
+from .hook import Regularizer, SpectralHookLoss, per_sample_mean
 
 KINDS = ("vp", "ve", "edm")
 Denoiser = Callable[..., torch.Tensor]
@@ -145,9 +144,8 @@ class EDMLoss(_SigmaLoss):
     """
 
     def __init__(self, P_mean: float = -1.2, P_std: float = 1.2, sigma_data: float = 0.5,
-                 spectral: SpectralFn | None = None, lambda_spec: float = 0.0,
-                 weighting: str | SpectralWeighting = "weighted", **weighting_options: Any) -> None:
-        super().__init__(spectral, lambda_spec, weighting, **weighting_options)
+                 regularizer: Regularizer | None = None) -> None:
+        super().__init__(regularizer)
         self.P_mean, self.P_std, self.sigma_data = P_mean, P_std, sigma_data
 
     def sample_sigma(self, n: int, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
@@ -164,9 +162,8 @@ class VPLoss(_SigmaLoss):
     """VP loss: t ~ U(epsilon_t, 1), sigma = sigma_VP(t), lambda(sigma) = 1/sigma^2 (see ``_SigmaLoss``)."""
 
     def __init__(self, beta_d: float = 19.9, beta_min: float = 0.1, epsilon_t: float = 1e-5,
-                 spectral: SpectralFn | None = None, lambda_spec: float = 0.0,
-                 weighting: str | SpectralWeighting = "weighted", **weighting_options: Any) -> None:
-        super().__init__(spectral, lambda_spec, weighting, **weighting_options)
+                 regularizer: Regularizer | None = None) -> None:
+        super().__init__(regularizer)
         self.beta_d, self.beta_min, self.epsilon_t = beta_d, beta_min, epsilon_t
 
     def sample_sigma(self, n: int, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
@@ -182,12 +179,11 @@ class VPLoss(_SigmaLoss):
 class VELoss(_SigmaLoss):
     """VE loss: sigma log-uniform in [sigma_min, sigma_max], lambda = 1/sigma^2 (see ``_SigmaLoss``)."""
 
-    def __init__(self, sigma_min: float = 0.02, sigma_max: float = 100.0, spectral: SpectralFn | None = None,
-                 lambda_spec: float = 0.0, weighting: str | SpectralWeighting = "weighted",
-                 **weighting_options: Any) -> None:
+    def __init__(self, sigma_min: float = 0.02, sigma_max: float = 100.0,
+                 regularizer: Regularizer | None = None) -> None:
         if not 0 < sigma_min < sigma_max:
             raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
-        super().__init__(spectral, lambda_spec, weighting, **weighting_options)
+        super().__init__(regularizer)
         self.sigma_min, self.sigma_max = sigma_min, sigma_max
 
     def sample_sigma(self, n: int, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:

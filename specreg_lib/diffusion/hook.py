@@ -1,10 +1,15 @@
 """The spectral hook shared by every diffusion loss: L = L_diff + lambda_spec * w * L_S(x0_hat, x0) (Eq. 17).
 
-This is the only place the spectral term is added, for DDPM/DDIM and for EDM (VP/VE/EDM) alike.
+This is the only place the spectral term is added, for DDPM/DDIM and for EDM (VP/VE/EDM) alike. The term is
+described by ONE picklable value, :class:`Regularizer` (which L_S, its options, lambda_spec, the time
+weighting w), passed as ``regularizer=`` to every diffusion loss; ``None`` (the default) is the baseline.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -19,28 +24,101 @@ class SpectralFn(Protocol):
     def __call__(self, x0_hat: torch.Tensor, x0: torch.Tensor) -> torch.Tensor: ...
 
 
+@dataclass(frozen=True)
+class Regularizer:
+    """The spectral term of Eq. 17 as one value: ``lambda_spec * w(sigma) * L_S(x0_hat, x0)``.
+
+    ``kind``: a ``SpectralLoss`` kind ("amp" Eq. 14, "amp_phase" Eq. 15, "wavelet" Eq. 16) built with
+    ``options`` (e.g. ``{"wave": "haar", "levels": 2}``), or any picklable ``SpectralFn`` (then no options).
+    ``weighting``: a kind name or a ``SpectralWeighting`` (see ``weighting.py``); ``None`` = the loss's own
+    documented default (DDPM "alpha_bar", EDM/VP/VE "weighted"). Validated at construction; equal by value;
+    ``to_dict``/``from_dict`` round-trip it through JSON (built-in kinds only).
+    """
+
+    kind: str | SpectralFn
+    lambda_spec: float = 1.0
+    weighting: SpectralWeighting | str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from ..spectral import SpectralLoss  # the spectral core sits beside diffusion; imported lazily
+
+        lam = self.lambda_spec
+        if isinstance(lam, bool) or not isinstance(lam, int | float) or not math.isfinite(lam) or lam < 0:
+            raise ValueError(f"lambda_spec must be a finite number >= 0, got {lam!r}")
+        object.__setattr__(self, "lambda_spec", float(lam))
+        if isinstance(self.weighting, str):
+            object.__setattr__(self, "weighting", as_weighting(self.weighting))
+        elif isinstance(self.weighting, dict):  # from JSON
+            object.__setattr__(self, "weighting", SpectralWeighting(**self.weighting))
+        elif self.weighting is not None and not isinstance(self.weighting, SpectralWeighting):
+            raise TypeError(f"weighting must be a name, a SpectralWeighting or None, got {type(self.weighting)}")
+        object.__setattr__(self, "options", dict(self.options))
+        if isinstance(self.kind, str):
+            SpectralLoss(self.kind, **self.options)  # validates kind and every option now, not at step 1
+        elif callable(self.kind):
+            if self.options:
+                raise TypeError("options apply to built-in kinds only; configure a custom SpectralFn yourself")
+        else:
+            raise TypeError(f"kind must be a SpectralLoss kind name or a callable (x0_hat, x0) -> (B,), "
+                            f"got {type(self.kind).__name__}")
+
+    def spectral_loss(self) -> SpectralFn:
+        """L_S as a picklable callable (B, C, *S) x2 -> (B,)."""
+        from ..spectral import SpectralLoss
+
+        return SpectralLoss(self.kind, **self.options) if isinstance(self.kind, str) else self.kind
+
+    def resolved_weighting(self, default: str) -> SpectralWeighting:
+        """The weighting to use, ``default`` (the loss's own) when none was given."""
+        return self.weighting if isinstance(self.weighting, SpectralWeighting) else as_weighting(default)
+
+    @property
+    def name(self) -> str:
+        """A short label: the kind, or the wavelet's name for "wavelet" (e.g. "haar", "bior1.3")."""
+        if not isinstance(self.kind, str):
+            return type(self.kind).__name__
+        return str(self.options.get("wave", "haar")) if self.kind == "wavelet" else self.kind
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (built-in kinds only)."""
+        if not isinstance(self.kind, str):
+            raise TypeError("a Regularizer with a custom SpectralFn cannot be written to JSON")
+        w = dataclasses.asdict(self.weighting) if isinstance(self.weighting, SpectralWeighting) else None
+        return {"kind": self.kind, "lambda_spec": self.lambda_spec, "weighting": w, "options": dict(self.options)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Regularizer:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        unknown = sorted(set(d) - {"kind", "lambda_spec", "weighting", "options"})
+        if unknown:
+            raise ValueError(f"unknown Regularizer field(s) {unknown}")
+        return cls(**d)
+
+
 def per_sample_mean(x: torch.Tensor) -> torch.Tensor:
     """Mean over all non-batch dims: (B, ...) -> (B,)."""
     return x.reshape(x.shape[0], -1).mean(dim=1)
 
 
 class SpectralHookLoss:
-    """Base of the diffusion losses: holds the hook options and adds the spectral term (Eq. 17)."""
+    """Base of the diffusion losses: holds the regularizer and adds the spectral term (Eq. 17)."""
 
-    def __init__(self, spectral: SpectralFn | None, lambda_spec: float, weighting: str | SpectralWeighting,
-                 **weighting_options: Any) -> None:
-        if spectral is not None and not callable(spectral):
-            raise TypeError(f"spectral must be a callable (x0_hat, x0) -> (B,) or None, got {type(spectral)}")
-        lambda_spec = float(lambda_spec)
-        if not lambda_spec >= 0:  # also rejects NaN
-            raise ValueError(f"lambda_spec must be >= 0, got {lambda_spec}")
-        self.spectral = spectral
-        self.lambda_spec = lambda_spec
-        self.weighting = as_weighting(weighting, **weighting_options)
+    default_weighting = "weighted"
+
+    def __init__(self, regularizer: Regularizer | None) -> None:
+        if regularizer is not None and not isinstance(regularizer, Regularizer):
+            raise TypeError(f"regularizer must be a Regularizer or None, got {type(regularizer).__name__}; "
+                            "e.g. Regularizer('amp_phase', lambda_spec=1.0)")
+        self.regularizer = regularizer
+        self.spectral = regularizer.spectral_loss() if regularizer is not None else None
+        self.lambda_spec = regularizer.lambda_spec if regularizer is not None else 0.0
+        self.weighting = (regularizer.resolved_weighting(self.default_weighting) if regularizer is not None
+                          else as_weighting(self.default_weighting))
 
     @property
     def regularized(self) -> bool:
-        """Whether the spectral term is on (``spectral`` given and ``lambda_spec > 0``)."""
+        """Whether the spectral term is on (a regularizer with ``lambda_spec > 0``)."""
         return self.spectral is not None and self.lambda_spec > 0
 
     def _add_spectral(self, l_diff: torch.Tensor, x0_hat: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor,

@@ -1,8 +1,13 @@
-"""Checkpoints: everything needed to resume a run bit-exactly, written atomically."""
+"""Checkpoints: everything needed to resume a run bit-exactly, written atomically, read as data only.
+
+A checkpoint holds tensors and plain containers (dict, list, tuple, str, int, float, bool, None) only, so it
+loads with ``torch.load(weights_only=True)``: a file from elsewhere can never run code on load.
+"""
 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -10,23 +15,23 @@ import torch
 
 from ..io import atomic_path
 
-
-def rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
-    """Global torch (CPU, and CUDA when present) RNG states plus named generators' states."""
-    state: dict[str, Any] = {"torch_cpu": torch.get_rng_state(),
-                             "generators": {k: g.get_state() for k, g in generators.items()}}
-    if torch.cuda.is_available():
-        state["torch_cuda"] = torch.cuda.get_rng_state_all()
-    return state
+_PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 
 
-def set_rng_state(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
-    """Restore what :func:`rng_state` saved."""
-    torch.set_rng_state(state["torch_cpu"])
-    if "torch_cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["torch_cuda"])
-    for k, g in generators.items():
-        g.set_state(state["generators"][k])
+def check_plain(obj: Any, where: str = "payload") -> None:
+    """Raise TypeError unless ``obj`` is tensors and plain containers (what ``weights_only=True`` loads)."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, str | int):
+                raise TypeError(f"{where}: dict key {k!r} is a {type(k).__name__}; use str or int keys")
+            check_plain(v, f"{where}[{k!r}]")
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            check_plain(v, f"{where}[{i}]")
+    elif not isinstance(obj, _PLAIN):
+        raise TypeError(f"{where} is a {type(obj).__name__}: checkpoints hold only tensors, str, int, float, bool, "
+                        f"None, lists, tuples and dicts (they load with weights_only=True); convert it, e.g. "
+                        f"dataclasses.asdict or str()")
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -37,5 +42,11 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (our own files, so full unpickling is allowed)."""
-    return torch.load(path, map_location=map_location, weights_only=False)
+    """Load a checkpoint as data (``weights_only=True``); a file holding any other object is refused."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise pickle.UnpicklingError(
+            f"refusing to load {path}: it holds objects other than tensors and plain containers, and "
+            f"unpickling them could run code. Training checkpoints never do; was this file written by "
+            f"specreg_lib.training? ({str(err).splitlines()[0]})") from None

@@ -12,7 +12,8 @@ class EMA:
     """Keeps ``ema = decay * ema + (1 - decay) * model`` after every optimiser step.
 
     With ``warmup=True`` the decay is ``min(decay, (1 + n) / (10 + n))`` after n updates, so early
-    averages are not dominated by the random initialisation.
+    averages are not dominated by the random initialisation. ``update(model, decay=beta)`` overrides the
+    rule for one update (the loop's EDM half-life mode passes ``TrainConfig.ema_beta_at(step)``).
     """
 
     def __init__(self, model: nn.Module, decay: float, warmup: bool = True) -> None:
@@ -30,9 +31,9 @@ class EMA:
         return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, decay: float | None = None) -> None:
         """Move the average towards ``model``'s current parameters; buffers are copied."""
-        d = self.current_decay()
+        d = self.current_decay() if decay is None else decay
         for p_ema, p in zip(self.model.parameters(), model.parameters(), strict=True):
             p_ema.lerp_(p.detach(), 1.0 - d)
         for b_ema, b in zip(self.model.buffers(), model.buffers(), strict=True):

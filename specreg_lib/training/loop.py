@@ -1,18 +1,22 @@
-"""A generic, resumable training loop shared by the DDPM toy, EDM fine-tuning and DiffWave.
+"""The training loop shared by the DDPM toy, EDM fine-tuning and DiffWave: one process or ``torchrun``.
 
 Contract:
 * ``loss_fn(model, x0, cond=None[, generator=g]) -> (B,)`` per-sample losses; the loop takes the mean.
-  If ``loss_fn`` accepts a ``generator`` keyword it gets the loop's seeded noise generator.
-* ``data`` is either a sampler ``data(batch_size, generator) -> x0 | (x0, cond)`` (drawn with the loop's
-  seeded CPU generator: resume is bit-exact) or any iterable of such batches (cycled; resume restarts it).
-* The caller seeds and builds the model; the loop seeds everything after that from ``cfg.seed``.
-* A checkpoint (model, EMA, optimiser, step, RNG states, config, history) is written atomically every
-  ``checkpoint_every`` steps and at the end; calling :func:`train` again with the same path resumes,
-  and returns at once when the run is already complete.
+  If ``loss_fn`` accepts a ``generator`` keyword it gets the micro-batch's seeded noise generator.
+* ``data`` is a sampler ``data(batch_size, generator) -> x0 | (x0, cond)``, called once per micro-batch with
+  that micro-batch's seeded CPU generator (resume is bit-exact), or an iterable of GLOBAL batches (cycled;
+  resume restarts it; split into micro-batches by rows, so every rank must iterate the same sequence).
+* The caller seeds and builds the model; the loop seeds everything after that from ``cfg.seed`` by the
+  shard rule of ``streams.py``: one optimiser step = world_size * accumulate micro-batches, each with its
+  own streams, so the result does not depend on how they are spread over ranks and rounds.
+* A checkpoint (model, EMA, optimiser, scaler, step, every shard's RNG states, config, history) is written
+  atomically by rank 0 every ``checkpoint_every`` steps and at the end; calling :func:`train` again with
+  the same path resumes on every rank, and returns at once when the run is already complete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
@@ -28,67 +32,33 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from . import distributed as D
+from .checkpoint import check_plain, load_checkpoint, save_checkpoint
+from .config import TrainConfig
 from .ema import EMA
+from .streams import ShardStreams, legacy_rng
 
-# Fields that may change between a run and its resumption (e.g. extending ``steps``).
-_RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "progress", "device", "max_nonfinite"}
+# Fields that may change between a run and its resumption. ``accumulate`` may change as long as
+# world_size * accumulate (the shard count, checked separately) stays: the streams are then the same.
+_RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "progress", "device", "max_nonfinite",
+                      "eval_every", "accumulate"}
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_HISTORY_KEYS = ("loss", "grad_norm", "lr", "step_time", "images_per_second")
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings. ``grad_clip=0`` and ``ema_decay=0`` switch those features off."""
-
-    steps: int = 1000
-    batch_size: int = 16
-    lr: float = 2e-4
-    warmup_steps: int = 0  # linear LR ramp from 0
-    lr_schedule: str = "constant"  # "constant" | "cosine" (cosine decay to 0 after warm-up)
-    optimizer: str = "adam"  # "adam" | "adamw"
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0  # max global grad norm; 0 = off
-    ema_decay: float = 0.999  # 0 = no EMA copy
-    ema_warmup: bool = True
-    seed: int = 0
-    device: str = "cpu"  # "cpu", "cuda", "cuda:1", or "auto"
-    checkpoint_every: int = 0  # 0 = only at the end
-    log_every: int = 50
-    max_nonfinite: int = 10  # raise after this many skipped (NaN/Inf) steps
-    progress: bool = True  # tqdm bar
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "betas", tuple(self.betas))
-        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0 or self.warmup_steps < 0:
-            raise ValueError("need steps >= 0, batch_size >= 1, lr > 0, warmup_steps >= 0")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
-        if self.optimizer not in ("adam", "adamw"):
-            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
-        if not 0.0 <= self.ema_decay < 1.0 or self.grad_clip < 0 or self.weight_decay < 0:
-            raise ValueError("need 0 <= ema_decay < 1, grad_clip >= 0, weight_decay >= 0")
-        if self.checkpoint_every < 0 or self.log_every < 1 or self.max_nonfinite < 0:
-            raise ValueError("need checkpoint_every >= 0, log_every >= 1, max_nonfinite >= 0")
-
-    def lr_at(self, step: int) -> float:
-        """Learning rate for 0-based optimiser step ``step``."""
-        lr = self.lr * min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else self.lr
-        if self.lr_schedule == "cosine" and step >= self.warmup_steps:
-            frac = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
-            lr = self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
-        return lr
+Evaluate = Callable[[int, nn.Module, nn.Module | None], dict[str, float] | None]
 
 
 @dataclass
 class TrainResult:
-    """What :func:`train` hands back; ``ema`` is None when EMA is off."""
+    """What :func:`train` hands back; ``ema`` is None when EMA is off; ``model`` is never a DDP wrapper."""
 
     model: nn.Module
     ema: nn.Module | None
     step: int
-    history: dict[str, list[float]]
+    history: dict[str, list]
     nonfinite_steps: int
     resumed_from: int = 0  # step the run resumed at (0 = fresh)
+    overflow_steps: int = 0  # fp16 steps GradScaler skipped (not counted in nonfinite_steps)
 
     @property
     def sampling_model(self) -> nn.Module:
@@ -103,28 +73,29 @@ class TrainResult:
     @property
     def seconds_per_step(self) -> float:
         """Median wall time per step (robust to a slow first step or a busy machine)."""
-        times = sorted(self.history["step_time"])
-        return float(times[len(times) // 2]) if times else float("nan")
+        return _median(self.history["step_time"])
+
+    @property
+    def images_per_second(self) -> float:
+        """Median global training throughput (images per second over all ranks)."""
+        return _median(self.history.get("images_per_second", []))
 
 
-class TensorSampler:
-    """Random minibatches (with replacement) from in-memory tensors: ``(batch_size, generator) -> batch``."""
-
-    def __init__(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> None:
-        if cond is not None and len(cond) != len(x):
-            raise ValueError(f"x and cond lengths differ: {len(x)} vs {len(cond)}")
-        self.x, self.cond = x, cond
-
-    def __call__(self, batch_size: int, generator: torch.Generator) -> torch.Tensor | tuple:
-        idx = torch.randint(len(self.x), (batch_size,), generator=generator)
-        return self.x[idx] if self.cond is None else (self.x[idx], self.cond[idx])
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return float(xs[len(xs) // 2]) if xs else float("nan")
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available else CPU; anything else is passed to ``torch.device``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+class _DDP(nn.parallel.DistributedDataParallel):
+    """DDP that forwards unknown attributes to the wrapped module, so losses may read e.g. ``net.sigma_data``."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "module":
+                raise
+            return getattr(self.module, name)
 
 
 def _accepts_generator(fn: Callable) -> bool:
@@ -135,114 +106,230 @@ def _accepts_generator(fn: Callable) -> bool:
     return "generator" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def _batches(data: Callable | Iterable, batch_size: int, gen: torch.Generator) -> Iterator:
-    if callable(data) and not isinstance(data, Iterator):
-        while True:
-            yield data(batch_size, gen)
-    while True:  # an iterable: cycle through it
-        yield from data
+def _cycle(data: Iterable) -> Iterator:
+    """Cycle an iterable of batches; an exhausted iterator (a generator) cannot be cycled: say so."""
+    while True:
+        empty = True
+        for batch in data:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("the data iterable yielded no batches (an exhausted iterator cannot be cycled); "
+                             "pass a re-iterable (list, DataLoader) or a sampler data(batch_size, generator)")
+
+
+def _split(batch: Any) -> tuple[torch.Tensor, Any]:
+    return batch if isinstance(batch, tuple | list) else (batch, None)
+
+
+def _autocast(precision: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """The forward pass's autocast context for ``precision``; refuses a dtype this torch cannot autocast to."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    with warnings.catch_warnings():  # an unsupported combination warns and disables itself: probe it
+        warnings.simplefilter("ignore")
+        with torch.autocast(device.type, dtype=dtype):
+            ok = torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(device.type) == dtype
+    if not ok:
+        raise ValueError(f"precision={precision!r} needs {dtype} autocast on {device.type}, which torch "
+                         f"{torch.__version__} does not support here; use 'fp32' or 'bf16'")
+    return lambda: torch.autocast(device.type, dtype=dtype)
 
 
 def train(model: nn.Module, loss_fn: Callable, data: Callable | Iterable, cfg: TrainConfig,
           ckpt_path: str | os.PathLike | None = None, desc: str = "train",
           meta: dict[str, Any] | None = None,
-          callback: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+          callback: Callable[[int, dict[str, float]], None] | None = None,
+          evaluate: Evaluate | None = None, ddp_options: dict[str, Any] | None = None) -> TrainResult:
     """Minimise ``mean(loss_fn(model, x0, cond))`` for ``cfg.steps`` steps; resume from ``ckpt_path`` if it exists.
 
-    ``meta`` (e.g. the model's config as a dict) is stored in the checkpoint; ``callback(step, record)``
-    runs after every optimiser step with that step's loss, grad norm, lr and time.
+    ``meta`` (plain data, e.g. the model's config as a dict) is stored in the checkpoint.
+    ``callback(step, record)`` runs on every rank after every optimiser step with that step's loss, grad norm,
+    lr, time and images/s (identical on all ranks but the times). ``evaluate(step, model, ema_model)`` runs
+    on rank 0 alone, in eval mode under ``no_grad``, every ``cfg.eval_every`` steps and at the end; the
+    scalars it returns go to ``history["eval"]`` as ``{"step": step, **scalars}``. Under torchrun (or any
+    initialised process group) the model is wrapped in DistributedDataParallel(``**ddp_options``).
     """
-    device = resolve_device(cfg.device)
+    device = D.resolve_device(cfg.device)
+    D.init_distributed(cfg.device)  # joins torchrun's group; a no-op in one process
+    world, rank = D.world_size(), D.rank()
+    shards = world * cfg.accumulate
+    if cfg.batch_size % shards:
+        raise ValueError(f"batch_size={cfg.batch_size} (the global batch per optimiser step) must divide by "
+                         f"world_size * accumulate = {world} * {cfg.accumulate} = {shards}")
+    micro = cfg.batch_size // shards
+    if world > 1 and device.type == "cpu" and D.backend() != "gloo":
+        raise ValueError(f"device {device} needs the gloo backend; the process group uses {D.backend()}")
+    if evaluate is not None and not cfg.eval_every:
+        warnings.warn("an evaluate hook was given but cfg.eval_every=0: it will never run", stacklevel=2)
+    autocast = _autocast(cfg.precision, device)
+    check_plain(meta or {}, "meta")
+
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     opt = opt_cls(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    ema = EMA(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay > 0 else None
-    gens = {"data": torch.Generator().manual_seed(cfg.seed),
-            "noise": torch.Generator(device=device).manual_seed(cfg.seed + 1)}
-    history: dict[str, list[float]] = {k: [] for k in ("loss", "grad_norm", "lr", "step_time")}
-    step = nonfinite = 0
+    ema = EMA(model, cfg.ema_decay, cfg.ema_warmup) if cfg.uses_ema else None
+    scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
+    # shard m = round * world + rank; for one process with accumulate=1 that is shard 0 alone (the old loop)
+    streams = ShardStreams(cfg.seed, [a * world + rank for a in range(cfg.accumulate)], device)
+    history: dict[str, list] = {k: [] for k in (*_HISTORY_KEYS, "eval")}
+    step = nonfinite = overflow = 0
     ckpt_path = Path(ckpt_path) if ckpt_path is not None else None
 
-    if ckpt_path is not None and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path, map_location=device)
-        _check_resumable(ck["config"], cfg)
+    D.barrier()  # every rank looks at the checkpoint file in the same state
+    existed = ckpt_path is not None and ckpt_path.exists()
+    if existed:
+        ck = load_checkpoint(ckpt_path)  # CPU; load_state_dict moves tensors to each parameter's device
+        _check_resumable(ck, cfg, world, ckpt_path)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         if ema is not None:
             ema.load_state_dict(ck["ema"])
-        set_rng_state(ck["rng"], gens)
-        step, nonfinite, history = ck["step"], ck["nonfinite_steps"], ck["history"]
-    else:
-        torch.manual_seed(cfg.seed)  # dropout and any loss noise drawn from the global RNG
+        if scaler is not None:
+            scaler.load_state_dict(ck["scaler"])
+        rng = ck["rng"]
+        streams.load_state_dict(rng["shards"] if "shards" in rng else legacy_rng(rng, device))
+        step, nonfinite, overflow = ck["step"], ck["nonfinite_steps"], ck.get("overflow_steps", 0)
+        history = {**{k: [] for k in (*_HISTORY_KEYS, "eval")}, **ck["history"]}
     resumed_from = step
+    net = _DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+               **(ddp_options or {})) if world > 1 else model
 
     def checkpoint() -> None:
-        if ckpt_path is not None:
+        if ckpt_path is None:
+            return
+        merged: dict[int, dict] = {}
+        for states in D.all_gather_objects(streams.state_dict()):  # collective: every rank takes part
+            merged.update(states)
+        if D.is_main():
             save_checkpoint(ckpt_path, {
                 "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-                "optimizer": opt.state_dict(), "step": step, "nonfinite_steps": nonfinite,
-                "rng": rng_state(gens), "config": dataclasses.asdict(cfg), "history": history,
-                "meta": meta or {}})
+                "optimizer": opt.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None,
+                "step": step, "nonfinite_steps": nonfinite, "overflow_steps": overflow,
+                "rng": {"shards": merged},
+                "layout": {"world_size": world, "accumulate": cfg.accumulate, "shards": shards},
+                "config": dataclasses.asdict(cfg), "history": history, "meta": meta or {}})
 
     pass_gen = _accepts_generator(loss_fn)
-    batches = _batches(data, cfg.batch_size, gens["data"])
-    bar = tqdm(total=cfg.steps, initial=step, desc=desc, disable=not cfg.progress or step >= cfg.steps,
-               dynamic_ncols=True)
+    sampler = callable(data) and not isinstance(data, Iterator)
+    batches = None if sampler else _cycle(data)
+    bar = tqdm(total=cfg.steps, initial=step, desc=desc, dynamic_ncols=True,
+               disable=not cfg.progress or step >= cfg.steps or not D.is_main())
     while step < cfg.steps:
         t0 = time.perf_counter()
-        batch = next(batches)
-        x0, cond = batch if isinstance(batch, tuple | list) else (batch, None)
-        x0 = x0.to(device, non_blocking=True)
-        cond = cond.to(device, non_blocking=True) if cond is not None else None
         lr = cfg.lr_at(step)
         for group in opt.param_groups:
             group["lr"] = lr
-        kwargs = {"generator": gens["noise"]} if pass_gen else {}
-        loss = loss_fn(model, x0, cond, **kwargs).mean()  # (B,) -> ()
         opt.zero_grad(set_to_none=True)
-        ok = bool(torch.isfinite(loss))
+        whole = None if sampler else _split(next(batches))  # an iterable yields the global batch
+        if whole is not None and shards > 1 and len(whole[0]) != cfg.batch_size:
+            raise ValueError(f"the data iterable yielded a batch of {len(whole[0])}; with {shards} micro-batches "
+                             f"per step it must yield global batches of batch_size={cfg.batch_size}")
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        for i, m in enumerate(streams.shards):
+            if sampler:
+                x0, cond = _split(data(micro, streams.data[i]))
+            elif shards == 1:
+                x0, cond = whole
+            else:  # rows of shard m in the global batch
+                rows = slice(m * micro, (m + 1) * micro)
+                x0, cond = whole[0][rows], whole[1][rows] if whole[1] is not None else None
+            x0 = x0.to(device, non_blocking=True)
+            cond = cond.to(device, non_blocking=True) if cond is not None else None
+            kwargs = {"generator": streams.noise[i]} if pass_gen else {}
+            # DDP all-reduces gradients in the last round only; the others accumulate locally
+            sync = net.no_sync() if world > 1 and i < cfg.accumulate - 1 else contextlib.nullcontext()
+            with sync, streams.global_rng(i):
+                with autocast():
+                    per_sample = loss_fn(net, x0, cond, **kwargs)  # (micro,)
+                if per_sample.dtype in (torch.float16, torch.bfloat16):
+                    per_sample = per_sample.float()
+                loss = per_sample.mean()  # (micro,) -> ()
+                loss_sum += loss.detach()
+                # a non-finite loss makes non-finite gradients and the whole step is skipped below
+                scaled = loss / cfg.accumulate if cfg.accumulate > 1 else loss
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        loss_value = float(D.reduce_sum(loss_sum)) / shards  # mean over all micro-batches of all ranks
+        ok = math.isfinite(loss_value)  # the same on every rank: they all skip together
         grad_norm = float("nan")
         if ok:
-            loss.backward()
+            if scaler is not None:
+                scaler.unscale_(opt)
+            # after DDP's all-reduce the gradients, hence this norm, are the same on every rank
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf")))
-            ok = math.isfinite(grad_norm)
-        if ok:
-            opt.step()
-            if ema is not None:
-                ema.update(model)
-        else:  # NaN/Inf guard: drop this step's update, count it
+            if math.isfinite(grad_norm) or scaler is not None:
+                if scaler is not None:
+                    scaler.step(opt)  # skips the update itself when unscale_ found Inf/NaN
+                    scaler.update()
+                else:
+                    opt.step()
+                if math.isfinite(grad_norm):
+                    if ema is not None:
+                        ema.update(model, cfg.ema_beta_at(step))
+                else:  # fp16 overflow: GradScaler lowered the scale; not a NaN failure
+                    overflow += 1
+            else:
+                ok = False
+        if not ok:  # NaN/Inf guard: drop this step's update, count it
             opt.zero_grad(set_to_none=True)
             nonfinite += 1
             if nonfinite > cfg.max_nonfinite:
                 checkpoint()
                 raise FloatingPointError(f"{nonfinite} non-finite steps (last at step {step}); see {ckpt_path}")
         step += 1
-        record = {"loss": float(loss.detach()), "grad_norm": grad_norm, "lr": lr,
-                  "step_time": time.perf_counter() - t0}
+        step_time = time.perf_counter() - t0
+        record = {"loss": loss_value, "grad_norm": grad_norm, "lr": lr, "step_time": step_time,
+                  "images_per_second": cfg.batch_size / step_time}
         for k, v in record.items():
             history[k].append(v)
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
             recent = [v for v in history["loss"][-cfg.log_every:] if math.isfinite(v)]
-            bar.set_postfix(loss=f"{sum(recent) / max(1, len(recent)):.4f}", skipped=nonfinite)
+            extra = {"overflow": overflow} if scaler is not None else {}
+            bar.set_postfix(loss=f"{sum(recent) / max(1, len(recent)):.4f}", skipped=nonfinite,
+                            img_s=f"{_median(history['images_per_second'][-cfg.log_every:]):.1f}", **extra)
         if callback is not None:
             callback(step, record)
+        if evaluate is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
+            if D.is_main():
+                history["eval"].append(_evaluate(evaluate, step, model, ema))
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
             checkpoint()
     bar.close()
-    if ckpt_path is not None and (step > resumed_from or not ckpt_path.exists()):
+    if ckpt_path is not None and (step > resumed_from or not existed):
         checkpoint()
+    D.barrier()  # the checkpoint is on disk before any rank returns
     model.eval()
     return TrainResult(model=model, ema=ema.model if ema is not None else None, step=step, history=history,
-                       nonfinite_steps=nonfinite, resumed_from=resumed_from)
+                       nonfinite_steps=nonfinite, resumed_from=resumed_from, overflow_steps=overflow)
 
 
-def _check_resumable(saved: dict[str, Any], cfg: TrainConfig) -> None:
-    """Refuse to resume a checkpoint trained with different optimisation settings."""
-    now = dataclasses.asdict(cfg)
-    diff = {k: (saved.get(k), v) for k, v in now.items()
-            if k not in _RESUMABLE_CHANGES and _norm(saved.get(k)) != _norm(v)}
+def _evaluate(evaluate: Evaluate, step: int, model: nn.Module, ema: EMA | None) -> dict[str, float]:
+    """Call the hook in eval mode without gradients, then put the model back into training mode."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            scalars = evaluate(step, model, ema.model if ema is not None else None) or {}
+    finally:
+        model.train()
+    return {"step": step, **{k: float(v) for k, v in scalars.items()}}
+
+
+def _check_resumable(ck: dict[str, Any], cfg: TrainConfig, world: int, path: Path) -> None:
+    """Refuse to resume a checkpoint trained with other settings or another shard layout."""
+    layout = ck.get("layout", {"world_size": 1, "accumulate": 1, "shards": 1})  # the old loop had one shard
+    shards = world * cfg.accumulate
+    if layout["shards"] != shards:
+        raise ValueError(
+            f"{path} was trained with {layout['shards']} micro-batches per step (world_size {layout['world_size']}"
+            f" x accumulate {layout['accumulate']}); this run has {shards} (world_size {world} x accumulate "
+            f"{cfg.accumulate}), so its data and noise streams would differ. Resume with world_size x "
+            f"accumulate = {layout['shards']}, or use a new ckpt_path")
+    saved, now = ck["config"], dataclasses.asdict(cfg)
+    diff = {k: (saved.get(k, _DEFAULTS[k]), v) for k, v in now.items()
+            if k not in _RESUMABLE_CHANGES and _norm(saved.get(k, _DEFAULTS[k])) != _norm(v)}
     if diff:
         raise ValueError(f"checkpoint was trained with different settings {diff}; use a new ckpt_path")
     if saved.get("steps", 0) > cfg.steps:

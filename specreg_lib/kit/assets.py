@@ -19,9 +19,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .io import atomic_path
+from ..io import atomic_path
+from .paths import resolve_repo_path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 EDM_BASE = "https://nvlabs-fi-cdn.nvidia.com/edm/pretrained/"
 
 
@@ -81,7 +81,7 @@ class ChecksumError(ValueError):
 
 def cache_dir() -> Path:
     """The download cache: ``$SPECREG_CACHE`` or ``<repo>/data/cache``."""
-    return Path(os.environ.get("SPECREG_CACHE", REPO_ROOT / "data" / "cache"))
+    return resolve_repo_path(os.environ.get("SPECREG_CACHE", "data/cache"))
 
 
 def get_asset(name: str) -> Asset:

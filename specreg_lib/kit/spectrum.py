@@ -9,113 +9,46 @@ ratio) and prints the spectral log distance and the high-frequency energy ratio 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from .io import save_figure
-from .spectral import (
+from ..data.folders import FolderError, audio_info, image_size, list_media, load_audio, load_image
+from ..io import save_figure
+from ..metrics import (
     fit_power_law_slope,
     high_frequency_energy_ratio,
     radial_power_spectrum,
     spectral_log_distance,
 )
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg")
-AUDIO_EXTS = (".wav",)
-
-
-class SpectrumInputError(ValueError):
-    """A folder or file the spectrum command cannot use; the message says which and why."""
-
-
-def list_inputs(folder: str | Path) -> tuple[str, list[Path]]:
-    """Sorted image or WAV files of ``folder`` and their kind ("image" or "audio")."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SpectrumInputError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file())
-    images = [p for p in files if p.suffix.lower() in IMAGE_EXTS]
-    audio = [p for p in files if p.suffix.lower() in AUDIO_EXTS]
-    if images and audio:
-        raise SpectrumInputError(f"{folder}: mixes images ({len(images)}) and WAV files ({len(audio)}); use one kind")
-    if not images and not audio:
-        raise SpectrumInputError(f"{folder}: no PNG/JPG images or WAV files found")
-    return ("image", images) if images else ("audio", audio)
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """(H, W) of an image without decoding it."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return im.size[1], im.size[0]
-    except Exception as err:  # PIL raises several types for broken files
-        raise SpectrumInputError(f"{path}: cannot read image ({err})") from err
-
-
-def _load_image(path: Path, size: tuple[int, int]) -> torch.Tensor:
-    """Grayscale image centre-cropped to ``size``, in [-1, 1]: -> (1, 1, H, W) float64."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            x = np.asarray(im.convert("L"), dtype=np.float64) / 127.5 - 1.0
-    except Exception as err:
-        raise SpectrumInputError(f"{path}: cannot read image ({err})") from err
-    top, left = (x.shape[0] - size[0]) // 2, (x.shape[1] - size[1]) // 2
-    return torch.from_numpy(x[top : top + size[0], left : left + size[1]].copy()).view(1, 1, *size)
-
-
-def _audio_info(path: Path) -> tuple[int, int]:
-    """(frames, sample rate) of a WAV file."""
-    import soundfile as sf
-
-    try:
-        info = sf.info(str(path))
-    except Exception as err:
-        raise SpectrumInputError(f"{path}: cannot read audio ({err})") from err
-    return info.frames, info.samplerate
-
-
-def _load_audio(path: Path, length: int) -> torch.Tensor:
-    """Mono WAV cropped to ``length`` samples: -> (1, 1, T) float64."""
-    import soundfile as sf
-
-    try:
-        x, _ = sf.read(str(path), dtype="float64", always_2d=True, frames=length)
-    except Exception as err:
-        raise SpectrumInputError(f"{path}: cannot read audio ({err})") from err
-    return torch.from_numpy(x.mean(1)).view(1, 1, -1)
-
 
 def folder_spectra(a: str | Path, b: str | Path) -> dict:
     """Mean radial power spectra of two folders of the same kind, on a common crop."""
-    (kind_a, files_a), (kind_b, files_b) = list_inputs(a), list_inputs(b)
+    (kind_a, files_a), (kind_b, files_b) = list_media(a), list_media(b)
     if kind_a != kind_b:
-        raise SpectrumInputError(f"{a} holds {kind_a} files but {b} holds {kind_b} files")
+        raise FolderError(f"{a} holds {kind_a} files but {b} holds {kind_b} files")
     notes, rate = [], None
     if kind_a == "image":
-        sizes = [_image_size(p) for p in files_a + files_b]
+        sizes = [image_size(p) for p in files_a + files_b]
         crop = (min(s[0] for s in sizes), min(s[1] for s in sizes))
         if len(set(sizes)) > 1:
             notes.append(f"images differ in size; all centre-cropped to {crop[0]}x{crop[1]}")
-        load = lambda p: _load_image(p, crop)  # noqa: E731
+        load = functools.partial(load_image, size=crop)
     else:
-        infos = [_audio_info(p) for p in files_a + files_b]
+        infos = [audio_info(p) for p in files_a + files_b]
         rates = sorted({r for _, r in infos})
         if len(rates) > 1:
-            raise SpectrumInputError(f"WAV files have different sample rates {rates}; resample them to one rate")
+            raise FolderError(f"WAV files have different sample rates {rates}; resample them to one rate")
         rate, crop = rates[0], min(n for n, _ in infos)
         if crop < 2:
-            raise SpectrumInputError("a WAV file has fewer than 2 samples")
+            raise FolderError("a WAV file has fewer than 2 samples")
         if len({n for n, _ in infos}) > 1:
             notes.append(f"clips differ in length; all cropped to the first {crop} samples")
-        load = lambda p: _load_audio(p, crop)  # noqa: E731
+        load = functools.partial(load_audio, length=crop)
     out = {"kind": kind_a, "notes": notes, "sample_rate": rate, "counts": (len(files_a), len(files_b))}
     for key, files, folder in (("a", files_a, a), ("b", files_b, b)):
         total = None
@@ -161,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         spec = folder_spectra(args.a, args.b)
         hf = high_frequency_energy_ratio(spec["freqs"], spec["a"], spec["b"], cutoff=args.cutoff)
-    except SpectrumInputError as err:
+    except FolderError as err:
         print(f"specreg spectrum: error: {err}", file=sys.stderr)
         return 2
     for note in spec["notes"]:
@@ -177,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point: ``python -m specreg_lib.spectrum_cli A B [--out FIG]``."""
+    """Standalone entry point: ``python -m specreg_lib.kit.spectrum A B [--out FIG]``."""
     parser = add_arguments(argparse.ArgumentParser(prog="specreg spectrum", description=__doc__.splitlines()[0]))
     return run(parser.parse_args(argv))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._checks import check_tensor
+from ..spectral._checks import check_tensor
 
 
 def radial_power_spectrum(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,3 +81,15 @@ def fit_power_law_slope(
     if use.sum() < 2:
         raise ValueError("need at least two positive frequency bins with positive power to fit a slope")
     return float(np.polyfit(np.log10(f[use]), np.log10(p[use]), 1)[0])
+
+
+def floored_spectrum(x: torch.Tensor, floor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch-mean radially averaged power clamped below at ``floor`` (float64): (B, C, H, W) -> (n,), (n,).
+
+    The floor stands for a noise level (1e-3 = white noise of std ~0.03) below which power is not told
+    apart; it keeps the log distance finite for data that is exactly zero at most frequencies.
+    """
+    if not floor > 0:
+        raise ValueError(f"floor must be > 0, got {floor}")
+    freqs, power = radial_power_spectrum(x.double())
+    return freqs, power.mean(0).clamp_min(floor)

@@ -8,12 +8,12 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to a subcommand; each subcommand module provides ``add_arguments`` and ``run``."""
-    from . import reproduce, spectrum_cli
+    from . import reproduce, spectrum
 
     parser = argparse.ArgumentParser(prog="specreg", description="Spectral regularization for diffusion models")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module, help_ in [("reproduce", reproduce, "run every notebook with papermill (the main job)"),
-                                ("spectrum", spectrum_cli, "compare radially averaged power spectra of two folders")]:
+                                ("spectrum", spectrum, "compare radially averaged power spectra of two folders")]:
         sp = sub.add_parser(name, help=help_, description=module.__doc__.splitlines()[0])
         module.add_arguments(sp)
         sp.set_defaults(_run=module.run)

@@ -1,25 +1,29 @@
-"""Run the kit's notebooks with papermill: discovery, parameters, the Jupyter kernel, failures.
+"""Run the kit's notebooks with papermill: discovery, output folders, the Jupyter kernel, failures.
 
-Each notebook ``notebooks/NN_name.ipynb`` gets ``profile`` and ``out_dir = figures/<profile>/NN_name``
-(plus the user's overrides that it declares) and writes ``metrics.json`` and PNG+PDF figures there.
+Each notebook ``notebooks/NN_name.ipynb`` gets ``profile`` (plus the user's overrides that it declares) and
+writes ``metrics.json`` and PNG+PDF figures to its ``out_dir``: the template its parameters cell declares
+(``figures/{profile}/NN_name``) or the user's ``-p out_dir=...``, resolved by ``paths.resolve_out_dir``.
 The executed copy goes to the run folder (git-ignored), so a failing cell can be inspected.
 """
 
 from __future__ import annotations
 
-import ast
+import contextlib
 import dataclasses
 import json
+import logging
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .reporting import METRICS_FILE
+from .outputs import METRICS_FILE, read_metrics
+from .parameters import notebook_parameters
+from .paths import NOTEBOOK_DIR, REPO_ROOT, escape_template, resolve_out_dir
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL_NAME = "specreg"
 
 
@@ -43,30 +47,16 @@ def select(notebooks: list[Path], only: list[str] | None) -> list[Path]:
     return chosen
 
 
-def parse_value(text: str) -> Any:
-    """A ``-p key=value`` value: a Python literal (int, float, bool, None, list) if it parses, else a string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` with a clear error for a malformed pair."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise ValueError(f"parameter {pair!r} is not of the form key=value (key a Python identifier)")
-        out[key] = parse_value(value)
-    return out
-
-
-def declared_parameters(notebook: Path) -> dict[str, Any]:
-    """The names the notebook's ``parameters`` cell declares (papermill's inspection)."""
-    import papermill
-
-    return papermill.inspect_notebook(str(notebook))
+def notebook_out_dir(notebook: Path, profile: str, out_dir: str | None = None,
+                     root: str | os.PathLike | None = None) -> Path:
+    """Where ``notebook`` writes under ``profile``: ``out_dir`` if given, else the template it declares."""
+    if out_dir is None:
+        declared = notebook_parameters(notebook).get("out_dir")
+        if declared is None or not isinstance(declared.default, str):
+            raise ValueError(f"{notebook.name}: its parameters cell declares no `out_dir: str = "
+                             f"\"figures/{{profile}}/{notebook.stem}\"`")
+        out_dir = declared.default
+    return resolve_out_dir(out_dir, profile, root)
 
 
 def ensure_kernel() -> str:
@@ -120,30 +110,59 @@ def describe_failure(err: Exception, executed: Path, notebook: Path) -> str:
            f"  executed copy: {executed}"
 
 
-def run_notebook(notebook: Path, profile: str, run_dir: Path, figures_dir: Path,
-                 overrides: dict[str, Any] | None = None, kernel_name: str | None = None,
-                 log_output: bool = False) -> NotebookResult:
-    """Execute one notebook under papermill; never raises for a notebook error (returns status 'failed')."""
+@contextlib.contextmanager
+def _quiet_papermill_reader(names: set[str]) -> Iterator[None]:
+    """Hide papermill's reader warnings ("Unable to parse line", "Passed unknown parameter") for the lines and
+    names it misses (``x: T | None``, a comment holding ``=``): the kit reads the cell itself (``parameters``)."""
+    def keep(record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if msg.startswith("Passed unknown parameter: "):
+            return msg.split(": ", 1)[1] not in names
+        return not msg.startswith("Unable to parse line ")
+
+    loggers = [logging.getLogger("papermill"), logging.getLogger("papermill.translators")]
+    for logger in loggers:
+        logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(keep)
+
+
+def run_notebook(notebook: Path, profile: str, run_dir: Path, overrides: dict[str, Any] | None = None,
+                 kernel_name: str | None = None, log_output: bool = False,
+                 root: str | os.PathLike | None = None) -> NotebookResult:
+    """Execute one notebook under papermill; never raises for a notebook error (returns status 'failed').
+
+    ``overrides`` are typed values (``parameters.convert`` turns ``-p`` text into them); an ``out_dir`` among
+    them replaces the notebook's template. ``root`` replaces the repository root for relative output folders.
+    """
     import papermill
 
-    out_dir = (figures_dir / profile / notebook.stem).resolve()
+    overrides = dict(overrides or {})
+    if "profile" in overrides:
+        raise ValueError("pass the profile as the `profile` argument, not as an override")
+    out_dir = notebook_out_dir(notebook, profile, overrides.pop("out_dir", None), root)
     executed = (run_dir / notebook.name).resolve()
     executed.parent.mkdir(parents=True, exist_ok=True)
-    params = {"profile": profile, "out_dir": str(out_dir), **(overrides or {})}
+    params = {"profile": profile, **overrides, "out_dir": escape_template(out_dir)}
+    started = time.time()
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(str(notebook), str(executed), parameters=params,
-                                   kernel_name=kernel_name or ensure_kernel(), progress_bar=False,
-                                   log_output=log_output, cwd=str(REPO_ROOT))
+        with _quiet_papermill_reader(set(notebook_parameters(notebook))):
+            papermill.execute_notebook(str(notebook), str(executed), parameters=params,
+                                       kernel_name=kernel_name or ensure_kernel(), progress_bar=False,
+                                       log_output=log_output, cwd=str(REPO_ROOT))
     except Exception as err:  # noqa: BLE001 - any failure is reported and the run goes on
         return NotebookResult(notebook.stem, "failed", time.perf_counter() - t0, executed, out_dir,
                               error=describe_failure(err, executed, notebook), cell_exec_s=_cells_time(executed))
     wall = time.perf_counter() - t0
     metrics_path = out_dir / METRICS_FILE
-    if not metrics_path.is_file():
+    metrics = read_metrics(out_dir)
+    if metrics is None or metrics_path.stat().st_mtime < started - 1:
         return NotebookResult(notebook.stem, "failed", wall, executed, out_dir,
-                              error=f"notebook {notebook.name} ran but wrote no {metrics_path}\n"
+                              error=f"notebook {notebook.name} ran but wrote no new {metrics_path}\n"
                                     f"  executed copy: {executed}", cell_exec_s=_cells_time(executed))
-    metrics = json.loads(metrics_path.read_text())
     return NotebookResult(notebook.stem, "ok", wall, executed, out_dir, metrics=metrics,
                           cell_exec_s=_cells_time(executed))

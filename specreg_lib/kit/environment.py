@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import assets
+from .paths import NOTEBOOK_DIR
 
 PACKAGES = ("torch", "torchvision", "torchaudio", "numpy", "scipy", "PyWavelets", "pytorch-wavelets",
             "clean-fid", "papermill", "matplotlib", "seaborn", "soundfile", "scikit-image", "specreg")
@@ -67,7 +68,7 @@ def runnable_profiles(asset_status: dict[str, dict[str, Any]] | None = None,
                       notebook_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     """For each experiment: "yes"/"no"/"planned" per profile, and what the paper profile still misses."""
     asset_status = asset_status if asset_status is not None else assets.status()
-    notebook_dir = notebook_dir or assets.REPO_ROOT / "notebooks"
+    notebook_dir = notebook_dir or NOTEBOOK_DIR
     out = {}
     for exp, (stem, needs) in EXPERIMENTS.items():
         present = stem is not None and (notebook_dir / f"{stem}.ipynb").is_file()

@@ -1,0 +1,33 @@
+"""The experiment layer: typed configs, the experiment protocol, run folders and sweeps.
+
+Every experiment (the checkerboard toy, the natural-image power spectra, and the EDM and DiffWave fine-tuning
+that build on them) is an :class:`Experiment` with one typed config; :func:`run` trains/resumes/reuses one run
+in its own folder, :class:`Sweep` + :func:`run_sweep` a grid of them times seeds.
+"""
+
+from .config import (
+    PROFILES,
+    NotApplicable,
+    apply_overrides,
+    check_profile,
+    config_hash,
+    field_paths,
+    from_dict,
+    load_config,
+    parse_values,
+    save_config,
+    to_dict,
+)
+from .protocol import RUNTIME_FIELDS, Experiment
+from .runs import RunLocked, RunResult, StepsConflict, run, run_dir, run_state
+from .sweep import Sweep, format_status, run_sweep, sweep_status
+from .toy import CHECKERBOARD, POWER_SPECTRA, ToyConfig, ToyExperiment
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (CHECKERBOARD, POWER_SPECTRA)}
+
+__all__ = [
+    "CHECKERBOARD", "EXPERIMENTS", "POWER_SPECTRA", "PROFILES", "RUNTIME_FIELDS", "Experiment", "NotApplicable",
+    "RunLocked", "RunResult", "StepsConflict", "Sweep", "ToyConfig", "ToyExperiment", "apply_overrides",
+    "check_profile", "config_hash", "field_paths", "format_status", "from_dict", "load_config", "parse_values",
+    "run", "run_dir", "run_state", "run_sweep", "save_config", "sweep_status", "to_dict",
+]

@@ -1,0 +1,288 @@
+"""Typed experiment configs: nested frozen dataclasses, dotted overrides, profiles, JSON round trips, hashes.
+
+An experiment's config is one frozen dataclass composed of sub-configs (data, model, diffusion, regularizer,
+train, sample, evaluate); every sub-config validates itself in ``__post_init__``. Anything that changes a
+value goes through :func:`apply_overrides` with dotted paths (``"train.steps"``, ``"regularizer.lambda_spec"``)
+or a leaf name that is unique in the tree (``"steps"``, ``"lambda_spec"``), so a typo is an error that lists
+the valid names. Strings from a command line are converted with the field's declared type (:func:`parse_text`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..diffusion import Regularizer, SpectralWeighting
+from ..io import write_json
+
+PROFILES = ("smoke", "cpu", "paper")
+
+C = TypeVar("C")
+
+
+class NotApplicable(Exception):
+    """An override that reaches into a sub-config that is None (e.g. ``regularizer.lambda_spec`` of a baseline)."""
+
+
+def check_profile(profile: str) -> str:
+    """Validate a profile name (``smoke`` for CPU tests, ``cpu`` for long CPU runs, ``paper`` for GPU boxes)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    return profile
+
+
+# ------------------------------------------------------------------ dict <-> dataclass
+
+
+def to_dict(cfg: Any) -> Any:
+    """A config as plain JSON-able data (nested dicts, lists, scalars); Regularizer via its ``to_dict``."""
+    if isinstance(cfg, Regularizer):
+        return cfg.to_dict()
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, tuple | list):
+        return [to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: to_dict(v) for k, v in cfg.items()}
+    return cfg
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _optional_inner(hint: Any) -> tuple[Any, bool]:
+    """``X | None`` -> (X, True); anything else -> (hint, False)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) < len(typing.get_args(hint)) and len(args) == 1:
+            return args[0], True
+    return hint, False
+
+
+def _from_data(hint: Any, value: Any, where: str) -> Any:
+    inner, optional = _optional_inner(hint)
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"{where}: null is not allowed for a field of type {hint}")
+    if inner is Regularizer:
+        return value if isinstance(value, Regularizer) else Regularizer.from_dict(value)
+    if isinstance(inner, type) and dataclasses.is_dataclass(inner):
+        if isinstance(value, inner):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where}: expected a mapping for {inner.__name__}, got {value!r}")
+        return from_dict(inner, value, where)
+    if typing.get_origin(inner) is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{where}: expected a list for {hint}, got {value!r}")
+        elem = typing.get_args(inner)[0]
+        return tuple(_from_data(elem, v, where) for v in value)
+    if inner is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        return float(value)  # 1 and 1.0 must hash alike
+    if inner is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{where}: expected an int, got {value!r}")
+    if inner is bool and not isinstance(value, bool):
+        raise ValueError(f"{where}: expected true or false, got {value!r}")
+    if inner is str and not isinstance(value, str):
+        raise ValueError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "") -> C:
+    """Rebuild a (nested) config dataclass from :func:`to_dict` output; unknown keys are an error."""
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"{where or cls.__name__}: unknown field(s) {unknown}; valid: {names}")
+    kwargs = {k: _from_data(hints[k], v, f"{where}{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+# ------------------------------------------------------------------ dotted overrides
+
+
+def field_paths(cls: type, prefix: str = "") -> dict[str, Any]:
+    """Every leaf field of a config class as ``{dotted path: type}`` (sub-configs are walked, X | None too)."""
+    out: dict[str, Any] = {}
+    for name, hint in _hints(cls).items():
+        if name not in {f.name for f in dataclasses.fields(cls)}:
+            continue
+        inner, _ = _optional_inner(hint)
+        path = prefix + name
+        out[path] = hint
+        if isinstance(inner, type) and dataclasses.is_dataclass(inner) and inner is not SpectralWeighting:
+            out.update(field_paths(inner, path + "."))
+    return out
+
+
+def resolve_path(cls: type, key: str) -> str:
+    """A dotted path, or a leaf name that is unique in the tree, -> the full dotted path."""
+    paths = field_paths(cls)
+    if key in paths:
+        return key
+    hits = [p for p in paths if p.rsplit(".", 1)[-1] == key]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise KeyError(f"{key!r} is ambiguous in {cls.__name__}: say one of {hits}")
+    raise KeyError(f"{cls.__name__} has no field {key!r}; valid fields: {', '.join(sorted(paths))}")
+
+
+def path_type(cls: type, path: str) -> Any:
+    """The declared type of a dotted path."""
+    return field_paths(cls)[resolve_path(cls, path)]
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas that are not inside brackets: ``"[2,4],[2]"`` -> ``["[2,4]", "[2]"]``."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch in "[("
+        depth -= ch in "])"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [p.strip() for p in parts]
+
+
+def parse_text(text: str, hint: Any, variants: Mapping[str, Regularizer | None] | None = None) -> Any:
+    """One command-line value converted to the declared type (int, float, bool, str, tuples, X | None,
+    Regularizer by variant name)."""
+    inner, optional = _optional_inner(hint)
+    t = text.strip()
+    if optional and t.lower() in ("none", "null"):
+        return None
+    union = typing.get_args(inner) if typing.get_origin(inner) in (typing.Union, types.UnionType) else ()
+    if str in union:  # e.g. a weighting given by name; the owning dataclass validates it
+        return t
+    if inner is Regularizer:
+        if variants is None or t not in variants:
+            raise ValueError(f"unknown regularizer variant {t!r}; choose one of {list(variants or {})}")
+        return variants[t]
+    if typing.get_origin(inner) is tuple:
+        args = typing.get_args(inner)
+        elem = args[0]
+        body = t[1:-1] if t[:1] in "[(" and t[-1:] in "])" else t
+        items = [s for s in (x.strip() for x in body.split(",")) if s]
+        return tuple(parse_text(s, elem) for s in items)
+    if inner is bool:
+        low = t.lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+        raise ValueError(f"expected a bool (true/false), got {text!r}")
+    if inner is int:
+        try:
+            return int(t)
+        except ValueError:
+            raise ValueError(f"expected an int, got {text!r}") from None
+    if inner is float:
+        try:
+            return float(t)
+        except ValueError:
+            raise ValueError(f"expected a number, got {text!r}") from None
+    if inner is str:
+        return t
+    raise ValueError(f"cannot parse {text!r} as {hint}")
+
+
+def parse_values(cls: type, key: str, text: str,
+                 variants: Mapping[str, Regularizer | None] | None = None) -> tuple[str, list[Any]]:
+    """``("lambda_spec", "0.1,1")`` -> ``("regularizer.lambda_spec", [0.1, 1.0])`` (a grid axis)."""
+    path = resolve_path(cls, key)
+    hint = path_type(cls, path)
+    try:
+        return path, [parse_text(v, hint, variants) for v in _split_top(text)]
+    except ValueError as err:
+        raise ValueError(f"{key}={text}: {err}") from None
+
+
+def _replace(cfg: Any, parts: list[str], value: Any, full: str) -> Any:
+    name, rest = parts[0], parts[1:]
+    if not rest:
+        return dataclasses.replace(cfg, **{name: value})
+    sub = getattr(cfg, name)
+    if sub is None:
+        raise NotApplicable(f"{full}: {name} is None here")
+    return dataclasses.replace(cfg, **{name: _replace(sub, rest, value, full)})
+
+
+def apply_overrides(cfg: C, overrides: Mapping[str, Any], skip_not_applicable: bool = False,
+                    variants: Mapping[str, Regularizer | None] | None = None) -> C:
+    """Return ``cfg`` with each ``{path or unique leaf name: value}`` applied, shallow paths first.
+
+    A path into a sub-config that is None (``regularizer.lambda_spec`` of a baseline) raises
+    :class:`NotApplicable`, or is skipped with ``skip_not_applicable=True`` (a sweep's baseline points).
+    Every sub-config re-validates, so a bad value fails here, before anything runs. A string for a non-string
+    field is parsed with :func:`parse_text` (a Regularizer field takes a name from ``variants``).
+    """
+    resolved = [(resolve_path(type(cfg), k), v) for k, v in overrides.items()]
+    for path, value in sorted(resolved, key=lambda kv: kv[0].count(".")):
+        hint = path_type(type(cfg), path)
+        inner, _ = _optional_inner(hint)
+        if isinstance(value, str) and inner is not str:
+            value = parse_text(value, hint, variants)
+        value = _from_data(hint, value, path)
+        try:
+            cfg = _replace(cfg, path.split("."), value, path)
+        except NotApplicable:
+            if not skip_not_applicable:
+                raise
+    return cfg
+
+
+def get_path(cfg: Any, path: str) -> Any:
+    """The value at a dotted path (None when a sub-config on the way is None)."""
+    for part in resolve_path(type(cfg), path).split("."):
+        if cfg is None:
+            return None
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+# ------------------------------------------------------------------ hashing and saving
+
+
+def config_hash(cfg: Any, exclude: frozenset[str] | set[str] = frozenset(), length: int = 10) -> str:
+    """SHA-1 of the canonical JSON of ``cfg`` without the ``exclude`` dotted paths (or whole sub-configs)."""
+    data = to_dict(cfg)
+    for path in exclude:
+        parts = path.split(".")
+        node = data
+        for p in parts[:-1]:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(blob.encode()).hexdigest()[:length]
+
+
+def save_config(cfg: Any, path: str | os.PathLike, **extra: Any) -> Path:
+    """Write ``cfg`` as JSON (atomic) with its class name and ``extra`` keys (e.g. experiment, profile)."""
+    if not dataclasses.is_dataclass(cfg):
+        raise TypeError(f"save_config expects a dataclass instance, got {type(cfg).__name__}")
+    return write_json(path, {"config_class": type(cfg).__name__, **extra, "config": to_dict(cfg)})
+
+
+def load_config(cls: type[C], path: str | os.PathLike) -> C:
+    """Read back what :func:`save_config` wrote (the class name must match)."""
+    data = json.loads(Path(path).read_text())
+    if data.get("config_class") != cls.__name__:
+        raise ValueError(f"{path} holds a {data.get('config_class')!r} config, not {cls.__name__}")
+    return from_dict(cls, data["config"])

@@ -1,0 +1,121 @@
+"""What an experiment is: one typed config class plus a small protocol (build data, model, loss; sample; evaluate).
+
+The toy, the power-spectra experiment, EDM fine-tuning and DiffWave each subclass :class:`Experiment`;
+:func:`specreg_lib.experiments.runs.run` does the rest (run folder, lock, training, snapshots, caching), the
+same for all of them. Profiles are named overrides of the SAME dataclass: ``experiment.config("cpu")`` is the
+dataclass defaults, then the experiment's ``base`` overrides, then the profile's, then the caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..diffusion import Regularizer
+from ..training import TrainConfig
+from .config import PROFILES, apply_overrides, check_profile, config_hash, resolve_path
+
+# Dotted paths that never change what a run computes: left out of the run folder's hash.
+# ``train.steps`` is handled by snapshots (see runs.py), ``train.device`` may change on resume (CPU and GPU
+# numerics differ in the last bits, not in distribution; the device used is recorded in metrics.json).
+RUNTIME_FIELDS = frozenset({"train.steps", "train.checkpoint_every", "train.log_every", "train.progress",
+                            "train.max_nonfinite", "train.eval_every", "train.device", "threads",
+                            "sample", "evaluate"})
+
+
+class Experiment:
+    """Base protocol; subclasses set the class attributes and implement the ``build_*``/``sample``/``evaluate``."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+    # dotted overrides of the dataclass defaults shared by every profile, then per profile
+    base: ClassVar[Mapping[str, Any]] = {}
+    profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    # names a sweep may use for the ``regularizer`` field; None = the baseline
+    variants: ClassVar[Mapping[str, Regularizer | None]] = {}
+    # Metric names -> (one-line meaning, "lower" | "higher" | "neither"): what a report shows beside them.
+    glossary: ClassVar[Mapping[str, tuple[str, str]]] = {}
+    # what a notebook compares when the caller names nothing: seeds per profile, and the variants
+    default_seeds: ClassVar[Mapping[str, tuple[int, ...]]] = {}
+    default_variants: ClassVar[tuple[str, ...]] = ()
+
+    def config(self, profile: str, overrides: Mapping[str, Any] | None = None) -> Any:
+        """The typed config of ``profile`` with ``overrides`` (dotted paths or unique leaf names) applied."""
+        check_profile(profile)
+        if profile not in self.profiles:
+            raise ValueError(f"experiment {self.name!r} has no {profile!r} profile; available: "
+                             f"{', '.join(p for p in PROFILES if p in self.profiles)}")
+        cfg = apply_overrides(self.config_class(), {**self.base, **self.profiles[profile]}, variants=self.variants)
+        return apply_overrides(cfg, dict(overrides or {}), variants=self.variants)
+
+    def sweep(self, profile: str, seeds: Sequence[int] | None = None, variants: Sequence[str] | None = None,
+              overrides: Mapping[str, Any] | None = None) -> Any:
+        """The comparison a notebook shows: ``variants`` (regularizer names) x ``seeds`` on ``profile``.
+
+        None means the experiment's defaults for the profile. Overrides of ``regularizer.*`` fields (e.g.
+        ``lambda_spec``) apply to every regularized variant and skip the baseline; None values are dropped.
+        """
+        from .sweep import Sweep
+
+        over = {resolve_path(self.config_class, k): v for k, v in (overrides or {}).items() if v is not None}
+        reg_axes = {k: [v] for k, v in over.items() if k.startswith("regularizer.")}
+        rest = {k: v for k, v in over.items() if k not in reg_axes}
+        grid = {"regularizer": list(variants or self.default_variants), **reg_axes}
+        return Sweep(self, profile, rest, grid, tuple(seeds or self.default_seeds.get(profile, (1,))))
+
+    # -- identity of a run -------------------------------------------------------------------------------
+    def run_hash(self, cfg: Any) -> str:
+        """Hash of every field that can change the trained model (see RUNTIME_FIELDS for what is left out)."""
+        return config_hash(cfg, RUNTIME_FIELDS)
+
+    def results_hash(self, cfg: Any) -> str:
+        """Hash of what turns a trained model into results: the sample and evaluate sub-configs."""
+        return config_hash({"sample": cfg.sample, "evaluate": cfg.evaluate} if hasattr(cfg, "sample") else {})
+
+    def label(self, cfg: Any) -> str:
+        """Human part of the run folder's name: the variant, its lambda and weighting, the seed."""
+        reg = cfg.regularizer
+        if reg is None:
+            head = "baseline"
+        else:
+            w = reg.weighting.kind if reg.weighting is not None else "default"
+            head = f"{reg.name}_lam{reg.lambda_spec:g}_{w}"
+        return f"{head}_seed{self.seed(cfg)}"
+
+    def seed(self, cfg: Any) -> int:
+        return int(cfg.train.seed)
+
+    def train_config(self, cfg: Any) -> TrainConfig:
+        return cfg.train
+
+    # -- what a subclass implements ------------------------------------------------------------------------
+    def build_model(self, cfg: Any) -> nn.Module:
+        """The network, freshly initialised from the global RNG (the caller seeds it)."""
+        raise NotImplementedError
+
+    def build_data(self, cfg: Any) -> Callable[[int, torch.Generator], Any]:
+        """A training-loop sampler ``(batch_size, generator) -> x0 | (x0, cond)``."""
+        raise NotImplementedError
+
+    def build_loss(self, cfg: Any) -> Callable[..., torch.Tensor]:
+        """The per-sample diffusion loss with the config's regularizer: ``loss(model, x0, cond, generator)``."""
+        raise NotImplementedError
+
+    def model_meta(self, cfg: Any) -> dict[str, Any]:
+        """Whatever rebuilds the network from a checkpoint (stored beside the weights)."""
+        return {}
+
+    def sample(self, cfg: Any, model: nn.Module) -> torch.Tensor:
+        """Samples from a trained model (the EMA copy when there is one), on the CPU."""
+        raise NotImplementedError
+
+    def evaluate(self, cfg: Any, samples: torch.Tensor) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """(scalar metrics, arrays to keep such as spectra) of one run's samples."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+

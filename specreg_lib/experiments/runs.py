@@ -1,0 +1,234 @@
+"""Run folders: one self-describing folder per trained model, a lock, snapshots per step count, cached results.
+
+Layout of ``<root>/<experiment>/<label>_<hash>/`` (the hash covers every field that can change the trained
+model, except ``train.steps``; see ``protocol.RUNTIME_FIELDS``):
+
+    config.json                      the run's config (train.steps = the last target trained to)
+    checkpoint.pt                    the training loop's resumable state (latest step)
+    snapshots/step-0005000.pt        the sampling model (EMA) at each step count a caller asked for
+    results/step-0005000-<key>/      samples, spectra (result.pt), metrics.json and config.json, keyed by
+                                     the step count and the hash of the sample + evaluate sub-configs
+    .lock                            held (fcntl) by the process training or evaluating this run
+
+How ``steps`` enters: asking for N steps returns the snapshot at N, or resumes training from the latest
+checkpoint when it is below N (then snapshots N), and REFUSES when the checkpoint is already past N without a
+snapshot at N: a model is never returned under a step count it was not trained for.
+A second process on the same folder waits (``wait=True``) or stops with :class:`RunLocked` naming the holder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..io import atomic_path, write_json
+from ..training import train
+from .config import save_config
+from .protocol import Experiment
+
+RESULT_FILE = "result.pt"
+METRICS_FILE = "metrics.json"
+
+
+class RunLocked(RuntimeError):
+    """Another process holds the run folder's lock."""
+
+
+class StepsConflict(RuntimeError):
+    """The run folder was trained past the requested step count and has no snapshot there."""
+
+
+@dataclasses.dataclass
+class RunResult:
+    """One finished run: its config and folder, the step count, scalar metrics, arrays and loss history."""
+
+    experiment: str
+    config: Any
+    run_dir: Path
+    step: int
+    metrics: dict[str, Any]
+    arrays: dict[str, torch.Tensor]
+    history: dict[str, list[float]]
+
+    @property
+    def samples(self) -> torch.Tensor:
+        return self.arrays["samples"]
+
+
+def _is_main() -> bool:
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
+        or torch.distributed.get_rank() == 0
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def run_dir(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> Path:
+    """``<root>/<experiment>/<label>_<run hash>``."""
+    return Path(root) / experiment.name / f"{experiment.label(cfg)}_{experiment.run_hash(cfg)}"
+
+
+def results_dir(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> Path:
+    """Where the results of ``cfg`` at its ``train.steps`` live, keyed by everything that affects them."""
+    steps = experiment.train_config(cfg).steps
+    return run_dir(experiment, cfg, root) / "results" / f"step-{steps:07d}-{experiment.results_hash(cfg)}"
+
+
+def snapshot_path(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> Path:
+    return run_dir(experiment, cfg, root) / "snapshots" / f"step-{experiment.train_config(cfg).steps:07d}.pt"
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path, wait: bool = False, poll_s: float = 5.0) -> Iterator[None]:
+    """Hold ``folder/.lock`` exclusively (fcntl; released by the OS if the process dies)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".lock"
+    fh = open(path, "a+")  # noqa: SIM115 - held for the whole block
+    try:
+        told = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as err:
+                if err.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                if not wait:
+                    raise RunLocked(f"run folder {folder} is in use by {holder}; wait for it to finish "
+                                    "(or pass wait=True / --wait), or use another root") from None
+                if not told:
+                    print(f"waiting for {holder} to release {folder} ...", flush=True)
+                    told = True
+                time.sleep(poll_s)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        fh.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fh.seek(0)
+            fh.truncate()
+        fh.close()  # closing releases the flock
+
+
+def is_locked(folder: Path) -> str | None:
+    """Who holds ``folder/.lock`` right now, or None."""
+    path = folder / ".lock"
+    if not path.exists():
+        return None
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            return fh.read().strip() or "another process"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step stored in a training checkpoint (read lazily), or None when there is none."""
+    if not path.exists():
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
+
+
+def load_result(experiment: Experiment, cfg: Any, folder: Path) -> RunResult:
+    """Read a finished run's results folder (tensors only: weights_only loading)."""
+    data = torch.load(folder / RESULT_FILE, map_location="cpu", weights_only=True)
+    metrics = json.loads((folder / METRICS_FILE).read_text())
+    return RunResult(experiment.name, cfg, folder.parent.parent, int(data["step"]), metrics, data["arrays"],
+                     data["history"])
+
+
+def run_state(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> tuple[str, str]:
+    """(state, detail): "done", "running", "trained" (snapshot, no results yet), "partial", "conflict", "missing"."""
+    folder = run_dir(experiment, cfg, root)
+    steps = experiment.train_config(cfg).steps
+    if (results_dir(experiment, cfg, root) / METRICS_FILE).exists():
+        return "done", f"{steps} steps"
+    holder = is_locked(folder)
+    if holder:
+        return "running", holder
+    if snapshot_path(experiment, cfg, root).exists():
+        return "trained", f"{steps} steps, not evaluated"
+    step = checkpoint_step(folder / "checkpoint.pt")
+    if step is None:
+        return "missing", ""
+    if step > steps:
+        return "conflict", f"trained to {step} > {steps} steps without a snapshot at {steps}"
+    return "partial", f"step {step}/{steps}"
+
+
+def run(experiment: Experiment, cfg: Any, root: str | os.PathLike, wait: bool = False,
+        desc: str | None = None) -> RunResult:
+    """Train (or resume, or reuse) one run, sample it once and evaluate; every step is cached on disk."""
+    folder = run_dir(experiment, cfg, root)
+    res_dir = results_dir(experiment, cfg, root)
+    if (res_dir / METRICS_FILE).exists():
+        return load_result(experiment, cfg, res_dir)
+    tcfg = experiment.train_config(cfg)
+    lock = run_lock(folder, wait=wait) if _is_main() else contextlib.nullcontext()
+    with lock:
+        if (res_dir / METRICS_FILE).exists():  # another process finished it while we waited
+            return load_result(experiment, cfg, res_dir)
+        snap = snapshot_path(experiment, cfg, root)
+        history: dict[str, list[float]] = {}
+        if snap.exists():
+            sampling_model = experiment.build_model(cfg)
+            data = torch.load(snap, map_location="cpu", weights_only=True)
+            sampling_model.load_state_dict(data["model"])
+            history, seconds = data["history"], data["train"]
+        else:
+            ck = folder / "checkpoint.pt"
+            done = checkpoint_step(ck)
+            if done is not None and done > tcfg.steps:
+                raise StepsConflict(f"{folder} was trained to {done} steps and has no snapshot at {tcfg.steps}; "
+                                    f"ask for >= {done} steps, or use another root for a {tcfg.steps}-step run")
+            if _is_main():
+                save_config(cfg, folder / "config.json", experiment=experiment.name)
+            torch.manual_seed(experiment.seed(cfg))  # the initial weights: identical for every variant of a seed
+            model = experiment.build_model(cfg)
+            res = train(model, experiment.build_loss(cfg), experiment.build_data(cfg), tcfg, ckpt_path=ck,
+                        desc=desc or experiment.label(cfg), meta=experiment.model_meta(cfg))
+            sampling_model, history = res.sampling_model, res.history
+            seconds = {"seconds_per_step": res.seconds_per_step, "train_seconds": res.train_seconds,
+                       "nonfinite_steps": res.nonfinite_steps}
+            if _is_main():
+                with atomic_path(snap) as tmp:
+                    torch.save({"model": sampling_model.state_dict(), "step": res.step, "history": history,
+                                "train": seconds, "meta": experiment.model_meta(cfg)}, tmp)
+        if not _is_main():
+            _barrier()
+            return load_result(experiment, cfg, res_dir)
+        samples = experiment.sample(cfg, sampling_model)
+        metrics, arrays = experiment.evaluate(cfg, samples)
+        loss = [v for v in history.get("loss", [])[-100:] if v == v]
+        metrics = {"experiment": experiment.name, "label": experiment.label(cfg), "seed": experiment.seed(cfg),
+                   "steps": tcfg.steps, "device": str(tcfg.device), **seconds,
+                   "final_loss": sum(loss) / max(1, len(loss)), **metrics}
+        with atomic_path(res_dir / RESULT_FILE) as tmp:
+            torch.save({"step": tcfg.steps, "arrays": {"samples": samples, **arrays},
+                        "history": {k: list(v) for k, v in history.items() if k in ("loss", "grad_norm")}}, tmp)
+        save_config(cfg, res_dir / "config.json", experiment=experiment.name)
+        write_json(res_dir / METRICS_FILE, metrics)  # written last: its presence marks the results complete
+        result = load_result(experiment, cfg, res_dir)
+    _barrier()
+    return result
+

@@ -1,0 +1,55 @@
+"""Where the kit reads and writes: the repository root, and the one rule that turns ``out_dir`` into a folder.
+
+A notebook declares ``out_dir: str = "figures/{profile}/NN_name"`` (a template) and calls
+``out = resolve_out_dir(out_dir, profile)``. The runner and the HTML report call the same function to know
+where each notebook writes, so the notebook, a ``-p out_dir=...`` override and the report never disagree.
+Relative paths are resolved against the repository root, not the working directory: JupyterLab started in
+``notebooks/`` still writes to ``<repo>/figures/<profile>/...``.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+
+from ..config import PROFILES, check_profile
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+PROFILE_DIR = "figures/{profile}"  # a profile's report.html and summary.json (a template like out_dir)
+
+
+def resolve_repo_path(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """An absolute path as given; a relative one joined to ``root`` (default: the repository root), never the cwd."""
+    p = Path(path).expanduser()
+    return (p if p.is_absolute() else Path(root or REPO_ROOT) / p).resolve()
+
+
+def resolve_out_dir(out_dir: str | os.PathLike, profile: str, root: str | os.PathLike | None = None) -> Path:
+    """Fill ``{profile}`` into the ``out_dir`` template, validate the profile, resolve it like ``resolve_repo_path``.
+
+    Refuses a template that names another profile's figures folder (``figures/smoke/...`` with ``profile="cpu"``),
+    so cpu results never land among the smoke ones.
+    """
+    check_profile(profile)
+    template = str(out_dir)
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        if fields - {"profile"}:
+            raise KeyError(", ".join(sorted(fields - {"profile"})))
+        text = template.format(profile=profile)
+    except (KeyError, ValueError, IndexError) as err:
+        raise ValueError(f"out_dir {template!r} is not a valid template: only {{profile}} may be filled in "
+                         f"({type(err).__name__}: {err}); write a literal brace as {{{{ or }}}}") from None
+    parts = Path(text).parts
+    for parent, child in zip(parts, parts[1:]):
+        if parent == "figures" and child in PROFILES and child != profile:
+            raise ValueError(f"out_dir {text!r} is the {child!r} profile's folder but profile is {profile!r}; "
+                             f"write the template as 'figures/{{profile}}/...'")
+    return resolve_repo_path(text, root)
+
+
+def escape_template(path: str | os.PathLike) -> str:
+    """A literal path as an ``out_dir`` template that ``resolve_out_dir`` turns back into the same path."""
+    return str(path).replace("{", "{{").replace("}", "}}")

@@ -1,0 +1,14 @@
+"""Measurements: spectral diagnostics (radially averaged power spectra and their distances) and the
+checkerboard structure metrics. FID and the audio metrics join this room."""
+
+from .checkerboard import binariness, is_valid, match_error, peak_energy, structure_metrics
+from .spectra import (
+    fit_power_law_slope,
+    floored_spectrum,
+    high_frequency_energy_ratio,
+    radial_power_spectrum,
+    spectral_log_distance,
+)
+
+__all__ = ["binariness", "fit_power_law_slope", "floored_spectrum", "high_frequency_energy_ratio", "is_valid",
+           "match_error", "peak_energy", "radial_power_spectrum", "spectral_log_distance", "structure_metrics"]

@@ -1,0 +1,250 @@
+"""The experiment layer: typed configs, run folders (hash, steps, lock, caches), sweeps, resume after a kill."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from specreg_lib.diffusion import Regularizer, SpectralWeighting
+from specreg_lib.experiments import (
+    CHECKERBOARD,
+    POWER_SPECTRA,
+    RunLocked,
+    StepsConflict,
+    Sweep,
+    ToyConfig,
+    apply_overrides,
+    config_hash,
+    format_status,
+    from_dict,
+    load_config,
+    parse_values,
+    run,
+    run_dir,
+    run_state,
+    run_sweep,
+    save_config,
+    sweep_status,
+    to_dict,
+)
+from specreg_lib.experiments.runs import run_lock
+from specreg_lib.experiments.toy import TOY_VARIANTS
+
+torch.set_num_threads(1)
+# A checkerboard run small enough to train in well under a second.
+TINY = {"data.size": 16, "model.fold": 4, "model.base_channels": 8, "diffusion.T": 10, "train.steps": 4,
+        "sample.n_samples": 4, "evaluate.n_reference": 8}
+
+
+def tiny(**more):
+    return CHECKERBOARD.config("smoke", {**TINY, **more})
+
+
+# ---------------------------------------------------------------- typed configs
+
+
+def test_profiles_are_overrides_of_one_dataclass():
+    cpu, smoke, paper = (CHECKERBOARD.config(p) for p in ("cpu", "smoke", "paper"))
+    assert cpu == ToyConfig()  # the dataclass defaults are the checkerboard cpu settings
+    assert smoke.model.base_channels == 16 and smoke.train.steps == 30 and smoke.diffusion.T == 20
+    assert paper.model.channel_mult == (1, 2) and paper.train.device == "auto"
+    spectra = POWER_SPECTRA.config("cpu")
+    assert spectra.data.dataset == "patches" and spectra.model.base_channels == 64 and spectra.train.steps == 4000
+    with pytest.raises(ValueError, match="unknown profile"):
+        CHECKERBOARD.config("fast")
+
+
+def test_config_json_round_trip(tmp_path):
+    cfg = tiny(regularizer=TOY_VARIANTS["bior1.3"], lambda_spec=0.25, weighting="min_snr")
+    assert cfg.regularizer == Regularizer("wavelet", 0.25, SpectralWeighting("min_snr"),
+                                          {"wave": "bior1.3", "levels": 2})
+    save_config(cfg, tmp_path / "config.json", experiment="checkerboard")
+    assert load_config(ToyConfig, tmp_path / "config.json") == cfg
+    assert from_dict(ToyConfig, json.loads(json.dumps(to_dict(cfg)))) == cfg
+    base = tiny(regularizer="baseline")
+    assert base.regularizer is None and from_dict(ToyConfig, to_dict(base)) == base
+    with pytest.raises(ValueError, match="unknown field"):
+        from_dict(ToyConfig, {**to_dict(cfg), "stepz": 3})
+
+
+def test_every_option_is_validated_at_construction():
+    # the issue's examples: a NaN lambda or a bad weighting must fail before any training
+    for bad in ({"lambda_spec": float("nan")}, {"weighting": "snr"}, {"parametrization": "score"},
+                {"data.dataset": "cifar"}, {"sampler": "heun"}, {"log_floor": 0.0}, {"data.sides": (3,)},
+                {"model.fold": 5}, {"train.lr": -1.0}, {"regularizer": "fancy"}):
+        with pytest.raises((ValueError, TypeError)):
+            tiny(**bad)
+    with pytest.raises(ValueError, match="expected an int"):
+        tiny(steps=2.5)
+    with pytest.raises(KeyError, match="no field 'stepz'"):
+        tiny(stepz=3)
+    # a leaf name is fine when unique, and its int becomes a float where a float is declared (same hash)
+    assert tiny(lambda_spec=1).regularizer.lambda_spec == 1.0
+    assert config_hash(tiny(lambda_spec=1)) == config_hash(tiny(lambda_spec=1.0))
+
+
+def test_command_line_values_follow_the_declared_types():
+    assert parse_values(ToyConfig, "lambda_spec", "0.1,1") == ("regularizer.lambda_spec", [0.1, 1.0])
+    assert parse_values(ToyConfig, "steps", "100") == ("train.steps", [100])
+    assert parse_values(ToyConfig, "data.sides", "[2,4],[2]") == ("data.sides", [(2, 4), (2,)])
+    assert parse_values(ToyConfig, "global_pool", "false") == ("model.global_pool", [False])
+    assert parse_values(ToyConfig, "regularizer", "baseline,haar", TOY_VARIANTS) == \
+        ("regularizer", [None, TOY_VARIANTS["haar"]])
+    with pytest.raises(ValueError, match="expected an int"):
+        parse_values(ToyConfig, "steps", "many")
+    with pytest.raises(ValueError, match="unknown regularizer variant"):
+        parse_values(ToyConfig, "regularizer", "amp_phse", TOY_VARIANTS)
+
+
+# ---------------------------------------------------------------- run folders
+
+
+def test_run_hash_covers_what_changes_the_model_and_results_key_the_rest():
+    cfg = tiny()
+    h = CHECKERBOARD.run_hash(cfg)
+    for change in ({"lambda_spec": 0.5}, {"model.base_channels": 16}, {"train.seed": 2}, {"train.lr": 1e-4},
+                   {"weighting": "min_snr"}, {"train.precision": "bf16"}, {"diffusion.T": 12}):
+        assert CHECKERBOARD.run_hash(tiny(**change)) != h, change
+    for same in ({"train.steps": 9}, {"train.checkpoint_every": 2}, {"sample.n_samples": 2},
+                 {"evaluate.log_floor": 1.0}, {"threads": 2}):
+        assert CHECKERBOARD.run_hash(tiny(**same)) == h, same
+    # the issue's bug: log_floor and n_reference changed the reference but not the cached log distance
+    r = CHECKERBOARD.results_hash
+    assert r(tiny(log_floor=1.0)) != r(cfg) and r(tiny(n_reference=16)) != r(cfg) and r(tiny(n_samples=2)) != r(cfg)
+
+
+def test_results_are_cached_and_keyed_by_evaluation_settings(tmp_path):
+    cfg = tiny()
+    first = run(CHECKERBOARD, cfg, tmp_path)
+    assert first.samples.shape == (4, 1, 16, 16) and first.step == 4
+    assert run_state(CHECKERBOARD, cfg, tmp_path) == ("done", "4 steps")
+    again = run(CHECKERBOARD, cfg, tmp_path)
+    assert torch.equal(again.samples, first.samples) and again.metrics == first.metrics
+    floored = run(CHECKERBOARD, tiny(log_floor=1e6), tmp_path)  # same model, re-evaluated
+    assert torch.equal(floored.samples, first.samples)
+    assert floored.metrics["log_distance"] != first.metrics["log_distance"]
+    assert floored.metrics["log_distance"] == pytest.approx(0.0, abs=1e-12)  # all power is under the floor
+    folder = run_dir(CHECKERBOARD, cfg, tmp_path)
+    assert json.loads((folder / "config.json").read_text())["config"]["train"]["seed"] == 1
+    assert len(list((folder / "results").iterdir())) == 2
+    assert oct((folder / "config.json").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    m = os.umask(0o022)
+    os.umask(m)
+    return m
+
+
+def test_steps_never_mislabel_a_model(tmp_path):
+    short, long = tiny(steps=2), tiny(steps=4)
+    assert run_dir(CHECKERBOARD, short, tmp_path) == run_dir(CHECKERBOARD, long, tmp_path)  # one folder
+    r2 = run(CHECKERBOARD, short, tmp_path)
+    r4 = run(CHECKERBOARD, long, tmp_path)  # resumes from step 2, snapshots step 4
+    assert r2.step == 2 and r4.step == 4 and not torch.equal(r2.samples, r4.samples)
+    assert torch.equal(run(CHECKERBOARD, short, tmp_path).samples, r2.samples)  # still the 2-step model
+    # extending equals training straight to 4 steps (bit for bit)
+    straight = run(CHECKERBOARD, long, tmp_path / "other")
+    assert torch.equal(straight.samples, r4.samples)
+    # asking for 3 steps when the folder is at 4 with no snapshot at 3 is refused, not answered with step 4
+    assert run_state(CHECKERBOARD, tiny(steps=3), tmp_path)[0] == "conflict"
+    with pytest.raises(StepsConflict, match="trained to 4 steps and has no snapshot at 3"):
+        run(CHECKERBOARD, tiny(steps=3), tmp_path)
+
+
+def test_a_second_process_on_a_run_folder_stops_with_a_message(tmp_path):
+    cfg = tiny()
+    folder = run_dir(CHECKERBOARD, cfg, tmp_path)
+    folder.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; fh = open(sys.argv[1], 'a+'); fcntl.flock(fh, fcntl.LOCK_EX); "
+        "fh.write('pid test-holder'); fh.flush(); print('locked', flush=True); time.sleep(60)"),
+        str(folder / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert run_state(CHECKERBOARD, cfg, tmp_path) == ("running", "pid test-holder")
+        with pytest.raises(RunLocked, match="in use by pid test-holder"):
+            run(CHECKERBOARD, cfg, tmp_path)
+        assert not (folder / "checkpoint.pt").exists()  # nothing was trained beside the holder
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(folder):  # released by the OS when the holder died
+        pass
+    assert run(CHECKERBOARD, cfg, tmp_path).step == 4
+
+
+# ---------------------------------------------------------------- sweeps
+
+
+def test_sweep_grid_times_seeds_with_baseline_kept_once(tmp_path):
+    sweep = Sweep(CHECKERBOARD, "smoke", TINY, {"regularizer": ["baseline", "amp"], "lambda_spec": [0.5, 2]},
+                  seeds=(1, 2))
+    cfgs = sweep.configs()
+    assert len(cfgs) == 2 * (1 + 2)  # baseline once per seed (lambda does not apply), amp x 2 lambdas
+    assert sorted((c.regularizer.lambda_spec if c.regularizer else 0, c.train.seed) for c in cfgs) == \
+        [(0, 1), (0, 2), (0.5, 1), (0.5, 2), (2.0, 1), (2.0, 2)]
+    rows = sweep_status(sweep, tmp_path)
+    assert [r["state"] for r in rows] == ["missing"] * 6 and "6 runs: 6 missing" in format_status(rows)
+    with pytest.raises(KeyError, match="no field"):
+        Sweep(CHECKERBOARD, "smoke", TINY, {"lamda": [1]})
+    with pytest.raises(ValueError):  # every point is validated when the sweep is made
+        Sweep(CHECKERBOARD, "smoke", TINY, {"lambda_spec": [1, -1]})
+
+
+def test_notebook_sweep_applies_lambda_to_regularized_variants_only():
+    sweep = CHECKERBOARD.sweep("smoke", seeds=[3], variants=["baseline", "haar"], overrides={"lambda_spec": 0.5,
+                                                                                             "steps": None})
+    base, haar = sweep.configs()
+    assert base.regularizer is None and haar.regularizer.lambda_spec == 0.5 and haar.regularizer.name == "haar"
+    assert {c.train.seed for c in sweep.configs()} == {3} and haar.train.steps == 30
+
+
+_KILL_SCRIPT = """
+import sys, torch
+torch.set_num_threads(1)
+from specreg_lib.experiments import CHECKERBOARD, Sweep, run_sweep
+tiny = {tiny!r}
+run_sweep(Sweep(CHECKERBOARD, "smoke", {{**tiny, "train.steps": 400, "train.checkpoint_every": 10}},
+                {{"regularizer": ["amp"]}}, seeds=(1,)), sys.argv[1])
+"""
+
+
+def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
+    over = {**TINY, "train.steps": 400, "train.checkpoint_every": 10}
+    sweep = Sweep(CHECKERBOARD, "smoke", over, {"regularizer": ["amp"]}, seeds=(1,))
+    cfg = sweep.configs()[0]
+    ck = run_dir(CHECKERBOARD, cfg, tmp_path / "killed") / "checkpoint.pt"
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT.format(tiny=TINY), str(tmp_path / "killed")],
+                            cwd=Path(__file__).parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not ck.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    row = sweep_status(sweep, tmp_path / "killed")[0]
+    state, detail = row["state"], row["detail"]
+    assert state == "partial" and detail.startswith("step "), (state, detail)
+    resumed = run_sweep(sweep, tmp_path / "killed")[0]
+    straight = run_sweep(sweep, tmp_path / "straight")[0]
+    assert resumed.step == straight.step == 400
+    assert torch.equal(resumed.samples, straight.samples)  # resume is bit-exact
+    assert resumed.history["loss"] == straight.history["loss"]
+    assert not list((tmp_path / "killed").rglob("*.tmp*"))  # nothing half-written left behind
+
+
+def test_apply_overrides_reaches_nested_fields_and_refuses_none_subconfigs():
+    cfg = tiny(regularizer="baseline")
+    from specreg_lib.experiments import NotApplicable
+
+    with pytest.raises(NotApplicable):
+        apply_overrides(cfg, {"lambda_spec": 2.0})
+    assert apply_overrides(cfg, {"lambda_spec": 2.0}, skip_not_applicable=True) == cfg
+    assert apply_overrides(cfg, {"regularizer": "amp", "lambda_spec": 2.0},
+                           variants=TOY_VARIANTS).regularizer.lambda_spec == 2.0

@@ -1,0 +1,125 @@
+"""``kit.parameters``: a notebook's parameters cell read as Python, and ``-p`` text converted to the declared type."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from specreg_lib.kit.parameters import (
+    Parameter,
+    ParameterError,
+    convert,
+    convert_overrides,
+    describe,
+    notebook_parameters,
+    parse_overrides,
+    parse_parameters_cell,
+)
+
+CELL = '''profile: str = "smoke"  # smoke | cpu | paper
+out_dir: str = "figures/{profile}/02_checkerboard_toy"  # a '#' in a string is not a comment
+seeds: list[int] | None = None  # training seeds
+variants: list[str] | None = None  # loss variants
+lambda_spec: float | None = None  # weight of the spectral term
+steps: int | None = None
+runs_root: str = "checkpoints"  # run folders
+ema: bool = True  # use the EMA weights
+lrs: Optional[list[float]] = None
+legacy = 3  # no annotation: typed by the default
+anything = None
+'''
+
+
+@pytest.fixture(scope="module")
+def params() -> dict[str, Parameter]:
+    return parse_parameters_cell(CELL)
+
+
+def test_cell_is_read_as_python(params):
+    assert list(params) == ["profile", "out_dir", "seeds", "variants", "lambda_spec", "steps", "runs_root", "ema",
+                            "lrs", "legacy", "anything"]
+    assert params["seeds"].annotation == "list[int] | None" and params["seeds"].default is None
+    assert params["out_dir"].default == "figures/{profile}/02_checkerboard_toy"
+    assert params["out_dir"].help == "a '#' in a string is not a comment"
+    assert params["steps"].help == "" and params["legacy"].type_text == "int"
+    assert describe(params["seeds"]) == "seeds: list[int] | None = None  # training seeds"
+
+
+def test_notebook_parameters_reads_the_tagged_cell(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell(CELL, metadata={"tags": ["parameters"]})]
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    assert list(notebook_parameters(tmp_path / "n.ipynb"))[:3] == ["profile", "out_dir", "seeds"]
+    nb.cells = nb.cells[:1]
+    nbformat.write(nb, tmp_path / "none.ipynb")
+    assert notebook_parameters(tmp_path / "none.ipynb") == {}
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    ("profile", "cpu", "cpu"),
+    ("runs_root", "/tmp/runs", "/tmp/runs"),
+    ("steps", "7", 7),
+    ("steps", "-2", -2),
+    ("lambda_spec", "0.5", 0.5),
+    ("lambda_spec", "1e-4", 1e-4),
+    ("lambda_spec", "2", 2.0),
+    ("ema", "true", True), ("ema", "True", True), ("ema", "1", True),
+    ("ema", "false", False), ("ema", "FALSE", False), ("ema", "0", False),
+    ("seeds", "3", [3]),
+    ("seeds", "1,2,3", [1, 2, 3]),
+    ("seeds", "[1, 2, 3]", [1, 2, 3]),
+    ("seeds", " 4 , 5 ", [4, 5]),
+    ("variants", "baseline,amp_phase", ["baseline", "amp_phase"]),
+    ("variants", "['haar', 'bior1.3']", ["haar", "bior1.3"]),
+    ("variants", "amp", ["amp"]),
+    ("lrs", "1e-3,5e-4", [1e-3, 5e-4]),
+    ("legacy", "5", 5),
+    ("anything", "[1, 2]", [1, 2]),
+    ("anything", "hello", "hello"),
+])
+def test_values_take_the_declared_type(params, name, text, expected):
+    value = convert(params[name], text)
+    assert value == expected and type(value) is type(expected)
+    if isinstance(expected, list):
+        assert all(type(v) is type(e) for v, e in zip(value, expected))
+
+
+@pytest.mark.parametrize("name", ["seeds", "variants", "lambda_spec", "steps", "lrs"])
+@pytest.mark.parametrize("text", ["none", "None"])
+def test_none_for_optional_types(params, name, text):
+    assert convert(params[name], text) is None
+
+
+def test_none_is_text_for_a_plain_str(params):
+    assert convert(params["runs_root"], "none") == "none"
+
+
+@pytest.mark.parametrize("name, text", [
+    ("steps", "3.5"), ("steps", "three"), ("lambda_spec", "half"), ("ema", "yes"), ("ema", "2"),
+    ("seeds", "1,x"), ("seeds", "1.5"), ("legacy", "3.0"),
+])
+def test_bad_values_name_parameter_type_and_value(params, name, text):
+    with pytest.raises(ParameterError) as err:
+        convert(params[name], text)
+    msg = str(err.value)
+    assert f"-p {name}={text!r}" in msg and f"`{params[name].type_text}`" in msg
+
+
+def test_unsupported_annotation_is_named():
+    p = parse_parameters_cell("table: dict[str, int] = {}  # not a -p type")["table"]
+    with pytest.raises(ParameterError, match=r"`dict\[str, int\]` is not supported"):
+        convert(p, "a=1")
+
+
+def test_non_literal_default_is_refused():
+    with pytest.raises(ParameterError, match="not a literal"):
+        parse_parameters_cell("import os\nroot: str = os.getcwd()")
+
+
+def test_overrides_are_text_until_a_notebook_types_them(params):
+    texts = parse_overrides(["seeds=3", "lambda_spec=0.5", "other=x", "empty="])
+    assert texts == {"seeds": "3", "lambda_spec": "0.5", "other": "x", "empty": ""}
+    assert convert_overrides(texts, params) == {"seeds": [3], "lambda_spec": 0.5}
+    for bad in ["novalue", "=3", "a b=1"]:
+        with pytest.raises(ParameterError, match="key=value"):
+            parse_overrides([bad])
