@@ -8,9 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from specreg_lib.diffusion import ddpm, edm
+from specreg_lib.diffusion import Regularizer, ddpm, edm
 from specreg_lib.diffusion.schedules import DDPMSchedule
-from specreg_lib.diffusion import Regularizer
 from specreg_lib.diffusion.weighting import SpectralWeighting, as_weighting, spectral_weight
 from specreg_lib.spectral import SpectralLoss
 
@@ -134,7 +133,8 @@ def test_lambda_zero_equals_baseline_bit_for_bit(name):
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_hook_adds_weighted_term_on_x0_hat_only(name):
     model, spec = model_for(name), L1Spectral()
-    parts = run(LOSSES[name](regularizer=Regularizer(spec, lambda_spec=0.3, weighting="weighted")), model, return_parts=True)
+    loss = LOSSES[name](regularizer=Regularizer(spec, lambda_spec=0.3, weighting="weighted"))
+    parts = run(loss, model, return_parts=True)
     torch.testing.assert_close(parts["loss"], parts["diffusion"] + 0.3 * parts["weight"] * parts["spectral"])
     torch.testing.assert_close(parts["diffusion"], run(LOSSES[name](), model))
     assert spec.seen == [(True, False)]  # x0_hat carries the graph, x0 is a detached target
@@ -159,10 +159,11 @@ def test_x0_requiring_grad_is_detached_in_spectral_target():
 def test_weights_per_formulation():
     x0 = torch.randn(16, 1, 4, 4)
     sd = 0.5
-    p = edm.EDMLoss(regularizer=Regularizer(L1Spectral(), lambda_spec=1.0))(edm.Precond(TinyNet()), x0, return_parts=True)
+    reg = Regularizer(L1Spectral(), lambda_spec=1.0)
+    p = edm.EDMLoss(regularizer=reg)(edm.Precond(TinyNet()), x0, return_parts=True)
     s = p["sigma"]
     torch.testing.assert_close(p["weight"], (s**2 + sd**2) / (s * sd) ** 2)  # lambda_EDM, the paper's
-    p = edm.VELoss(regularizer=Regularizer(L1Spectral(), lambda_spec=1.0))(edm.Precond(TinyNet(), "ve"), x0, return_parts=True)
+    p = edm.VELoss(regularizer=reg)(edm.Precond(TinyNet(), "ve"), x0, return_parts=True)
     torch.testing.assert_close(p["weight"], 1 / p["sigma"] ** 2)
     assert bool((p["sigma"] >= 0.02).all() and (p["sigma"] <= 100).all())
     sch = DDPMSchedule.from_kind("linear", T=1000)
@@ -238,7 +239,8 @@ def test_bad_loss_inputs():
         return (x0_hat - x0).abs()
 
     with pytest.raises(ValueError, match="per-sample"):
-        edm.EDMLoss(regularizer=Regularizer(per_element, lambda_spec=1.0))(edm.Precond(TinyNet()), torch.randn(2, 1, 4, 4))
+        loss = edm.EDMLoss(regularizer=Regularizer(per_element, lambda_spec=1.0))
+        loss(edm.Precond(TinyNet()), torch.randn(2, 1, 4, 4))
     x = torch.randn(2, 1, 4, 4)
     with pytest.raises(ValueError, match=r"\[0, 9\]"):
         ddpm.q_sample(sch, x, torch.tensor([0, 10]), x)

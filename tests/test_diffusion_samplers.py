@@ -9,9 +9,9 @@ import math
 
 import pytest
 import torch
+from gaussian_oracles import GaussianDDPMModel, GaussianDenoiser, GaussianRawNet
 
 from specreg_lib.diffusion import ddpm, edm
-from specreg_lib.diffusion.gaussian import GaussianDDPMModel, GaussianDenoiser, GaussianRawNet
 from specreg_lib.diffusion.schedules import DIFFWAVE_FAST_BETAS, DDPMSchedule, align_steps
 
 MU, S = 0.3, 0.5

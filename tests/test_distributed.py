@@ -9,6 +9,7 @@ cannot matter. (With 3+ ranks or a non-power-of-two accumulate, equality would h
 The logged loss is the float64 sum of the two micro-batch means over 2, in either layout.
 """
 
+import datetime
 import os
 import shutil
 
@@ -22,6 +23,7 @@ from specreg_lib.training import distributed as D
 from specreg_lib.training.streams import GLOBAL
 
 torch.set_num_threads(1)
+pytestmark = pytest.mark.slow  # two spawned processes: about 10 s
 
 CFG = dict(batch_size=8, lr=1e-2, warmup_steps=2, ema_decay=0.9, seed=7, progress=False, log_every=2)
 
@@ -62,7 +64,8 @@ def _worker(rank: int, tmp: str) -> None:
     """One of 2 ranks: straight 6 steps; 3 steps then resumed to 6; a bad batch size. Writes rank{r}.pt."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2")
     torch.set_num_threads(1)
-    assert D.init_distributed("cpu", init_method=f"file://{tmp}/pg_init")
+    # a short timeout: if one rank fails, the other gives up in a minute instead of gloo's default 30
+    assert D.init_distributed("cpu", init_method=f"file://{tmp}/pg_init", timeout=datetime.timedelta(seconds=60))
     import specreg_lib.training.loop as loop
 
     writes = []

@@ -248,3 +248,23 @@ def test_apply_overrides_reaches_nested_fields_and_refuses_none_subconfigs():
     assert apply_overrides(cfg, {"lambda_spec": 2.0}, skip_not_applicable=True) == cfg
     assert apply_overrides(cfg, {"regularizer": "amp", "lambda_spec": 2.0},
                            variants=TOY_VARIANTS).regularizer.lambda_spec == 2.0
+
+
+@pytest.mark.slow
+def test_torchrun_sweep_is_the_one_process_run_with_as_many_shards(tmp_path):
+    """``torchrun --nproc_per_node 2 ... sweep`` (gloo on CPU) trains the same numbers as one process with
+    ``accumulate=2`` (the loop's shard streams make them equal bit for bit), so both name the same run folder:
+    the second finds the first's results. A fresh one-process run elsewhere reproduces them exactly."""
+    sets = [f"--set={k}={v}" for k, v in {**TINY, "train.steps": 6}.items()]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "specreg_lib.kit.sweep", "checkerboard", "--profile", "smoke", "--grid", "regularizer=amp",
+           "--seeds", "1", "--root", str(tmp_path / "ddp"), *sets]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    cfg = CHECKERBOARD.config("smoke", {**TINY, "train.steps": 6, "regularizer": "amp", "train.accumulate": 2})
+    assert run_state(CHECKERBOARD, cfg, tmp_path / "ddp")[0] == "done"  # same folder as the 2-rank run
+    two_ranks = run(CHECKERBOARD, cfg, tmp_path / "ddp")
+    one_process = run(CHECKERBOARD, cfg, tmp_path / "single")
+    assert torch.equal(two_ranks.samples, one_process.samples)
+    assert two_ranks.history["loss"] == one_process.history["loss"]

@@ -9,7 +9,6 @@ import math
 
 import pytest
 
-from specreg_lib.config import from_profile, save_config
 from specreg_lib.io import atomic_open, write_json
 from specreg_lib.kit import assets
 from specreg_lib.kit.outputs import read_metrics, save_labelled, write_metrics
@@ -29,35 +28,6 @@ def test_write_json_strict_and_roundtrip(tmp_path):
     torch = pytest.importorskip("torch")
     p = write_json(tmp_path / "m.json", {"a": torch.tensor(1.5), "b": float("nan"), "c": [1, 2]})
     assert json.loads(p.read_text()) == {"a": 1.5, "b": None, "c": [1, 2]}
-
-
-@dataclasses.dataclass(frozen=True)
-class _Cfg:
-    profile: str
-    steps: int
-    lr: float = 1e-3
-
-    def __post_init__(self):
-        if self.steps <= 0:
-            raise ValueError(f"steps must be positive, got {self.steps}")
-
-
-PRESETS = {"smoke": {"steps": 2}, "paper": {"steps": 1000, "lr": 5e-5}}
-
-
-def test_profiles_are_presets_of_one_dataclass(tmp_path):
-    assert from_profile(_Cfg, PRESETS, "smoke") == _Cfg("smoke", 2)
-    assert from_profile(_Cfg, PRESETS, "paper", lr=None, steps=7) == _Cfg("paper", 7, 5e-5)
-    with pytest.raises(TypeError, match="no field"):
-        from_profile(_Cfg, PRESETS, "smoke", stepz=3)
-    with pytest.raises(ValueError, match="unknown profile"):
-        from_profile(_Cfg, PRESETS, "gpu")
-    with pytest.raises(ValueError, match="no 'cpu' preset"):
-        from_profile(_Cfg, PRESETS, "cpu")
-    with pytest.raises(ValueError, match="steps must be positive"):
-        from_profile(_Cfg, PRESETS, "smoke", steps=-1)
-    saved = json.loads(save_config(_Cfg("smoke", 2), tmp_path / "c.json").read_text())
-    assert saved == {"config_class": "_Cfg", "profile": "smoke", "steps": 2, "lr": 1e-3}
 
 
 GLOSSARY = {"x": {"meaning": "the x of the thing", "better": "lower"}}

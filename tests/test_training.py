@@ -70,6 +70,21 @@ def test_resume_is_bit_exact(tmp_path):
     assert again.resumed_from == 10 and torch.equal(next(again.model.parameters()), next(straight.model.parameters()))
 
 
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_resume_with_accumulation_is_bit_exact(tmp_path, precision):
+    """Every shard's streams and (fp16) the GradScaler state survive a checkpoint."""
+    if precision == "fp16" and not _cpu_fp16_autocast():
+        pytest.skip(f"torch {torch.__version__} cannot autocast to float16 on CPU")
+    kw = dict(accumulate=2, precision=precision, **CFG)
+    loss = NoisyRegression if precision == "fp32" else lambda: Regression(scale=100.0)  # fp16: some overflow
+    straight = train(_net(), loss(), _data, TrainConfig(steps=8, **kw), tmp_path / "a.pt")
+    train(_net(), loss(), _data, TrainConfig(steps=3, **kw), tmp_path / "b.pt")
+    resumed = train(_net(), loss(), _data, TrainConfig(steps=8, **kw), tmp_path / "b.pt")
+    assert resumed.resumed_from == 3 and resumed.overflow_steps == straight.overflow_steps
+    assert _same_params(straight.model, resumed.model) and _same_params(straight.ema, resumed.ema)
+    assert straight.history["loss"] == resumed.history["loss"]
+
+
 # The loss history and two parameter sums of TrainConfig(steps=6, **CFG) on _net() / NoisyRegression,
 # computed with the loop as it was before shards existed (git 6fbb04b). Shard 0 must keep its seeds
 # (data: seed, noise: seed + 1, global: seed) so that committed results stay reproducible; a change of

@@ -1,6 +1,6 @@
 """Diffusion formulations and samplers with the spectral hook: DDPM / DDIM (``ddpm``) and EDM VP / VE / EDM
 (``edm``), beta schedules (``schedules``), the spectral term's time weighting (``weighting``) and the single
-place the spectral term is added (``hook``). ``gaussian`` holds closed-form denoisers for tests.
+place the spectral term is added (``hook``).
 """
 
 from .ddpm import DDPMLoss, ancestral_sample, ddim_sample, ddim_timesteps, predict_eps_x0, q_sample
@@ -22,6 +22,6 @@ from .weighting import WEIGHTING_KINDS, SpectralWeighting, spectral_weight
 __all__ = [
     "DDPMLoss", "ancestral_sample", "ddim_sample", "ddim_timesteps", "predict_eps_x0", "q_sample",
     "EDMLoss", "Precond", "VELoss", "VPLoss", "euler_sample", "heun_sample", "preconditioning",
-    "sampler_sigmas", "sigma_steps", "SpectralFn", "DIFFWAVE_FAST_BETAS", "DDPMSchedule", "align_steps",
+    "sampler_sigmas", "sigma_steps", "Regularizer", "SpectralFn", "DIFFWAVE_FAST_BETAS", "DDPMSchedule", "align_steps",
     "beta_schedule", "WEIGHTING_KINDS", "SpectralWeighting", "spectral_weight",
 ]

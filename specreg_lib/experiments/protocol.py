@@ -16,6 +16,7 @@ from torch import nn
 
 from ..diffusion import Regularizer
 from ..training import TrainConfig
+from ..training.distributed import world_size
 from .config import PROFILES, apply_overrides, check_profile, config_hash, resolve_path
 
 # Dotted paths that never change what a run computes: left out of the run folder's hash.
@@ -68,8 +69,13 @@ class Experiment:
 
     # -- identity of a run -------------------------------------------------------------------------------
     def run_hash(self, cfg: Any) -> str:
-        """Hash of every field that can change the trained model (see RUNTIME_FIELDS for what is left out)."""
-        return config_hash(cfg, RUNTIME_FIELDS)
+        """Hash of every field that can change the trained model (see RUNTIME_FIELDS for what is left out).
+
+        What changes the numbers is the number of micro-batch shards per step, world_size x accumulate, not how
+        they are spread over processes (2 ranks x 1 equals 1 process x 2 bit for bit): the hash uses that product.
+        """
+        shards = self.train_config(cfg).accumulate * world_size()
+        return config_hash(apply_overrides(cfg, {"train.accumulate": shards}), RUNTIME_FIELDS)
 
     def results_hash(self, cfg: Any) -> str:
         """Hash of what turns a trained model into results: the sample and evaluate sub-configs."""

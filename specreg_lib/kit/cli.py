@@ -1,4 +1,4 @@
-"""The ``specreg`` console script: ``specreg reproduce ...`` and ``specreg spectrum A B ...``."""
+"""The ``specreg`` console script: ``specreg reproduce``, ``specreg sweep EXPERIMENT`` and ``specreg spectrum A B``."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to a subcommand; each subcommand module provides ``add_arguments`` and ``run``."""
-    from . import reproduce, spectrum
+    from . import reproduce, spectrum, sweep
 
     parser = argparse.ArgumentParser(prog="specreg", description="Spectral regularization for diffusion models")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module, help_ in [("reproduce", reproduce, "run every notebook with papermill (the main job)"),
+                                ("sweep", sweep, "train a grid of an experiment's settings x seeds, resumably"),
                                 ("spectrum", spectrum, "compare radially averaged power spectra of two folders")]:
-        sp = sub.add_parser(name, help=help_, description=module.__doc__.splitlines()[0])
+        sp = sub.add_parser(name, help=help_, description=module.__doc__.splitlines()[0],
+                            epilog="\n".join(module.__doc__.splitlines()[2:]) or None,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(sp)
         sp.set_defaults(_run=module.run)
     args = parser.parse_args(argv)

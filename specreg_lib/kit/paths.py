@@ -13,7 +13,7 @@ import os
 import string
 from pathlib import Path
 
-from ..config import PROFILES, check_profile
+from ..experiments.config import PROFILES, check_profile
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"

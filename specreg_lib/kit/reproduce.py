@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..config import PROFILES
+from ..experiments.config import PROFILES
 from ..io import write_json
 from .html_report import gather, write_report
 from .outputs import headline_text
@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(lists: 1,2,3; none for optional ones); see --list")
     p.add_argument("--root", type=Path, default=None,
                    help="resolve the notebooks' relative output folders and the report against ROOT instead of "
-                        "the repository (default: figures/<profile>/ of the repository)")
+                        "the repository root (outputs then go to ROOT/figures/<profile>/...)")
     p.add_argument("--run-dir", type=Path, default=None,
                    help="where executed notebooks go (default: runs/<profile>-<timestamp>/, git-ignored)")
     p.add_argument("--notebook-dir", type=Path, default=NOTEBOOK_DIR, help=argparse.SUPPRESS)

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..experiments import EXPERIMENTS, PROFILES, RunLocked, StepsConflict, Sweep, field_paths, format_status
 from ..experiments.config import get_path, parse_values
 from ..experiments.sweep import run_sweep, sweep_status
+from ..training.distributed import init_distributed, is_main
 from .paths import resolve_repo_path
 
 DEFAULT_ROOT = "checkpoints"
@@ -101,9 +102,7 @@ def _fields(args: argparse.Namespace) -> int:
 
 
 def _init_distributed() -> None:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from ..training.distributed import init_distributed
-
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
         init_distributed()
 
 
@@ -123,19 +122,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 2
     root = resolve_repo_path(args.root)
-    print(f"{sweep.experiment.name}, profile {sweep.profile}: {len(sweep.configs())} runs under "
+    _init_distributed()  # before anything names a run folder: the folder depends on the number of shards
+    say = print if is_main() else (lambda *a, **k: None)
+    say(f"{sweep.experiment.name}, profile {sweep.profile}: {len(sweep.configs())} runs under "
           f"{root / sweep.experiment.name}")
-    print(format_status(sweep_status(sweep, root)))
+    say(format_status(sweep_status(sweep, root)))
     if args.dry_run:
         return 0
-    _init_distributed()
     try:
         results = run_sweep(sweep, root, wait=args.wait, skip_locked=args.skip_locked)
     except (RunLocked, StepsConflict) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print("\n" + format_status(sweep_status(sweep, root)))
-    _print_results(sweep, results)
+    if is_main():
+        print("\n" + format_status(sweep_status(sweep, root)))
+        _print_results(sweep, results)
     return 0
 
 

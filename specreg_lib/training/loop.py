@@ -194,8 +194,12 @@ def train(model: nn.Module, loss_fn: Callable, data: Callable | Iterable, cfg: T
         step, nonfinite, overflow = ck["step"], ck["nonfinite_steps"], ck.get("overflow_steps", 0)
         history = {**{k: [] for k in (*_HISTORY_KEYS, "eval")}, **ck["history"]}
     resumed_from = step
-    net = _DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
-               **(ddp_options or {})) if world > 1 else model
+    net = model
+    if world > 1:
+        gpus = None  # DDP on CPU takes no device ids
+        if device.type == "cuda":
+            gpus = [device.index if device.index is not None else torch.cuda.current_device()]
+        net = _DDP(model, device_ids=gpus, **(ddp_options or {}))
 
     def checkpoint() -> None:
         if ckpt_path is None:
@@ -248,7 +252,8 @@ def train(model: nn.Module, loss_fn: Callable, data: Callable | Iterable, cfg: T
                     per_sample = per_sample.float()
                 loss = per_sample.mean()  # (micro,) -> ()
                 loss_sum += loss.detach()
-                # a non-finite loss makes non-finite gradients and the whole step is skipped below
+                # even a non-finite loss is backpropagated (DDP needs every rank in the all-reduce);
+                # the step is then skipped below, on every rank alike
                 scaled = loss / cfg.accumulate if cfg.accumulate > 1 else loss
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
         loss_value = float(D.reduce_sum(loss_sum)) / shards  # mean over all micro-batches of all ranks

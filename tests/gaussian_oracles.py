@@ -1,4 +1,5 @@
-"""Exact denoisers of Gaussian data x0 ~ N(mu, s^2) per element: closed forms to test samplers end to end."""
+"""Test oracles: exact denoisers of Gaussian data x0 ~ N(mu, s^2) per element, closed forms to test samplers
+end to end. They live with the tests, not in the shipped library."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import math
 
 import torch
 
-from .ddpm import PARAMETRIZATIONS
-from .edm import KINDS, as_sigma, preconditioning, vp_sigma
-from .schedules import DDPMSchedule
+from specreg_lib.diffusion.ddpm import PARAMETRIZATIONS
+from specreg_lib.diffusion.edm import KINDS, as_sigma, preconditioning, vp_sigma
+from specreg_lib.diffusion.schedules import DDPMSchedule
 
 
 class GaussianDenoiser:
