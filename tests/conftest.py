@@ -23,3 +23,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the user's asset cache, and never touch the network."""
     monkeypatch.setenv("SPECREG_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("SPECREG_ROOT", raising=False)  # outputs resolve against the checkout unless a test says

@@ -54,3 +54,14 @@ def test_another_profiles_folder_is_refused():
 def test_escaped_literal_path_round_trips(tmp_path):
     odd = tmp_path / "a{b}c"
     assert resolve_out_dir(escape_template(odd), "smoke") == odd
+
+
+def test_specreg_root_moves_every_relative_output(tmp_path, monkeypatch):
+    from specreg_lib.kit.paths import REPO_ROOT, output_root, resolve_out_dir, resolve_repo_path
+
+    assert output_root() == REPO_ROOT
+    monkeypatch.setenv("SPECREG_ROOT", str(tmp_path))
+    assert output_root() == tmp_path.resolve()
+    assert resolve_out_dir("figures/{profile}/02_x", "cpu") == tmp_path.resolve() / "figures" / "cpu" / "02_x"
+    assert resolve_repo_path("checkpoints") == tmp_path.resolve() / "checkpoints"
+    assert str(resolve_repo_path("/abs/path")) == "/abs/path"

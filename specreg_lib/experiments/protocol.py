@@ -72,7 +72,8 @@ class Experiment:
         """Hash of every field that can change the trained model (see RUNTIME_FIELDS for what is left out).
 
         What changes the numbers is the number of micro-batch shards per step, world_size x accumulate, not how
-        they are spread over processes (2 ranks x 1 equals 1 process x 2 bit for bit): the hash uses that product.
+        they are spread over processes (2 ranks x 1 equals 1 process x 2 bit for bit; other layouts agree to float
+        rounding, the summation order differing): the hash uses that product.
         """
         shards = self.train_config(cfg).accumulate * world_size()
         return config_hash(apply_overrides(cfg, {"train.accumulate": shards}), RUNTIME_FIELDS)

@@ -44,11 +44,14 @@ class Sweep:
         self.configs()  # every point is built and validated now, before anything trains
 
     def base_config(self) -> Any:
-        return self.experiment.config(self.profile, self.overrides)
+        """The profile's config with the overrides, and every single-valued grid axis where it applies."""
+        cfg = self.experiment.config(self.profile, self.overrides)
+        single = {k: v[0] for k, v in self.grid.items() if len(v) == 1}
+        return apply_overrides(cfg, single, skip_not_applicable=True, variants=self.experiment.variants)
 
     def configs(self) -> list[Any]:
         """One validated config per (grid point, seed), duplicates (same run, same results) removed."""
-        base = self.base_config()
+        base = self.experiment.config(self.profile, self.overrides)
         axes = list(self.grid.items())
         out, seen = [], set()
         for values in itertools.product(*(v for _, v in axes)):

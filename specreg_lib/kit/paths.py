@@ -20,10 +20,17 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 PROFILE_DIR = "figures/{profile}"  # a profile's report.html and summary.json (a template like out_dir)
 
 
+def output_root() -> Path:
+    """Where relative outputs go: ``$SPECREG_ROOT`` when set (e.g. to keep a test's or a scratch run's figures
+    and run folders out of the checkout), else the repository root."""
+    env = os.environ.get("SPECREG_ROOT")
+    return Path(env).expanduser().resolve() if env else REPO_ROOT
+
+
 def resolve_repo_path(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
-    """An absolute path as given; a relative one joined to ``root`` (default: the repository root), never the cwd."""
+    """An absolute path as given; a relative one joined to ``root`` (default: :func:`output_root`), never the cwd."""
     p = Path(path).expanduser()
-    return (p if p.is_absolute() else Path(root or REPO_ROOT) / p).resolve()
+    return (p if p.is_absolute() else Path(root or output_root()) / p).resolve()
 
 
 def resolve_out_dir(out_dir: str | os.PathLike, profile: str, root: str | os.PathLike | None = None) -> Path:
