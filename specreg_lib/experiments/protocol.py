@@ -62,10 +62,8 @@ class Experiment:
         from .sweep import Sweep
 
         over = {resolve_path(self.config_class, k): v for k, v in (overrides or {}).items() if v is not None}
-        reg_axes = {k: [v] for k, v in over.items() if k.startswith("regularizer.")}
-        rest = {k: v for k, v in over.items() if k not in reg_axes}
-        grid = {"regularizer": list(variants or self.default_variants), **reg_axes}
-        return Sweep(self, profile, rest, grid, tuple(seeds or self.default_seeds.get(profile, (1,))))
+        grid = {"regularizer": list(variants or self.default_variants)}
+        return Sweep(self, profile, over, grid, tuple(seeds or self.default_seeds.get(profile, (1,))))
 
     # -- identity of a run -------------------------------------------------------------------------------
     def run_hash(self, cfg: Any) -> str:

@@ -8,12 +8,14 @@ each run's last checkpoint, and :func:`sweep_status` tells which runs are done, 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..diffusion import Regularizer
 from .config import apply_overrides, get_path, resolve_path
 from .protocol import Experiment
 from .runs import RunLocked, RunResult, run, run_dir, run_state
@@ -40,14 +42,29 @@ class Sweep:
         for path, values in grid.items():
             if not values:
                 raise ValueError(f"grid axis {path} has no values")
+        if "regularizer" in grid:  # variant names -> values, so _apply can give them the base's lambda/weighting
+            known = self.experiment.variants
+            bad = [v for v in grid["regularizer"] if isinstance(v, str) and v not in known]
+            if bad:
+                raise ValueError(f"unknown regularizer variant(s) {bad}; choose from {list(known)}")
+            grid["regularizer"] = [known[v] if isinstance(v, str) else v for v in grid["regularizer"]]
         object.__setattr__(self, "grid", grid)
         self.configs()  # every point is built and validated now, before anything trains
 
     def base_config(self) -> Any:
         """The profile's config with the overrides, and every single-valued grid axis where it applies."""
         cfg = self.experiment.config(self.profile, self.overrides)
-        single = {k: v[0] for k, v in self.grid.items() if len(v) == 1}
-        return apply_overrides(cfg, single, skip_not_applicable=True, variants=self.experiment.variants)
+        return self._apply(cfg, {k: v[0] for k, v in self.grid.items() if len(v) == 1})
+
+    def _apply(self, base: Any, point: dict[str, Any]) -> Any:
+        """``base`` with one grid point applied. A variant named on the ``regularizer`` axis brings its L_S (kind
+        and options); its lambda_spec and weighting stay the base config's unless an axis of their own sets them,
+        so a profile (or ``--set lambda_spec=...``) sets them once for every regularized variant."""
+        reg = point.get("regularizer")
+        if isinstance(reg, Regularizer) and base.regularizer is not None:
+            point = {**point, "regularizer": dataclasses.replace(
+                reg, lambda_spec=base.regularizer.lambda_spec, weighting=base.regularizer.weighting)}
+        return apply_overrides(base, point, skip_not_applicable=True, variants=self.experiment.variants)
 
     def configs(self) -> list[Any]:
         """One validated config per (grid point, seed), duplicates (same run, same results) removed."""
@@ -55,8 +72,7 @@ class Sweep:
         axes = list(self.grid.items())
         out, seen = [], set()
         for values in itertools.product(*(v for _, v in axes)):
-            point = dict(zip((k for k, _ in axes), values, strict=True))
-            cfg = apply_overrides(base, point, skip_not_applicable=True, variants=self.experiment.variants)
+            cfg = self._apply(base, dict(zip((k for k, _ in axes), values, strict=True)))
             for seed in self.seeds:
                 c = apply_overrides(cfg, {"train.seed": seed})
                 key = (self.experiment.run_hash(c), self.experiment.results_hash(c), c.train.steps)

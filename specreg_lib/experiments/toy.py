@@ -140,8 +140,9 @@ def _wavelet(wave: str) -> Regularizer:
     return Regularizer("wavelet", 1.0, "alpha_bar", {"wave": wave, "levels": 2})
 
 
-# The variants a sweep may name (``--grid regularizer=baseline,amp_phase``); vary lambda_spec and weighting
-# with their own grid axes (``--grid lambda_spec=0.3,1``), which skip the baseline.
+# The variants a sweep may name (``--grid regularizer=baseline,amp_phase``): each brings its L_S (kind, options);
+# lambda_spec and weighting come from the profile's regularizer, or from axes of their own
+# (``--grid lambda_spec=0.3,1``), which skip the baseline.
 TOY_VARIANTS: dict[str, Regularizer | None] = {
     "baseline": None,
     "amp": Regularizer("amp", 1.0, "alpha_bar"),  # Eq. 14

@@ -77,9 +77,6 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
         overrides[path] = values[0]
     if "regularizer" not in grid and "regularizer" not in overrides and exp.default_variants:
         grid = {"regularizer": [exp.variants[v] for v in exp.default_variants], **grid}
-    # regularizer.* overrides apply to every regularized variant and skip the baseline: make them grid axes
-    for path in [p for p in overrides if p.startswith("regularizer.")]:
-        grid[path] = [overrides.pop(path)]
     if args.seeds is not None:
         try:
             seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
