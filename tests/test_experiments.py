@@ -32,6 +32,7 @@ from specreg_lib.experiments import (
     save_config,
     sweep_status,
     to_dict,
+    variant_sweep,
 )
 from specreg_lib.experiments.runs import run_lock
 from specreg_lib.experiments.toy import TOY_VARIANTS
@@ -199,8 +200,8 @@ def test_sweep_grid_times_seeds_with_baseline_kept_once(tmp_path):
 
 
 def test_notebook_sweep_applies_lambda_to_regularized_variants_only():
-    sweep = CHECKERBOARD.sweep("smoke", seeds=[3], variants=["baseline", "haar"], overrides={"lambda_spec": 0.5,
-                                                                                             "steps": None})
+    sweep = variant_sweep(CHECKERBOARD, "smoke", seeds=[3], variants=["baseline", "haar"],
+                          overrides={"lambda_spec": 0.5, "steps": None})
     base, haar = sweep.configs()
     assert base.regularizer is None and haar.regularizer.lambda_spec == 0.5 and haar.regularizer.name == "haar"
     assert {c.train.seed for c in sweep.configs()} == {3} and haar.train.steps == 30

@@ -20,7 +20,7 @@ from .config import (
 )
 from .protocol import RUNTIME_FIELDS, Experiment
 from .runs import RunLocked, RunResult, StepsConflict, run, run_dir, run_state
-from .sweep import Sweep, format_status, run_sweep, sweep_status
+from .sweep import Sweep, format_status, run_sweep, sweep_status, variant_sweep
 from .toy import CHECKERBOARD, POWER_SPECTRA, ToyConfig, ToyExperiment
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (CHECKERBOARD, POWER_SPECTRA)}
@@ -29,5 +29,5 @@ __all__ = [
     "CHECKERBOARD", "EXPERIMENTS", "POWER_SPECTRA", "PROFILES", "RUNTIME_FIELDS", "Experiment", "NotApplicable",
     "RunLocked", "RunResult", "StepsConflict", "Sweep", "ToyConfig", "ToyExperiment", "apply_overrides",
     "check_profile", "config_hash", "field_paths", "format_status", "from_dict", "load_config", "parse_values",
-    "run", "run_dir", "run_state", "run_sweep", "save_config", "sweep_status", "to_dict",
+    "run", "run_dir", "run_state", "run_sweep", "save_config", "sweep_status", "to_dict", "variant_sweep",
 ]

@@ -8,7 +8,7 @@ dataclass defaults, then the experiment's ``base`` overrides, then the profile's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -17,7 +17,7 @@ from torch import nn
 from ..diffusion import Regularizer
 from ..training import TrainConfig
 from ..training.distributed import world_size
-from .config import PROFILES, apply_overrides, check_profile, config_hash, resolve_path
+from .config import PROFILES, apply_overrides, check_profile, config_hash
 
 # Dotted paths that never change what a run computes: left out of the run folder's hash.
 # ``train.steps`` is handled by snapshots (see runs.py), ``train.device`` may change on resume (CPU and GPU
@@ -51,19 +51,6 @@ class Experiment:
                              f"{', '.join(p for p in PROFILES if p in self.profiles)}")
         cfg = apply_overrides(self.config_class(), {**self.base, **self.profiles[profile]}, variants=self.variants)
         return apply_overrides(cfg, dict(overrides or {}), variants=self.variants)
-
-    def sweep(self, profile: str, seeds: Sequence[int] | None = None, variants: Sequence[str] | None = None,
-              overrides: Mapping[str, Any] | None = None) -> Any:
-        """The comparison a notebook shows: ``variants`` (regularizer names) x ``seeds`` on ``profile``.
-
-        None means the experiment's defaults for the profile. Overrides of ``regularizer.*`` fields (e.g.
-        ``lambda_spec``) apply to every regularized variant and skip the baseline; None values are dropped.
-        """
-        from .sweep import Sweep
-
-        over = {resolve_path(self.config_class, k): v for k, v in (overrides or {}).items() if v is not None}
-        grid = {"regularizer": list(variants or self.default_variants)}
-        return Sweep(self, profile, over, grid, tuple(seeds or self.default_seeds.get(profile, (1,))))
 
     # -- identity of a run -------------------------------------------------------------------------------
     def run_hash(self, cfg: Any) -> str:

@@ -89,6 +89,17 @@ class Sweep:
         return row
 
 
+def variant_sweep(experiment: Experiment, profile: str, seeds: Sequence[int] | None = None,
+                  variants: Sequence[str] | None = None, overrides: Mapping[str, Any] | None = None) -> Sweep:
+    """The comparison a notebook shows: ``variants`` (regularizer names) x ``seeds`` on ``profile``.
+
+    None means the experiment's defaults for the profile; overrides whose value is None are dropped.
+    """
+    over = {resolve_path(experiment.config_class, k): v for k, v in (overrides or {}).items() if v is not None}
+    grid = {"regularizer": list(variants or experiment.default_variants)}
+    return Sweep(experiment, profile, over, grid, tuple(seeds or experiment.default_seeds.get(profile, (1,))))
+
+
 def run_sweep(sweep: Sweep, root: str | os.PathLike, wait: bool = False,
               skip_locked: bool = False) -> list[RunResult]:
     """Run (or resume, or re-read) every point of ``sweep`` in order; returns their results in that order.
