@@ -123,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
 
     env = describe_environment()
     profile_dir = resolve_out_dir(PROFILE_DIR, args.profile, args.root)
-    command = "specreg reproduce " + shlex.join(sys.argv[1:]) if len(sys.argv) > 1 else "specreg reproduce"
+    # the options as typed, whether started as `specreg reproduce ...` or `python -m specreg_lib.kit.reproduce ...`
+    typed = sys.argv[1:]
+    if Path(sys.argv[0]).name in ("specreg", "cli.py") and typed[:1] == ["reproduce"]:
+        typed = typed[1:]
+    command = shlex.join(["specreg", "reproduce", *typed])
     report = write_report(profile_dir / "report.html", gather(every, args.profile, results, args.root),
                           args.profile, env, command)
     write_json(profile_dir / "summary.json", {
