@@ -56,7 +56,7 @@ def test_profiles_are_overrides_of_one_dataclass():
     assert smoke.model.base_channels == 16 and smoke.train.steps == 30 and smoke.diffusion.T == 20
     assert paper.model.channel_mult == (1, 2) and paper.train.device == "auto"
     spectra = POWER_SPECTRA.config("cpu")
-    assert spectra.data.dataset == "patches" and spectra.model.base_channels == 64 and spectra.train.steps == 4000
+    assert spectra.data.dataset == "patches" and spectra.model.base_channels == 64 and spectra.train.steps == 2000
     with pytest.raises(ValueError, match="unknown profile"):
         CHECKERBOARD.config("fast")
 
