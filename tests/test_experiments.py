@@ -115,6 +115,9 @@ def test_run_hash_covers_what_changes_the_model_and_results_key_the_rest():
     for same in ({"train.steps": 9}, {"train.checkpoint_every": 2}, {"sample.n_samples": 2},
                  {"evaluate.log_floor": 1.0}, {"threads": 2}):
         assert CHECKERBOARD.run_hash(tiny(**same)) == h, same
+    # a cosine learning rate decays over the whole run: there, extending a run is a different run
+    cosine = tiny(lr_schedule="cosine")
+    assert CHECKERBOARD.run_hash(apply_overrides(cosine, {"steps": 9})) != CHECKERBOARD.run_hash(cosine)
     # the bug: log_floor and n_reference changed the reference but not the cached log distance
     r = CHECKERBOARD.results_hash
     assert r(tiny(log_floor=1.0)) != r(cfg) and r(tiny(n_reference=16)) != r(cfg) and r(tiny(n_samples=2)) != r(cfg)

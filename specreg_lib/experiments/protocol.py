@@ -60,8 +60,12 @@ class Experiment:
         they are spread over processes (2 ranks x 1 equals 1 process x 2 bit for bit; other layouts agree to float
         rounding, the summation order differing): the hash uses that product.
         """
-        shards = self.train_config(cfg).accumulate * world_size()
-        return config_hash(apply_overrides(cfg, {"train.accumulate": shards}), RUNTIME_FIELDS)
+        tcfg = self.train_config(cfg)
+        shards = tcfg.accumulate * world_size()
+        # A learning-rate schedule that decays over the run (cosine) makes the trajectory depend on the total
+        # step count: extending such a run is not training it straight to more steps, so steps enter the hash.
+        exclude = RUNTIME_FIELDS if tcfg.lr_schedule == "constant" else RUNTIME_FIELDS - {"train.steps"}
+        return config_hash(apply_overrides(cfg, {"train.accumulate": shards}), exclude)
 
     def results_hash(self, cfg: Any) -> str:
         """Hash of what turns a trained model into results: the sample and evaluate sub-configs."""

@@ -12,7 +12,8 @@ model, except ``train.steps``; see ``protocol.RUNTIME_FIELDS``):
 
 How ``steps`` enters: asking for N steps returns the snapshot at N, or resumes training from the latest
 checkpoint when it is below N (then snapshots N), and REFUSES when the checkpoint is already past N without a
-snapshot at N: a model is never returned under a step count it was not trained for.
+snapshot at N: a model is never returned under a step count it was not trained for. (With a learning-rate
+schedule that depends on the total, e.g. cosine, ``steps`` is part of the hash instead: one folder per N.)
 A second process on the same folder waits (``wait=True``) or stops with :class:`RunLocked` naming the holder.
 """
 
