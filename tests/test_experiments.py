@@ -272,3 +272,20 @@ def test_torchrun_sweep_is_the_one_process_run_with_as_many_shards(tmp_path):
     one_process = run(CHECKERBOARD, cfg, tmp_path / "single")
     assert torch.equal(two_ranks.samples, one_process.samples)
     assert two_ranks.history["loss"] == one_process.history["loss"]
+
+
+@pytest.mark.slow
+def test_torchrun_sweep_stops_on_every_rank_when_the_run_is_locked(tmp_path):
+    """Rank 0 cannot take the lock: every rank must stop with the message, none may wait in a collective."""
+    cfg = CHECKERBOARD.config("smoke", {**TINY, "regularizer": "amp", "train.accumulate": 2})
+    folder = run_dir(CHECKERBOARD, cfg, tmp_path)  # 2 ranks x accumulate 1 = this folder
+    with run_lock(folder):
+        sets = [f"--set={k}={v}" for k, v in TINY.items()]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "specreg_lib.kit.sweep", "checkerboard", "--profile", "smoke", "--grid", "regularizer=amp",
+               "--seeds", "1", "--root", str(tmp_path), *sets]
+        done = subprocess.run(cmd, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode != 0
+    assert done.stderr.count("is in use by pid") == 2, done.stderr[-2000:]  # both ranks said why
+    assert not (folder / "checkpoint.pt").exists()

@@ -72,9 +72,39 @@ def _is_main() -> bool:
         or torch.distributed.get_rank() == 0
 
 
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def _barrier() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if _distributed():
         torch.distributed.barrier()
+
+
+def _from_rank0(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (itself without a process group): ranks must take the same branch."""
+    if not _distributed():
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+@contextlib.contextmanager
+def _lock_on_rank0(folder: Path, wait: bool) -> Iterator[None]:
+    """Rank 0 holds the run's lock; if it cannot, EVERY rank raises RunLocked (none is left waiting in a
+    collective)."""
+    with contextlib.ExitStack() as stack:
+        refused = None
+        if _is_main():
+            try:
+                stack.enter_context(run_lock(folder, wait=wait))
+            except RunLocked as err:
+                refused = str(err)
+        refused = _from_rank0(refused)
+        if refused is not None:
+            raise RunLocked(refused)
+        yield
 
 
 def run_dir(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> Path:
@@ -182,23 +212,22 @@ def run(experiment: Experiment, cfg: Any, root: str | os.PathLike, wait: bool = 
     """Train (or resume, or reuse) one run, sample it once and evaluate; every step is cached on disk."""
     folder = run_dir(experiment, cfg, root)
     res_dir = results_dir(experiment, cfg, root)
-    if (res_dir / METRICS_FILE).exists():
+    if _from_rank0((res_dir / METRICS_FILE).exists()):
         return load_result(experiment, cfg, res_dir)
     tcfg = experiment.train_config(cfg)
-    lock = run_lock(folder, wait=wait) if _is_main() else contextlib.nullcontext()
-    with lock:
-        if (res_dir / METRICS_FILE).exists():  # another process finished it while we waited
+    with _lock_on_rank0(folder, wait):
+        if _from_rank0((res_dir / METRICS_FILE).exists()):  # another process finished it while we waited
             return load_result(experiment, cfg, res_dir)
         snap = snapshot_path(experiment, cfg, root)
         history: dict[str, list[float]] = {}
-        if snap.exists():
+        if _from_rank0(snap.exists()):
             sampling_model = experiment.build_model(cfg)
             data = torch.load(snap, map_location="cpu", weights_only=True)
             sampling_model.load_state_dict(data["model"])
             history, seconds = data["history"], data["train"]
         else:
             ck = folder / "checkpoint.pt"
-            done = checkpoint_step(ck)
+            done = _from_rank0(checkpoint_step(ck))
             if done is not None and done > tcfg.steps:
                 raise StepsConflict(f"{folder} was trained to {done} steps and has no snapshot at {tcfg.steps}; "
                                     f"ask for >= {done} steps, or use another root for a {tcfg.steps}-step run")
