@@ -221,6 +221,9 @@ def run(experiment: Experiment, cfg: Any, root: str | os.PathLike, wait: bool = 
         snap = snapshot_path(experiment, cfg, root)
         history: dict[str, list[float]] = {}
         if _from_rank0(snap.exists()):
+            if not _is_main():  # rank 0 alone samples and evaluates
+                _barrier()
+                return load_result(experiment, cfg, res_dir)
             sampling_model = experiment.build_model(cfg)
             data = torch.load(snap, map_location="cpu", weights_only=True)
             sampling_model.load_state_dict(data["model"])
@@ -251,7 +254,8 @@ def run(experiment: Experiment, cfg: Any, root: str | os.PathLike, wait: bool = 
         metrics, arrays = experiment.evaluate(cfg, samples)
         loss = [v for v in history.get("loss", [])[-100:] if v == v]
         metrics = {"experiment": experiment.name, "label": experiment.label(cfg), "seed": experiment.seed(cfg),
-                   "steps": tcfg.steps, "device": str(tcfg.device), **seconds,
+                   "steps": tcfg.steps, "device": str(tcfg.device),
+                   "parameters": sum(p.numel() for p in sampling_model.parameters()), **seconds,
                    "final_loss": sum(loss) / max(1, len(loss)), **metrics}
         with atomic_path(res_dir / RESULT_FILE) as tmp:
             torch.save({"step": tcfg.steps, "arrays": {"samples": samples, **arrays},

@@ -17,7 +17,7 @@ from torch import nn
 from ..data import CheckerboardFamily, ImagePatches
 from ..diffusion import DDPMLoss, DDPMSchedule, Regularizer, ancestral_sample, ddim_sample, ddim_timesteps
 from ..metrics import floored_spectrum, spectral_log_distance, structure_metrics
-from ..models import UNet, UNetConfig, count_parameters
+from ..models import UNet, UNetConfig
 from ..training import TrainConfig
 from .protocol import Experiment
 
@@ -216,8 +216,7 @@ class ToyExperiment(Experiment):
         ref = reference(cfg)
         _, p_ref = floored_spectrum(ref, cfg.evaluate.log_floor)
         freqs, p = floored_spectrum(samples, cfg.evaluate.log_floor)
-        metrics: dict[str, Any] = {"parameters": count_parameters(UNet(cfg.unet_config())),
-                                   "log_distance": spectral_log_distance(p, p_ref)}
+        metrics: dict[str, Any] = {"log_distance": spectral_log_distance(p, p_ref)}
         if cfg.data.dataset == "checkerboard":
             metrics.update(structure_metrics(samples, cfg.data.build(), reference=ref))
         return metrics, {"freqs": freqs, "power": p}
