@@ -35,6 +35,7 @@ import torch
 
 from ..io import atomic_path, write_json
 from ..training import train
+from ..training.distributed import barrier, from_rank0, is_main
 from .config import save_config
 from .protocol import Experiment
 
@@ -67,41 +68,18 @@ class RunResult:
         return self.arrays["samples"]
 
 
-def _is_main() -> bool:
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
-        or torch.distributed.get_rank() == 0
-
-
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def _barrier() -> None:
-    if _distributed():
-        torch.distributed.barrier()
-
-
-def _from_rank0(value: Any) -> Any:
-    """Rank 0's ``value`` on every rank (itself without a process group): ranks must take the same branch."""
-    if not _distributed():
-        return value
-    box = [value]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 @contextlib.contextmanager
 def _lock_on_rank0(folder: Path, wait: bool) -> Iterator[None]:
     """Rank 0 holds the run's lock; if it cannot, EVERY rank raises RunLocked (none is left waiting in a
     collective)."""
     with contextlib.ExitStack() as stack:
         refused = None
-        if _is_main():
+        if is_main():
             try:
                 stack.enter_context(run_lock(folder, wait=wait))
             except RunLocked as err:
                 refused = str(err)
-        refused = _from_rank0(refused)
+        refused = from_rank0(refused)
         if refused is not None:
             raise RunLocked(refused)
         yield
@@ -212,17 +190,17 @@ def run(experiment: Experiment, cfg: Any, root: str | os.PathLike, wait: bool = 
     """Train (or resume, or reuse) one run, sample it once and evaluate; every step is cached on disk."""
     folder = run_dir(experiment, cfg, root)
     res_dir = results_dir(experiment, cfg, root)
-    if _from_rank0((res_dir / METRICS_FILE).exists()):
+    if from_rank0((res_dir / METRICS_FILE).exists()):
         return load_result(experiment, cfg, res_dir)
     tcfg = experiment.train_config(cfg)
     with _lock_on_rank0(folder, wait):
-        if _from_rank0((res_dir / METRICS_FILE).exists()):  # another process finished it while we waited
+        if from_rank0((res_dir / METRICS_FILE).exists()):  # another process finished it while we waited
             return load_result(experiment, cfg, res_dir)
         snap = snapshot_path(experiment, cfg, root)
         history: dict[str, list[float]] = {}
-        if _from_rank0(snap.exists()):
-            if not _is_main():  # rank 0 alone samples and evaluates
-                _barrier()
+        if from_rank0(snap.exists()):
+            if not is_main():  # rank 0 alone samples and evaluates
+                barrier()
                 return load_result(experiment, cfg, res_dir)
             sampling_model = experiment.build_model(cfg)
             data = torch.load(snap, map_location="cpu", weights_only=True)
@@ -230,11 +208,11 @@ def run(experiment: Experiment, cfg: Any, root: str | os.PathLike, wait: bool = 
             history, seconds = data["history"], data["train"]
         else:
             ck = folder / "checkpoint.pt"
-            done = _from_rank0(checkpoint_step(ck))
+            done = from_rank0(checkpoint_step(ck))
             if done is not None and done > tcfg.steps:
                 raise StepsConflict(f"{folder} was trained to {done} steps and has no snapshot at {tcfg.steps}; "
                                     f"ask for >= {done} steps, or use another root for a {tcfg.steps}-step run")
-            if _is_main():
+            if is_main():
                 save_config(cfg, folder / "config.json", experiment=experiment.name)
             torch.manual_seed(experiment.seed(cfg))  # the initial weights: identical for every variant of a seed
             model = experiment.build_model(cfg)
@@ -243,12 +221,12 @@ def run(experiment: Experiment, cfg: Any, root: str | os.PathLike, wait: bool = 
             sampling_model, history = res.sampling_model, res.history
             seconds = {"seconds_per_step": res.seconds_per_step, "train_seconds": res.train_seconds,
                        "nonfinite_steps": res.nonfinite_steps}
-            if _is_main():
+            if is_main():
                 with atomic_path(snap) as tmp:
                     torch.save({"model": sampling_model.state_dict(), "step": res.step, "history": history,
                                 "train": seconds, "meta": experiment.model_meta(cfg)}, tmp)
-        if not _is_main():
-            _barrier()
+        if not is_main():
+            barrier()
             return load_result(experiment, cfg, res_dir)
         samples = experiment.sample(cfg, sampling_model)
         metrics, arrays = experiment.evaluate(cfg, samples)
@@ -263,6 +241,6 @@ def run(experiment: Experiment, cfg: Any, root: str | os.PathLike, wait: bool = 
         save_config(cfg, res_dir / "config.json", experiment=experiment.name)
         write_json(res_dir / METRICS_FILE, metrics)  # written last: its presence marks the results complete
         result = load_result(experiment, cfg, res_dir)
-    _barrier()
+    barrier()
     return result
 

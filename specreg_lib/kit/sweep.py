@@ -14,7 +14,6 @@ A killed sweep resumes where it stopped (each run from its last checkpoint); fin
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -98,11 +97,6 @@ def _fields(args: argparse.Namespace) -> int:
     return 0
 
 
-def _init_distributed() -> None:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
-        init_distributed()
-
-
 def run(args: argparse.Namespace) -> int:
     """Entry point shared by ``specreg sweep`` and ``python -m specreg_lib.kit.sweep``; returns the exit code."""
     if args.list or not args.experiment:
@@ -119,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 2
     root = resolve_repo_path(args.root)
-    _init_distributed()  # before anything names a run folder: the folder depends on the number of shards
+    init_distributed()  # under torchrun; a no-op otherwise. Before any run folder is named: they depend
+    # on the number of shards
     say = print if is_main() else (lambda *a, **k: None)
     say(f"{sweep.experiment.name}, profile {sweep.profile}: {len(sweep.configs())} runs under "
           f"{root / sweep.experiment.name}")

@@ -98,6 +98,16 @@ def barrier() -> None:
         dist.barrier(device_ids=[torch.cuda.current_device()] if backend() == "nccl" else None)
 
 
+def from_rank0(value: Any) -> Any:
+    """Rank 0's ``value`` (any picklable object) on every rank; itself without a process group. For decisions
+    every rank must take alike (e.g. whether a result is already on disk)."""
+    if not is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def reduce_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum of ``x`` over ranks (a new tensor; ``x`` itself is left alone)."""
     x = x.detach().clone()
