@@ -1,7 +1,8 @@
-"""Measurements: spectral diagnostics (radially averaged power spectra and their distances) and the
-checkerboard structure metrics. FID and the audio metrics join this room."""
+"""Measurements: spectral diagnostics (radially averaged power spectra and their distances), the
+checkerboard structure metrics, and the one Frechet distance that FID and FAD share."""
 
 from .checkerboard import binariness, is_valid, match_error, peak_energy, structure_metrics
+from .frechet import frechet_distance, gaussian_stats
 from .spectra import (
     fit_power_law_slope,
     floored_spectrum,
@@ -10,5 +11,6 @@ from .spectra import (
     spectral_log_distance,
 )
 
-__all__ = ["binariness", "fit_power_law_slope", "floored_spectrum", "high_frequency_energy_ratio", "is_valid",
-           "match_error", "peak_energy", "radial_power_spectrum", "spectral_log_distance", "structure_metrics"]
+__all__ = ["binariness", "fit_power_law_slope", "floored_spectrum", "frechet_distance", "gaussian_stats",
+           "high_frequency_energy_ratio", "is_valid", "match_error", "peak_energy", "radial_power_spectrum",
+           "spectral_log_distance", "structure_metrics"]
