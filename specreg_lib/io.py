@@ -1,4 +1,5 @@
-"""Atomic file output: nothing half-written is ever left on disk (write to a temp file, then rename)."""
+"""Files: where relative paths resolve (the repository root or $SPECREG_ROOT), and atomic output (nothing
+half-written is ever left on disk: write to a temp file, then rename)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,21 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def output_root() -> Path:
+    """Where relative outputs go: ``$SPECREG_ROOT`` when set (e.g. to keep a test's or a scratch run's figures
+    and run folders out of the checkout), else the repository root."""
+    env = os.environ.get("SPECREG_ROOT")
+    return Path(env).expanduser().resolve() if env else REPO_ROOT
+
+
+def resolve_repo_path(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """An absolute path as given; a relative one joined to ``root`` (default: :func:`output_root`), never the cwd."""
+    p = Path(path).expanduser()
+    return (p if p.is_absolute() else Path(root or output_root()) / p).resolve()
 
 
 def _umask() -> int:

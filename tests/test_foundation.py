@@ -9,8 +9,8 @@ import math
 
 import pytest
 
+from specreg_lib import assets
 from specreg_lib.io import atomic_open, write_json
-from specreg_lib.kit import assets
 from specreg_lib.kit.outputs import read_metrics, save_labelled, write_metrics
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import assets
+from .. import assets
 from .paths import NOTEBOOK_DIR
 
 PACKAGES = ("torch", "torchvision", "torchaudio", "numpy", "scipy", "PyWavelets", "pytorch-wavelets",

@@ -14,23 +14,10 @@ import string
 from pathlib import Path
 
 from ..experiments.config import PROFILES, check_profile
+from ..io import REPO_ROOT, output_root, resolve_repo_path  # noqa: F401  (the kit's path API, re-exported)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 PROFILE_DIR = "figures/{profile}"  # a profile's report.html and summary.json (a template like out_dir)
-
-
-def output_root() -> Path:
-    """Where relative outputs go: ``$SPECREG_ROOT`` when set (e.g. to keep a test's or a scratch run's figures
-    and run folders out of the checkout), else the repository root."""
-    env = os.environ.get("SPECREG_ROOT")
-    return Path(env).expanduser().resolve() if env else REPO_ROOT
-
-
-def resolve_repo_path(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
-    """An absolute path as given; a relative one joined to ``root`` (default: :func:`output_root`), never the cwd."""
-    p = Path(path).expanduser()
-    return (p if p.is_absolute() else Path(root or output_root()) / p).resolve()
 
 
 def resolve_out_dir(out_dir: str | os.PathLike, profile: str, root: str | os.PathLike | None = None) -> Path:

@@ -19,8 +19,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..io import atomic_path
-from .paths import resolve_repo_path
+from .io import atomic_path, resolve_repo_path
 
 EDM_BASE = "https://nvlabs-fi-cdn.nvidia.com/edm/pretrained/"
 
