@@ -13,8 +13,10 @@ import hashlib
 import os
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -60,12 +62,24 @@ REGISTRY: dict[str, Asset] = {
         Asset("inception-2015-12-05.pt",
               "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",
               None, "metric", "FID feature extractor (clean-fid)", "~95 MB"),
+        # EDM's image datasets (docs/edm_generation.md): CIFAR-10's binary release (SHA-256 as in the TFDS
+        # checksum registry, 170,052,171 bytes; read without pickle) and AFHQv2 from StarGAN v2's link.
+        # FFHQ has no direct URL (Google Drive via NVIDIA's download_ffhq.py): prepare it from a local copy.
+        Asset("cifar-10-binary.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+              "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd", "dataset",
+              "CIFAR-10 32x32 (EDM fine-tuning, FID references)", "163 MB"),
+        Asset("afhq_v2.zip", "https://www.dropbox.com/s/vkzjokiwof5h8w6/afhq_v2.zip?dl=1", None, "dataset",
+              "AFHQv2 512x512 -> AFHQv2-64 (EDM fine-tuning, FID references)", "~7 GB"),
         Asset("diffwave-ljspeech-22kHz-1000578.pt",
               "https://lmnt.com/assets/diffwave/diffwave-ljspeech-22kHz-1000578.pt",
               "d415d2117bb0bba3999afabdd67ed11d9e43400af26193a451d112e2560821a8",
               "checkpoint", "DiffWave fine-tuning (Table 2)", "31 MB"),
         Asset("LJSpeech-1.1.tar.bz2", "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2", None,
               "dataset", "DiffWave fine-tuning and audio metrics (Table 2)", "2.6 GB"),
+        # torch.hub names it by the first 8 hex digits of its SHA-256 (10086976); the full hash is recorded on
+        # first download (see fetch)
+        Asset("vggish-10086976.pth", "https://github.com/harritaylor/torchvggish/releases/download/v0.1/"
+              "vggish-10086976.pth", None, "metric", "FAD embedding (VGGish, Table 2)", "~280 MB"),
     ]
 }
 
@@ -100,14 +114,49 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def verify(path: str | os.PathLike, sha256: str | None) -> None:
-    """Raise ``ChecksumError`` if ``path`` does not hash to ``sha256`` (no-op when ``sha256`` is None)."""
+def verify(path: str | os.PathLike, sha256: str | None, label: str | None = None) -> None:
+    """Raise ``ChecksumError`` if ``path`` does not hash to ``sha256`` (no-op when ``sha256`` is None).
+
+    ``label`` names the file in the message when ``path`` is a temp file that is about to be deleted."""
     if sha256 is None:
         return
     got = sha256_file(path)
-    if got != sha256.lower():
-        raise ChecksumError(f"{path}: SHA-256 {got} does not match the expected {sha256}; "
-                            "the file is corrupt or a different version: delete it and download again")
+    if got != sha256.strip().lower():
+        raise ChecksumError(f"{label or path}: SHA-256 {got} does not match the expected {sha256}; "
+                            "the file is corrupt, truncated or a different version: delete it and download "
+                            "again (or pin the hash you trust, see docs/kit.md)")
+
+
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def read_record(path: str | os.PathLike) -> str | None:
+    """The SHA-256 recorded beside a cached file on its first download (``<file>.sha256``), else None."""
+    rec = _record_path(Path(path))
+    if not rec.is_file():
+        return None
+    digest = (rec.read_text().split() or [""])[0].lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ChecksumError(f"{rec}: not a SHA-256 record (expected '<64 hex digits>  <name>'); delete it and "
+                            f"{Path(path).name} and download again")
+    return digest
+
+
+def _write_record(path: Path, digest: str) -> None:
+    with atomic_path(_record_path(path)) as tmp:
+        tmp.write_text(f"{digest}  {path.name}\n")
+
+
+def _pin(asset: Asset, sha256: str | None) -> str | None:
+    """The hash to check against: an explicit ``sha256`` option, then ``SPECREG_<NAME>_SHA256``, then the registry."""
+    pin = sha256 or os.environ.get(asset.env_var + "_SHA256") or asset.sha256
+    if pin is not None:
+        pin = pin.strip().lower()
+        if len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin):
+            raise ValueError(f"sha256 for {asset.name} must be 64 hex digits, got {pin!r}; pass the value "
+                             f"printed by `sha256sum {asset.name}` (option sha256= or {asset.env_var}_SHA256)")
+    return pin
 
 
 def missing_message(asset: Asset, why: str = "") -> str:
@@ -123,13 +172,13 @@ def locate(name: str, local_path: str | os.PathLike | None = None) -> Path | Non
     """The local copy of an asset if one exists (explicit path, env var, cache), else None; no download."""
     asset = get_asset(name)
     if local_path is not None:
-        p = Path(local_path)
+        p = Path(local_path).expanduser()
         if not p.is_file():
             raise AssetMissingError(missing_message(asset, f"the given local path {p} does not exist"))
         return p
     env = os.environ.get(asset.env_var)
     if env:
-        p = Path(env)
+        p = Path(env).expanduser()
         if not p.is_file():
             raise AssetMissingError(missing_message(asset, f"{asset.env_var}={env} does not exist"))
         return p
@@ -137,45 +186,93 @@ def locate(name: str, local_path: str | os.PathLike | None = None) -> Path | Non
     return p if p.is_file() else None
 
 
+class TruncatedDownloadError(OSError):
+    """Raised when a download ends before the ``Content-Length`` the server announced."""
+
+
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None, timeout: float = 60.0,
              progress: bool = True) -> Path:
-    """Stream ``url`` to ``dest`` atomically, verifying ``sha256``; a failed check leaves nothing behind."""
+    """Stream ``url`` to ``dest`` atomically, checking its length and ``sha256``; a failure leaves nothing."""
     dest = Path(dest)
     with atomic_path(dest) as tmp:
         with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
+            got = 0
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
                 while block := resp.read(1 << 20):
                     out.write(block)
+                    got += len(block)
                     bar.update(len(block))
-        verify(tmp, sha256)
+            if total is not None and got != total:
+                raise TruncatedDownloadError(f"{url}: received {got} of the {total} bytes announced "
+                                             "(connection cut short); nothing was kept, try again")
+            out.flush()
+            os.fsync(out.fileno())
+        verify(tmp, sha256, label=f"{dest} (downloaded from {url})")
+    return dest
+
+
+def _cached_fetch(dest: Path, url: str, pin: str | None, allow_download: bool, progress: bool,
+                  missing: Callable[[str], str]) -> Path:
+    """Shared by fetch/fetch_url: reuse ``dest`` if it matches the pin or its record, else download it.
+
+    An unpinned file's SHA-256 is recorded in ``<dest>.sha256`` on first download and checked on every reuse,
+    so a cache corrupted later (disk error, partial copy, tampering) is refused."""
+    if dest.is_file():
+        verify(dest, pin or read_record(dest), label=f"{dest} (cached copy of {url}; hash from "
+               f"{'the pin' if pin else _record_path(dest)})")
+        if pin is None and read_record(dest) is None:  # placed there by hand: record it now
+            _write_record(dest, sha256_file(dest))
+        return dest
+    if not allow_download:
+        raise AssetMissingError(missing("downloads are disabled"))
+    try:
+        download(url, dest, pin, progress=progress)
+    except ChecksumError:
+        raise
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise AssetMissingError(missing(f"download failed ({err})")) from err
+    digest = sha256_file(dest)
+    _write_record(dest, digest)
+    if pin is None:
+        warnings.warn(f"{dest.name} has no pinned SHA-256; recorded {digest} in {_record_path(dest)} and every "
+                      "reuse is checked against it (compare it with a colleague's copy, or pin it)", stacklevel=3)
     return dest
 
 
 def fetch(name: str, local_path: str | os.PathLike | None = None, allow_download: bool = True,
-          progress: bool = True) -> Path:
-    """Return a verified local path to asset ``name``, downloading it into the cache if needed."""
+          progress: bool = True, sha256: str | None = None) -> Path:
+    """Return a verified local path to asset ``name``, downloading it into the cache if needed.
+
+    The hash checked is ``sha256`` (option), else ``SPECREG_<NAME>_SHA256``, else the registry's pin, else (cached
+    files only) the hash recorded on first download."""
     asset = get_asset(name)
+    pin = _pin(asset, sha256)
     found = locate(name, local_path)
-    if found is not None:
-        verify(found, asset.sha256)
+    if found is not None and found != cache_dir() / asset.name:
+        verify(found, pin, label=f"{found} (local copy of {asset.name})")  # a user's own file: pin only
         return found
-    if not allow_download:
-        raise AssetMissingError(missing_message(asset, "downloads are disabled"))
-    dest = cache_dir() / asset.name
-    try:
-        download(asset.url, dest, asset.sha256, progress=progress)
-    except (urllib.error.URLError, OSError) as err:
-        if isinstance(err, ChecksumError):
-            raise
-        raise AssetMissingError(missing_message(asset, f"download failed ({err})")) from err
-    if asset.sha256 is None:
-        digest = sha256_file(dest)
-        with atomic_path(dest.with_name(dest.name + ".sha256")) as tmp:
-            tmp.write_text(f"{digest}  {asset.name}\n")
-        warnings.warn(f"{asset.name} has no pinned SHA-256; recorded {digest} in {dest}.sha256 "
-                      "(compare it with a colleague's copy)", stacklevel=2)
-    return dest
+    return _cached_fetch(cache_dir() / asset.name, asset.url, pin, allow_download, progress,
+                         lambda why: missing_message(asset, why))
+
+
+def fetch_url(url: str, sha256: str | None = None, allow_download: bool = True, progress: bool = True) -> Path:
+    """Like :func:`fetch` for a URL outside the registry: cached by its basename, hash pinned or recorded."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ValueError(f"url must be a URL such as https://host/file.pkl or file:///path, got {url!r}; "
+                         "for a file on disk pass its path instead")
+    path = urllib.parse.unquote(urllib.parse.urlparse(url).path)
+    base = Path(path).name
+    if not base or path.endswith("/"):
+        raise ValueError(f"url {url!r} names no file (its path ends in '/'); give the URL of the file itself")
+    asset = Asset(base, url, sha256, "downloaded", f"fetched from {url}")
+    pin = _pin(asset, None)
+
+    def missing(why: str) -> str:
+        return (f"file {base!r} is not available: {why}.\n  URL: {url}\n  Download it on a machine with "
+                f"internet and put it in {cache_dir()}/ (or pass its local path instead of the URL).")
+
+    return _cached_fetch(cache_dir() / base, url, pin, allow_download, progress, missing)
 
 
 def status() -> dict[str, dict[str, str | bool | None]]:
@@ -194,8 +291,9 @@ def status() -> dict[str, dict[str, str | bool | None]]:
 def copy_into_cache(path: str | os.PathLike, name: str) -> Path:
     """Copy a user-supplied file into the cache under the asset's name, verifying its checksum first."""
     asset = get_asset(name)
-    verify(path, asset.sha256)
+    verify(path, _pin(asset, None), label=f"{path} (to be cached as {asset.name})")
     dest = cache_dir() / asset.name
     with atomic_path(dest) as tmp:
         shutil.copyfile(path, tmp)
+    _write_record(dest, sha256_file(dest))
     return dest

@@ -4,9 +4,11 @@ half-written is ever left on disk: write to a temp file, then rename)."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,18 +36,70 @@ def _umask() -> int:
     return mask
 
 
+_HOST = socket.gethostname().replace(".", "_")
+
+
+def _tmp_prefix(name: str, pid: int) -> str:
+    # The writer's host and pid are in the temp name, so a later writer can tell a dead writer's leftover
+    # (same host, pid gone) from a live one's file (another process, or another host on a shared disk).
+    return f".{name}.{_HOST}-{pid}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete temp files that writers of ``path`` killed mid-write (kill -9, power loss) left beside it."""
+    path = Path(path)
+    removed = []
+    head = f".{path.name}.{_HOST}-"
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.{_HOST}-*.tmp*"):
+        pid = tmp.name[len(head):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or folder entry) to disk, so a crash after the rename never leaves an empty file."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems (e.g. certain network mounts) refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path``, on error delete it."""
+def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success fsync and rename it over ``path``, on error delete it.
+
+    The file gets the permissions of an ordinary ``open`` (0666 minus the umask: group-readable with the usual
+    022/002), and leftovers of writers killed earlier are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    clean_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name, os.getpid()), suffix=".tmp" + path.suffix,
+                               dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        if fsync:
+            _fsync(tmp_path)
         os.replace(tmp_path, path)
+        if fsync:
+            _fsync(path.parent)  # make the rename itself durable
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

@@ -40,11 +40,11 @@ def test_power_law_slope_recovered(alpha):
 
 def test_audio_spectrum_is_rfft_periodogram():
     x = torch.randn(4, 2, 1000, dtype=torch.float64)
-    freqs, power = radial_power_spectrum(x)
+    freqs, power = radial_power_spectrum(x, kind="audio")
     torch.testing.assert_close(freqs, torch.fft.rfftfreq(1000, dtype=torch.float64))
     torch.testing.assert_close(power, torch.fft.rfft(x).abs().square().mean(1) / 1000)
     t = torch.arange(1000, dtype=torch.float64)
-    _, tone = radial_power_spectrum(torch.sin(2 * torch.pi * 0.1 * t).view(1, 1, -1))
+    _, tone = radial_power_spectrum(torch.sin(2 * torch.pi * 0.1 * t).view(1, 1, -1), kind="audio")
     assert tone[0].argmax().item() == 100
 
 

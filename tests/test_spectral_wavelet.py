@@ -82,10 +82,8 @@ def test_gradcheck_float64(ndim, shape):
 
 def test_bad_wavelet_arguments():
     x = torch.randn(1, 1, 32, 32)
-    with pytest.raises(ValueError, match="too deep"):
-        wavelet_loss(x, x, "bior1.3", levels=3)
-    with pytest.raises(ValueError, match="too deep"):
-        wavelet_loss(x, x, "haar", levels=6)
+    with pytest.raises(ValueError, match="mode='reflect' reaches a length-1 signal"):  # as pywt refuses
+        wavelet_loss(x, x, "haar", levels=6, mode="reflect")
     with pytest.raises(ValueError, match="unknown discrete wavelet"):
         wavelet_loss(x, x, "nope")
     with pytest.raises(ValueError, match="unknown discrete wavelet"):
@@ -96,3 +94,16 @@ def test_bad_wavelet_arguments():
         wavelet_loss(torch.randn(1, 1, 8, 8, 8), torch.randn(1, 1, 8, 8, 8), levels=1, ndim=3)
     with pytest.raises(ValueError, match="levels"):
         wavelet_loss(x, x, levels=0)
+
+
+@pytest.mark.parametrize("wave,levels,mode", [("bior1.3", 3, "zero"), ("haar", 6, "zero"), ("db2", 5, "reflect")])
+def test_levels_deeper_than_dwt_max_level_follow_pywavelets(wave, levels, mode):
+    """PyWavelets allows levels > dwt_max_level with a warning (CIFAR-10 32x32, bior1.3, J=3): so do we."""
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="deeper than pywt.dwt_max_level"):
+        ours = wavedec(x, wave, levels, 2, mode)
+    with pytest.warns(UserWarning, match="too high"):
+        ref = pywt.wavedec2(x.numpy(), wave, mode=mode, level=levels, axes=(-2, -1))
+    assert np.allclose(ours[0].numpy(), ref[0], atol=1e-12)
+    for j in range(1, levels + 1):
+        assert np.allclose(ours[j].numpy(), np.stack(ref[j], -3), atol=1e-12)

@@ -4,6 +4,8 @@ from .checkerboard import CheckerboardFamily
 from .folders import FolderError, list_media, load_audio, load_image
 from .patches import SKIMAGE_IMAGES, ImagePatches, load_gray
 from .samplers import TensorSampler
+from .speech import AudioError, MelConfig, SpeechCorpus, SpeechCrops, log_mel, read_wav, write_wav
+from .speech_corpora import MissingToolError, generate_standin, prepare_ljspeech, prepare_standin
 
 __all__ = [
     "CheckerboardFamily",
@@ -15,4 +17,6 @@ __all__ = [
     "ImagePatches",
     "load_gray",
     "TensorSampler",
+    "AudioError", "MelConfig", "SpeechCorpus", "SpeechCrops", "log_mel", "read_wav", "write_wav",
+    "MissingToolError", "generate_standin", "prepare_ljspeech", "prepare_standin",
 ]

@@ -68,3 +68,17 @@ class ImagePatches:
         return torch.nn.functional.avg_pool2d(x, self.scale) if self.scale > 1 else x
 
     __call__ = sample
+
+
+def photo(name: str, size: int) -> torch.Tensor:
+    """One bundled photo as a (1, 1, size, size) float32 image in [-1, 1]: centre square crop, then area
+    downsampling (exact block averages when size divides the crop)."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 2:
+        raise ValueError(f"size must be an int >= 2, got {size!r}")
+    img = load_gray(name)
+    n = min(img.shape)
+    if size > n:
+        raise ValueError(f"image {name!r} is {tuple(img.shape)}: size must be <= {n} (downsampling only)")
+    y, x = (img.shape[0] - n) // 2, (img.shape[1] - n) // 2
+    square = img[y:y + n, x:x + n][None, None]  # (1, 1, n, n)
+    return torch.nn.functional.interpolate(square, size=(size, size), mode="area")

@@ -1,9 +1,20 @@
 """Diffusion formulations and samplers with the spectral hook: DDPM / DDIM (``ddpm``) and EDM VP / VE / EDM
 (``edm``), beta schedules (``schedules``), the spectral term's time weighting (``weighting``) and the single
-place the spectral term is added (``hook``).
+place the spectral term is added (``hook``); ``dropin`` adds that term to a loop you already have and
+``balance`` measures it against the diffusion loss to choose lambda_spec.
 """
 
-from .ddpm import DDPMLoss, ancestral_sample, ddim_sample, ddim_timesteps, predict_eps_x0, q_sample
+from .balance import term_balance
+from .ddpm import (
+    DDPMLoss,
+    ancestral_sample,
+    ddim_sample,
+    ddim_timesteps,
+    ddpm_noise_level,
+    predict_eps_x0,
+    q_sample,
+)
+from .dropin import spectral_term, time_weight
 from .edm import (
     EDMLoss,
     Precond,
@@ -11,12 +22,13 @@ from .edm import (
     VPLoss,
     euler_sample,
     heun_sample,
+    lambda_edm,
     preconditioning,
     sampler_sigmas,
     sigma_steps,
 )
-from .hook import Regularizer, SpectralFn
-from .schedules import DIFFWAVE_FAST_BETAS, DDPMSchedule, align_steps, beta_schedule
+from .hook import Regularizer, SpectralFn, network_output
+from .schedules import DIFFWAVE_FAST_BETAS, DDPMSchedule, align_steps, beta_schedule, diffusers_parametrization
 from .weighting import WEIGHTING_KINDS, SpectralWeighting, spectral_weight
 
 __all__ = [
@@ -24,4 +36,6 @@ __all__ = [
     "EDMLoss", "Precond", "VELoss", "VPLoss", "euler_sample", "heun_sample", "preconditioning",
     "sampler_sigmas", "sigma_steps", "Regularizer", "SpectralFn", "DIFFWAVE_FAST_BETAS", "DDPMSchedule", "align_steps",
     "beta_schedule", "WEIGHTING_KINDS", "SpectralWeighting", "spectral_weight",
+    "term_balance", "ddpm_noise_level", "spectral_term", "time_weight", "lambda_edm", "network_output",
+    "diffusers_parametrization",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .hook import Regularizer, SpectralHookLoss, per_sample_mean
+from .hook import Regularizer, SpectralHookLoss, check_x0, network_output, per_sample_mean
 from .schedules import DDPMSchedule
 
 PARAMETRIZATIONS = ("eps", "x0", "v")
@@ -63,13 +63,34 @@ def _convert(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor | 
 
 def predict_eps_x0(schedule: DDPMSchedule, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
                    parametrization: str = "eps") -> tuple[torch.Tensor, torch.Tensor]:
-    """(eps_hat, x0_hat) from a network output (eps / x0 / v parametrisation); x0_hat by Eq. 5 for eps."""
+    """(eps_hat, x0_hat) from a network output (eps / x0 / v parametrisation); x0_hat by Eq. 5 for eps.
+
+    Zero terminal SNR: where alpha_bar_t = 0, x_t = eps carries nothing about x0 and Eq. 5 divides by 0, so
+    an eps output gives x0_hat = 0 there (finite, no gradient); the spectral term weighs those samples 0
+    (``hook.weighted_spectral_term``). v and x0 outputs define x0_hat at every step (x0_hat = -v there).
+    """
     _check_param(parametrization)
-    return _convert(output, x_t, _alpha_bar(schedule, t, x_t), parametrization)
+    output = network_output(output)
+    ab = _alpha_bar(schedule, t, x_t)
+    if parametrization != "eps" or not schedule.zero_terminal_snr:
+        return _convert(output, x_t, ab, parametrization)
+    defined = ab > 0
+    eps_hat, x0_hat = _convert(output, x_t, torch.where(defined, ab, torch.ones_like(ab)), parametrization)
+    return eps_hat, torch.where(defined, x0_hat, torch.zeros_like(x0_hat))
+
+
+def ddpm_noise_level(schedule: DDPMSchedule, t: torch.Tensor, like: torch.Tensor, norm: str = "l2"
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sigma_t, lambda_t), (B,) in like's dtype and device: the noise level and the eps loss's own x0-space
+    weight, SNR(t) for ``norm="l2"`` (||eps - eps_hat||^2 = SNR ||x0 - x0_hat||^2), sqrt(SNR(t)) for "l1"."""
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
+    snr = schedule.snr(t).to(device=like.device, dtype=like.dtype)  # (B,)
+    return snr.rsqrt(), (snr if norm == "l2" else snr.sqrt())
 
 
 def _call(model: Model, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
-    return model(x, t) if cond is None else model(x, t, cond)
+    return network_output(model(x, t) if cond is None else model(x, t, cond))  # diffusers: .sample
 
 
 class DDPMLoss(SpectralHookLoss):
@@ -99,7 +120,7 @@ class DDPMLoss(SpectralHookLoss):
     def __call__(self, net: Model, x0: torch.Tensor, cond: Any = None,
                  generator: torch.Generator | None = None, return_parts: bool = False
                  ) -> torch.Tensor | dict[str, torch.Tensor]:
-        B = x0.shape[0]
+        B = check_x0(x0).shape[0]
         t = torch.randint(0, self.schedule.T, (B,), generator=generator, device=x0.device)
         eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         x_t = q_sample(self.schedule, x0, t, eps)
@@ -107,9 +128,8 @@ class DDPMLoss(SpectralHookLoss):
         eps_hat, x0_hat = predict_eps_x0(self.schedule, output, x_t, t, self.parametrization)
         err = eps_hat - eps
         l_diff = per_sample_mean(err.square() if self.norm == "l2" else err.abs())  # Eq. 3 (L2) or L1: (B,)
-        snr = self.schedule.snr(t).to(device=x0.device, dtype=x0.dtype)  # (B,)
-        lam = snr if self.norm == "l2" else snr.sqrt()
-        return self._add_spectral(l_diff, x0_hat, x0, snr.rsqrt(), lam, t, return_parts)
+        sigma, lam = ddpm_noise_level(self.schedule, t, x0, self.norm)  # (B,) each
+        return self._add_spectral(l_diff, x0_hat, x0, sigma, lam, t, return_parts)
 
 
 def _steps(model_steps: Sequence[float] | torch.Tensor | None, T: int) -> list[float] | None:
@@ -150,7 +170,7 @@ def _check_sampler(schedule: DDPMSchedule, parametrization: str, clip_x0: float 
 def ancestral_sample(model: Model, latents: torch.Tensor, schedule: DDPMSchedule,
                      clip_x0: float | None = None, generator: torch.Generator | None = None, cond: Any = None,
                      callback: Callable | None = None, parametrization: str = "eps",
-                     model_steps: Sequence[float] | None = None) -> torch.Tensor:
+                     model_steps: Sequence[float] | None = None, clip_x: float | None = None) -> torch.Tensor:
     """DDPM ancestral sampling from x_{T-1} = latents ~ N(0, I) with the posterior q(x_{t-1} | x_t, x0_hat).
 
     x_{t-1} = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0_hat
@@ -159,8 +179,12 @@ def ancestral_sample(model: Model, latents: torch.Tensor, schedule: DDPMSchedule
     A short user schedule (DiffWave's fast ``DDPMSchedule(DIFFWAVE_FAST_BETAS)``) is a short ``schedule``;
     LMNT's fast inference also feeds the network the aligned training step: pass
     ``model_steps=align_steps(train_schedule, schedule)``. ``callback({'i', 't', 'x', 'x0_hat'})`` each step.
+    ``clip_x`` clamps x_{t-1} itself to [-clip_x, clip_x] after every step (LMNT DiffWave's inference clamps the
+    waveform to [-1, 1]; None = off).
     """
     _check_sampler(schedule, parametrization, clip_x0)
+    if clip_x is not None and not clip_x > 0:
+        raise ValueError(f"clip_x must be > 0 or None, got {clip_x}")
     steps = _steps(model_steps, schedule.T)
     betas, abar = schedule.betas.tolist(), schedule.alpha_bar.tolist()
     x = latents
@@ -173,6 +197,8 @@ def ancestral_sample(model: Model, latents: torch.Tensor, schedule: DDPMSchedule
         if i > 0:
             std = math.sqrt((1 - ab_prev) / (1 - ab) * beta)
             x = x + std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        if clip_x is not None:
+            x = x.clamp(-clip_x, clip_x)
         if callback is not None:
             callback({"i": schedule.T - 1 - i, "t": i, "x": x, "x0_hat": x0_hat})
     return x
@@ -180,9 +206,11 @@ def ancestral_sample(model: Model, latents: torch.Tensor, schedule: DDPMSchedule
 
 def ddim_timesteps(T: int, num_steps: int) -> list[int]:
     """``num_steps`` evenly spaced step indices from T-1 down to 0 (a DDIM subsequence)."""
-    if not 1 <= num_steps <= T:
-        raise ValueError(f"num_steps must lie in [1, {T}], got {num_steps}")
-    return sorted({round(k * (T - 1) / max(num_steps - 1, 1)) for k in range(num_steps)}, reverse=True)
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not 1 <= num_steps <= T:
+        raise ValueError(f"num_steps must be an int in [1, {T}], got {num_steps!r}")
+    if num_steps == 1:  # one step is x0_hat from pure noise at t = T-1, not t = 0 (which returns the noise)
+        return [T - 1]
+    return sorted({round(k * (T - 1) / (num_steps - 1)) for k in range(num_steps)}, reverse=True)
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .hook import Regularizer, SpectralHookLoss, per_sample_mean
+from .hook import Regularizer, SpectralHookLoss, check_positive, check_x0, network_output, per_sample_mean
 
 KINDS = ("vp", "ve", "edm")
 Denoiser = Callable[..., torch.Tensor]
@@ -31,14 +31,20 @@ def vp_sigma_inv(sigma: torch.Tensor, beta_d: float = 19.9, beta_min: float = 0.
     return ((beta_min**2 + 2 * beta_d * torch.log1p(sigma**2)).sqrt() - beta_min) / beta_d
 
 
+def lambda_edm(sigma: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
+    """lambda_EDM(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2 (Eq. 7; the paper's "weighted")."""
+    return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+
+
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown preconditioning kind {kind!r}; choose one of {KINDS}")
 
 
 def _check_nonneg(sigma: torch.Tensor) -> None:
-    if bool((sigma < 0).any()) or bool(sigma.isnan().any()):
-        raise ValueError("sigma must be >= 0 (and not NaN)")
+    if not bool(((sigma >= 0) & sigma.isfinite()).all()):  # one sync; NaN fails both comparisons
+        raise ValueError(f"sigma must be finite and >= 0, got values in [{float(sigma.min())}, {float(sigma.max())}]"
+                         "; the samplers' last sigma is 0 and their first a finite sigma_max (e.g. 80)")
 
 
 def preconditioning(kind: str, sigma: torch.Tensor | float, sigma_data: float = 0.5, *, beta_d: float = 19.9,
@@ -94,20 +100,32 @@ class Precond(nn.Module):
                  beta_min: float = 0.1, M: int = 1000, epsilon_t: float = 1e-5) -> None:
         super().__init__()
         _check_kind(kind)
-        self.net, self.kind, self.sigma_data = net, kind, float(sigma_data)
+        self.net, self.kind, self.sigma_data = net, kind, check_positive(sigma_data, "sigma_data")
         self.beta_d, self.beta_min, self.M = beta_d, beta_min, M
         vp_range = (float(vp_sigma(epsilon_t, beta_d, beta_min)), float(vp_sigma(1.0, beta_d, beta_min)))
         default = {"vp": vp_range, "ve": (0.02, 100.0), "edm": (0.0, math.inf)}[kind]
         self.sigma_min = default[0] if sigma_min is None else float(sigma_min)
         self.sigma_max = default[1] if sigma_max is None else float(sigma_max)
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, cond: Any = None) -> torch.Tensor:
-        """D(x; sigma) for x (B, ...) and sigma scalar, (B,) or (B, 1, ..., 1)."""
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, cond: Any = None, **net_kwargs: Any
+                ) -> torch.Tensor:
+        """D(x; sigma) for x (B, ...) and sigma scalar, (B,) or (B, 1, ..., 1); ``net_kwargs`` go to the net."""
         sigma = as_sigma(sigma, x)
-        c_skip, c_out, c_in, c_noise = preconditioning(self.kind, sigma, self.sigma_data, beta_d=self.beta_d,
-                                                       beta_min=self.beta_min, M=self.M)
+        c_skip, c_out, c_in, _ = preconditioning(self.kind, sigma, self.sigma_data, beta_d=self.beta_d,
+                                                 beta_min=self.beta_min, M=self.M)
+        # D(x; 0) = x: c_out(0) = 0, but c_noise(0) = log 0 would feed -inf (then 0 * NaN) to the net, so the
+        # net sees the smallest positive sigma instead and the result is exactly x.
+        tiny = torch.finfo(sigma.dtype).tiny
+        c_noise = preconditioning(self.kind, sigma.clamp_min(tiny), self.sigma_data, beta_d=self.beta_d,
+                                  beta_min=self.beta_min, M=self.M)[3]
         args = (c_in * x, c_noise.flatten()) if cond is None else (c_in * x, c_noise.flatten(), cond)
-        return c_skip * x + c_out * self.net(*args).to(x.dtype)
+        F_x = network_output(self.net(*args, **net_kwargs))  # diffusers models return an object with .sample
+        if not isinstance(F_x, torch.Tensor) or F_x.shape != x.shape:
+            raise ValueError(f"the network returned {tuple(getattr(F_x, 'shape', ()))} for input {tuple(x.shape)}: "
+                             "Precond needs an output shaped like its input (same channels); check the net's "
+                             "out_channels")
+        D = c_skip * x + c_out * F_x.to(x.dtype)
+        return torch.where(sigma == 0, x, D)
 
 
 class _SigmaLoss(SpectralHookLoss):
@@ -115,6 +133,11 @@ class _SigmaLoss(SpectralHookLoss):
 
     EDM itself sums the per-element loss; we take the per-sample mean over non-batch dims so magnitudes do not
     scale with resolution. ``__call__(denoiser, x0, cond=None, generator=None, return_parts=False) -> (B,)``.
+
+    Call convention: ``denoiser(x, sigma[, cond]) -> x0_hat`` with sigma shaped (B, 1, ..., 1) (it broadcasts
+    against x), whereas the samplers pass sigma (B,); ``Precond`` accepts both. A denoiser that wants (B,)
+    only (e.g. a k-diffusion ``Denoiser``) needs ``lambda x, sigma: model(x, sigma.flatten())``. An output
+    object with ``.sample`` (diffusers) is unwrapped.
     """
 
     def sample_sigma(self, n: int, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
@@ -128,9 +151,11 @@ class _SigmaLoss(SpectralHookLoss):
     def __call__(self, denoiser: Denoiser, x0: torch.Tensor, cond: Any = None,
                  generator: torch.Generator | None = None, return_parts: bool = False
                  ) -> torch.Tensor | dict[str, torch.Tensor]:
+        check_x0(x0)
         sigma = self.sample_sigma(x0.shape[0], generator, x0).reshape(-1, *([1] * (x0.ndim - 1)))
         n = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype) * sigma
         x0_hat = denoiser(x0 + n, sigma) if cond is None else denoiser(x0 + n, sigma, cond)  # Eq. 6
+        x0_hat = network_output(x0_hat)
         lam = self.weight(sigma)
         l_diff = per_sample_mean(lam * (x0_hat - x0) ** 2)  # Eq. 7 in x0 space: (B, ...) -> (B,)
         return self._add_spectral(l_diff, x0_hat, x0, sigma.flatten(), lam.flatten(), None, return_parts)
@@ -146,7 +171,7 @@ class EDMLoss(_SigmaLoss):
     def __init__(self, P_mean: float = -1.2, P_std: float = 1.2, sigma_data: float = 0.5,
                  regularizer: Regularizer | None = None) -> None:
         super().__init__(regularizer)
-        self.P_mean, self.P_std, self.sigma_data = P_mean, P_std, sigma_data
+        self.P_mean, self.P_std, self.sigma_data = P_mean, P_std, check_positive(sigma_data, "sigma_data")
 
     def sample_sigma(self, n: int, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
         """ln sigma ~ N(P_mean, P_std^2)."""
@@ -154,8 +179,8 @@ class EDMLoss(_SigmaLoss):
         return (z * self.P_std + self.P_mean).exp()
 
     def weight(self, sigma: torch.Tensor) -> torch.Tensor:
-        """lambda_EDM(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2 (Eq. 7)."""
-        return (sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2
+        """lambda_EDM(sigma) (Eq. 7), see ``lambda_edm``."""
+        return lambda_edm(sigma, self.sigma_data)
 
 
 class VPLoss(_SigmaLoss):

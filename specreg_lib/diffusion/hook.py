@@ -55,19 +55,42 @@ class Regularizer:
             raise TypeError(f"weighting must be a name, a SpectralWeighting or None, got {type(self.weighting)}")
         object.__setattr__(self, "options", dict(self.options))
         if isinstance(self.kind, str):
-            SpectralLoss(self.kind, **self.options)  # validates kind and every option now, not at step 1
+            # Validates kind and every option now, not at step 1; kept for the drop-in call (not a field).
+            object.__setattr__(self, "_spectral", SpectralLoss(self.kind, **self.options))
         elif callable(self.kind):
             if self.options:
-                raise TypeError("options apply to built-in kinds only; configure a custom SpectralFn yourself")
+                raise TypeError("options apply to built-in kinds only; set them on your SpectralFn itself (e.g. "
+                                "functools.partial) and pass no options")
         else:
             raise TypeError(f"kind must be a SpectralLoss kind name or a callable (x0_hat, x0) -> (B,), "
                             f"got {type(self.kind).__name__}")
 
     def spectral_loss(self) -> SpectralFn:
         """L_S as a picklable callable (B, C, *S) x2 -> (B,)."""
-        from ..spectral import SpectralLoss
+        if not isinstance(self.kind, str):
+            return self.kind
+        if "_spectral" not in self.__dict__:  # a Regularizer pickled before the cache existed
+            from ..spectral import SpectralLoss
 
-        return SpectralLoss(self.kind, **self.options) if isinstance(self.kind, str) else self.kind
+            object.__setattr__(self, "_spectral", SpectralLoss(self.kind, **self.options))
+        return self.__dict__["_spectral"]
+
+    def __call__(self, x0_hat: torch.Tensor, x0: torch.Tensor, **noise_level: Any
+                 ) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Drop-in: ``lambda_spec * w * L_S(x0_hat, x0)`` (B,) to add to your own per-sample loss.
+
+        The noise level as your code has it: ``t=, schedule=`` (DDPM) or ``sigma=`` (EDM, (B,) or (B, 1, 1, 1));
+        see ``dropin.spectral_term`` for every keyword.
+        """
+        from .dropin import spectral_term
+
+        return spectral_term(self, x0_hat, x0, **noise_level)
+
+    def weight(self, **noise_level: Any) -> torch.Tensor:
+        """The time weight w (B,) at ``t=, schedule=`` or ``sigma=`` (see ``dropin.time_weight``)."""
+        from .dropin import time_weight
+
+        return time_weight(self, **noise_level)
 
     def resolved_weighting(self, default: str) -> SpectralWeighting:
         """The weighting to use, ``default`` (the loss's own) when none was given."""
@@ -92,8 +115,63 @@ class Regularizer:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
         unknown = sorted(set(d) - {"kind", "lambda_spec", "weighting", "options"})
         if unknown:
-            raise ValueError(f"unknown Regularizer field(s) {unknown}")
+            raise ValueError(f"unknown Regularizer field(s) {unknown}; valid: kind, lambda_spec, weighting, options")
         return cls(**d)
+
+
+def check_x0(x0: object, name: str = "x0") -> torch.Tensor:
+    """Require clean data as a non-empty floating-point tensor (B, C, *S) with B >= 1; return it."""
+    if not isinstance(x0, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor (B, C, *S), got {type(x0).__name__}")
+    if not x0.is_floating_point():
+        raise TypeError(f"{name} has dtype {x0.dtype}; diffusion adds Gaussian noise to real data: convert it, "
+                        "e.g. x.float() / 127.5 - 1 for uint8 images")
+    if x0.ndim < 2 or x0.shape[0] == 0 or x0.numel() == 0:
+        raise ValueError(f"{name} has shape {tuple(x0.shape)}: need (B, C, *S) with B >= 1 and no empty axis; "
+                         "check the batch size / data loader")
+    return x0
+
+
+def check_positive(value: object, name: str) -> float:
+    """Require a finite number > 0 (e.g. sigma_data); return it as float."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def weighted_spectral_term(spectral: SpectralFn, lambda_spec: float, weighting: SpectralWeighting,
+                           x0_hat: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor, lam: torch.Tensor,
+                           t: torch.Tensor | None, dtype: torch.dtype
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(lambda_spec * w * L_S(x0_hat, x0), L_S, w), each (B,) in ``dtype``: the one computation of Eq. 17's term.
+
+    sigma, lam, t: (B,) noise level, the loss's own x0-space weight, DDPM steps (or None). x0 and w carry no
+    gradient, so it reaches the net through x0_hat only. Where sigma is infinite (alpha_bar_t = 0, the last
+    step of a zero-terminal-SNR schedule) x0_hat carries no information: w = 0 there, whatever the weighting.
+    """
+    sigma = sigma.detach()
+    w = weighting(sigma, lam.detach(), t).to(dtype)  # (B,)
+    w = torch.where(torch.isinf(sigma), torch.zeros_like(w), w)  # excluded steps (exact w elsewhere)
+    # In training a NaN/Inf x0_hat must reach the loss (and the loop's NaN guard, which skips the step
+    # and says whether data or model produced it) instead of raising mid-step: no input check here.
+    from ..spectral import SpectralLoss
+
+    kw = {"check_finite": False} if isinstance(spectral, SpectralLoss) else {}
+    l_spec = spectral(x0_hat, x0.detach(), **kw)
+    if l_spec.shape != (x0.shape[0],):
+        raise ValueError(f"spectral loss must return per-sample values ({x0.shape[0]},), got {tuple(l_spec.shape)}")
+    return lambda_spec * w * l_spec.to(dtype), l_spec, w
+
+
+def network_output(out: Any) -> torch.Tensor:
+    """A network's output as a tensor; diffusers' output objects (``UNet2DOutput`` etc.) give their ``.sample``."""
+    if isinstance(out, torch.Tensor):
+        return out
+    sample = getattr(out, "sample", None)
+    if isinstance(sample, torch.Tensor):
+        return sample
+    raise TypeError(f"the network returned a {type(out).__name__}, not a tensor; adapt it in one line, e.g. "
+                    "net = lambda x, t: unet(x, t)[0]  (or .sample, or your output's tensor field)")
 
 
 def per_sample_mean(x: torch.Tensor) -> torch.Tensor:
@@ -128,12 +206,9 @@ class SpectralHookLoss:
         if not self.regularized:
             loss, l_spec, w = l_diff, torch.zeros_like(l_diff), torch.zeros_like(l_diff)
         else:
-            w = self.weighting(sigma.detach(), lam.detach(), t).to(l_diff.dtype)  # (B,)
-            l_spec = self.spectral(x0_hat, x0.detach())
-            if l_spec.shape != l_diff.shape:
-                raise ValueError(f"spectral loss must return per-sample values {tuple(l_diff.shape)}, "
-                                 f"got {tuple(l_spec.shape)}")
-            loss = l_diff + self.lambda_spec * w * l_spec.to(l_diff.dtype)  # Eq. 17
+            term, l_spec, w = weighted_spectral_term(self.spectral, self.lambda_spec, self.weighting, x0_hat, x0,
+                                                     sigma, lam, t, l_diff.dtype)
+            loss = l_diff + term  # Eq. 17
         if not return_parts:
             return loss
         parts = {"loss": loss, "diffusion": l_diff, "spectral": l_spec, "weight": w, "sigma": sigma.detach()}

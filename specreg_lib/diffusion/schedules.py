@@ -1,7 +1,13 @@
 """DDPM noise schedules: beta_t for the discrete forward process (paper Eqs. 1-2).
 
 Conventions: step indices are 0-based, ``t = 0`` is the least noisy step and ``t = T - 1`` the noisiest;
-``alpha_bar[t] = prod_{s <= t} (1 - beta_s)`` (Eq. 2). All tables are float64 on the CPU.
+``alpha_bar[t] = prod_{s <= t} (1 - beta_s)`` (Eq. 2). The tables are float64 on the CPU; lookups at step
+indices t run on t's device (a cached copy of the table), so a training step never copies t to the host.
+
+Other codebases' schedules: ``DDPMSchedule.from_alphas_cumprod(alphas_cumprod)``,
+``DDPMSchedule.from_betas(betas)`` and ``DDPMSchedule.from_diffusers(scheduler)``. Zero-terminal-SNR schedules
+(Lin et al. 2024, diffusers ``rescale_betas_zero_snr=True``) end at beta = 1, alpha_bar = 0: they are kept
+exactly, and the diffusion losses treat that last step as documented in ``ddpm.predict_eps_x0`` and the hook.
 """
 
 from __future__ import annotations
@@ -9,12 +15,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 BETA_KINDS = ("linear", "cosine", "cosine_shifted", "diffwave")
 DIFFWAVE_FAST_BETAS = (1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5)  # LMNT DiffWave's 6-step inference schedule
 _MAX_BETA = 0.999  # Nichol & Dhariwal clip, so the last cosine step is not a pure-noise singularity
+# diffusers' prediction_type -> our parametrization name (``ddpm.PARAMETRIZATIONS``)
+DIFFUSERS_PREDICTION_TYPES = {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}
 
 
 def _cosine_alpha_bar(T: int, s: float) -> torch.Tensor:
@@ -69,7 +78,11 @@ class DDPMSchedule:
     """A discrete DDPM schedule: ``betas`` (T,) and the derived ``alphas``, ``alpha_bar`` (Eq. 2), float64.
 
     ``DDPMSchedule(betas)`` takes any user-given schedule, e.g. DiffWave's 6-step fast inference one
-    ``DDPMSchedule(DIFFWAVE_FAST_BETAS)``; ``DDPMSchedule.from_kind("linear", T=1000)`` a named one.
+    ``DDPMSchedule(DIFFWAVE_FAST_BETAS)``; ``DDPMSchedule.from_kind("linear", T=1000)`` a named one;
+    ``from_alphas_cumprod`` / ``from_diffusers`` another codebase's. Every beta lies in (0, 1), except that the
+    LAST may be exactly 1 (a zero-terminal-SNR schedule, alpha_bar[T-1] = 0). A first beta >= 0.5 is refused:
+    no real schedule destroys half the signal in its first step, and it is what ``alphas_cumprod`` passed
+    as betas looks like (~0.9999 first).
     """
 
     betas: torch.Tensor
@@ -80,45 +93,124 @@ class DDPMSchedule:
         betas = torch.as_tensor(self.betas, dtype=torch.float64).detach().cpu().clone()
         if betas.ndim != 1 or betas.numel() == 0:
             raise ValueError(f"betas must be a non-empty 1-D sequence, got shape {tuple(betas.shape)}")
-        if not bool(((betas > 0) & (betas < 1)).all()):
-            raise ValueError("every beta must lie in (0, 1)")
+        if float(betas[0]) >= 0.5:
+            raise ValueError(f"betas[0] = {float(betas[0]):.6g} >= 0.5: these look like alphas_cumprod (alpha_bar, "
+                             "~1 at t = 0), not betas; use DDPMSchedule.from_alphas_cumprod(alphas_cumprod)")
+        inner_ok = bool(((betas[:-1] > 0) & (betas[:-1] < 1)).all())
+        if not inner_ok or not 0 < float(betas[-1]) <= 1:
+            raise ValueError("every beta must lie in (0, 1) (the last may be exactly 1: zero terminal SNR)")
         object.__setattr__(self, "betas", betas)
         object.__setattr__(self, "alphas", 1 - betas)
         object.__setattr__(self, "alpha_bar", torch.cumprod(1 - betas, dim=0))  # Eq. 2
+        object.__setattr__(self, "_on_device", {})  # device -> alpha_bar there (see _alpha_bar_on)
 
     @classmethod
     def from_kind(cls, kind: str, T: int | None = None, **kw: float) -> DDPMSchedule:
         """Build from a named schedule (see ``beta_schedule``)."""
         return cls(beta_schedule(kind, T, **kw))
 
+    @classmethod
+    def from_betas(cls, betas: Sequence[float] | torch.Tensor) -> DDPMSchedule:
+        """Build from betas (T,), as ``DDPMSchedule(betas)``."""
+        return cls(betas)
+
+    @classmethod
+    def from_alphas_cumprod(cls, alphas_cumprod: Sequence[float] | torch.Tensor) -> DDPMSchedule:
+        """Build from alpha_bar (T,) (diffusers' ``alphas_cumprod``), kept exactly as given (in float64).
+
+        It must decrease strictly from below 1 to >= 0; a last value of exactly 0 is a zero-terminal-SNR
+        schedule. betas = 1 - alpha_bar[t] / alpha_bar[t-1] (alpha_bar[-1] = 1).
+        """
+        ab = torch.as_tensor(alphas_cumprod, dtype=torch.float64).detach().cpu().clone()
+        if ab.ndim != 1 or ab.numel() == 0:
+            raise ValueError(f"alphas_cumprod must be a non-empty 1-D sequence, got shape {tuple(ab.shape)}")
+        if ab.numel() > 1 and bool((ab[1:] >= ab[:-1]).all()):
+            raise ValueError("alphas_cumprod increase with t: these look like betas, not alpha_bar; "
+                             "use DDPMSchedule(betas) (or from_betas)")
+        if not 0 < float(ab[0]) < 1 or float(ab[-1]) < 0 or bool((ab[1:] >= ab[:-1]).any()):
+            raise ValueError("alphas_cumprod (alpha_bar) must decrease strictly from below 1 at t = 0 to >= 0 "
+                             "at t = T-1 (exactly 0 only for a zero-terminal-SNR schedule)")
+        prev = torch.cat([ab.new_ones(1), ab[:-1]])
+        sched = cls(1 - ab / prev)
+        object.__setattr__(sched, "alphas", ab / prev)
+        object.__setattr__(sched, "alpha_bar", ab)  # the given values, not a re-derived cumprod
+        return sched
+
+    @classmethod
+    def from_diffusers(cls, scheduler: Any) -> DDPMSchedule:
+        """Build from a diffusers scheduler's ``alphas_cumprod`` (DDPM, DDIM, Euler, ...; any beta_schedule,
+        ``rescale_betas_zero_snr`` included). Its ``prediction_type``: ``diffusers_parametrization``."""
+        ab = getattr(scheduler, "alphas_cumprod", None)
+        if ab is None:
+            raise TypeError(f"{type(scheduler).__name__} has no alphas_cumprod; pass a diffusers DDPM-family "
+                            "scheduler (DDPMScheduler, DDIMScheduler, ...) or use from_alphas_cumprod")
+        return cls.from_alphas_cumprod(ab)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_on_device"] = {}  # device copies are a cache, never pickled
+        return state
+
     @property
     def T(self) -> int:
         """Number of diffusion steps."""
         return int(self.betas.numel())
 
+    @property
+    def zero_terminal_snr(self) -> bool:
+        """Whether alpha_bar reaches exactly 0 at t = T-1 (x0_hat from an eps output is undefined there)."""
+        return float(self.alpha_bar[-1]) == 0.0
+
     def check_t(self, t: torch.Tensor) -> torch.Tensor:
-        """Validate integer step indices in [0, T-1]; returns them as a long tensor."""
+        """Validate integer step indices in [0, T-1]; returns them as a long tensor.
+
+        No host sync: the range is checked eagerly only for CPU tensors; on an accelerator it is an
+        asynchronous device assert (``torch._assert_async``), which fails the next synchronising call.
+        """
         t = torch.as_tensor(t)
         if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
             raise TypeError(f"step indices t must be an integer tensor, got {t.dtype}")
-        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.T):
-            raise ValueError(f"step indices t must lie in [0, {self.T - 1}], got range "
-                             f"[{int(t.min())}, {int(t.max())}]")
+        if t.device.type == "cpu":
+            if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.T):
+                raise ValueError(f"step indices t must lie in [0, {self.T - 1}], got range "
+                                 f"[{int(t.min())}, {int(t.max())}]")
+        elif t.numel():
+            torch._assert_async(((t >= 0) & (t < self.T)).all(), f"step indices t must lie in [0, {self.T - 1}]")
         return t.long()
 
+    def _alpha_bar_on(self, device: torch.device) -> torch.Tensor:
+        """alpha_bar (T,) on ``device``, copied once per device (float32 on MPS, which has no float64)."""
+        if device.type == "cpu":
+            return self.alpha_bar
+        cache = self.__dict__.setdefault("_on_device", {})  # (absent from schedules pickled before the cache)
+        table = cache.get(device)
+        if table is None:
+            dtype = torch.float32 if device.type == "mps" else torch.float64
+            table = cache[device] = self.alpha_bar.to(device=device, dtype=dtype)
+        return table
+
     def alpha_bar_at(self, t: torch.Tensor | int) -> torch.Tensor:
-        """alpha_bar at step indices t (any shape), float64 on the CPU."""
-        t = self.check_t(torch.as_tensor(t)).cpu()
-        return self.alpha_bar.index_select(0, t.reshape(-1)).reshape(t.shape)  # (much faster than ab[t])
+        """alpha_bar at step indices t (any shape), float64 on t's device."""
+        t = self.check_t(torch.as_tensor(t))
+        return self._alpha_bar_on(t.device).index_select(0, t.reshape(-1)).reshape(t.shape)  # (faster than ab[t])
 
     def snr(self, t: torch.Tensor | int) -> torch.Tensor:
-        """SNR(t) = alpha_bar_t / (1 - alpha_bar_t), float64."""
+        """SNR(t) = alpha_bar_t / (1 - alpha_bar_t), float64 (0 at a zero-terminal-SNR last step)."""
         ab = self.alpha_bar_at(t)
         return ab / (1 - ab)
 
     def sigma(self, t: torch.Tensor | int) -> torch.Tensor:
-        """The equivalent EDM noise level sigma_t = sqrt((1 - alpha_bar_t)/alpha_bar_t) = SNR(t)^(-1/2)."""
+        """The equivalent EDM noise level sigma_t = sqrt((1 - alpha_bar_t)/alpha_bar_t) = SNR(t)^(-1/2) (inf
+        where alpha_bar_t = 0)."""
         return self.snr(t).rsqrt()
+
+
+def diffusers_parametrization(scheduler: Any) -> str:
+    """Our parametrization name ("eps", "v", "x0") for a diffusers scheduler's ``config.prediction_type``."""
+    kind = getattr(getattr(scheduler, "config", None), "prediction_type", None)
+    if kind not in DIFFUSERS_PREDICTION_TYPES:
+        raise ValueError(f"prediction_type {kind!r} is not one of {sorted(DIFFUSERS_PREDICTION_TYPES)}")
+    return DIFFUSERS_PREDICTION_TYPES[kind]
 
 
 def align_steps(train_schedule: DDPMSchedule, infer_schedule: DDPMSchedule | Sequence[float]) -> torch.Tensor:

@@ -5,6 +5,7 @@ that build on them) is an :class:`Experiment` with one typed config; :func:`run`
 in its own folder, :class:`Sweep` + :func:`run_sweep` a grid of them times seeds.
 """
 
+from .audio import DIFFWAVE, AudioConfig, AudioExperiment
 from .config import (
     PROFILES,
     NotApplicable,
@@ -23,10 +24,11 @@ from .runs import RunLocked, RunResult, StepsConflict, run, run_dir, run_state
 from .sweep import Sweep, format_status, run_sweep, sweep_status, variant_sweep
 from .toy import CHECKERBOARD, POWER_SPECTRA, ToyConfig, ToyExperiment
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (CHECKERBOARD, POWER_SPECTRA)}
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (CHECKERBOARD, POWER_SPECTRA, DIFFWAVE)}
 
 __all__ = [
-    "CHECKERBOARD", "EXPERIMENTS", "POWER_SPECTRA", "PROFILES", "RUNTIME_FIELDS", "Experiment", "NotApplicable",
+    "AudioConfig", "AudioExperiment", "CHECKERBOARD", "DIFFWAVE", "EXPERIMENTS", "POWER_SPECTRA", "PROFILES",
+    "RUNTIME_FIELDS", "Experiment", "NotApplicable",
     "RunLocked", "RunResult", "StepsConflict", "Sweep", "ToyConfig", "ToyExperiment", "apply_overrides",
     "check_profile", "config_hash", "field_paths", "format_status", "from_dict", "load_config", "parse_values",
     "run", "run_dir", "run_state", "run_sweep", "save_config", "sweep_status", "to_dict", "variant_sweep",

@@ -8,13 +8,17 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to a subcommand; each subcommand module provides ``add_arguments`` and ``run``."""
-    from . import reproduce, spectrum, sweep
+    from . import fid, finetune, generate, reproduce, spectrum, sweep
 
     parser = argparse.ArgumentParser(prog="specreg", description="Spectral regularization for diffusion models")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module, help_ in [("reproduce", reproduce, "run every notebook with papermill (the main job)"),
                                 ("sweep", sweep, "train a grid of an experiment's settings x seeds, resumably"),
-                                ("spectrum", spectrum, "compare radially averaged power spectra of two folders")]:
+                                ("spectrum", spectrum, "compare radially averaged power spectra of two folders"),
+                                ("generate", generate, "sample images from an EDM checkpoint, one PNG per seed"),
+                                ("fid", fid, "FID of generated images against reference statistics (clean-fid)"),
+                                ("finetune", finetune, "fine-tune a pretrained model with a spectral loss "
+                                                       "(--task audio: DiffWave, Table 2), then evaluate")]:
         sp = sub.add_parser(name, help=help_, description=module.__doc__.splitlines()[0],
                             epilog="\n".join(module.__doc__.splitlines()[2:]) or None,
                             formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -179,7 +179,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key.isidentifier():
-            raise ParameterError(f"parameter {pair!r} is not of the form key=value (key a Python identifier)")
+            raise ParameterError(f"parameter {pair!r} is not of the form key=value (key a Python identifier); "
+                                 "write e.g. -p seed=1")
         out[key] = value
     return out
 

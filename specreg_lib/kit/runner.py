@@ -74,6 +74,27 @@ def ensure_kernel() -> str:
     return KERNEL_NAME
 
 
+def kernel_manager_class() -> type:
+    """The kernel manager papermill starts kernels with: local IPC sockets on POSIX, else jupyter's default.
+
+    Why: over TCP every kernel logs "running over TCP without encryption ... eavesdropping" on our stderr, in
+    the middle of the progress bars. A kernel on this machine needs no network socket at all, so IPC (Unix
+    domain sockets, private to the user's runtime folder) is both quieter and the safer transport."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    if os.name != "posix":
+        return AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        """AsyncKernelManager whose kernels talk over IPC sockets instead of localhost TCP."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+
+    return IPCKernelManager
+
+
 @dataclasses.dataclass
 class NotebookResult:
     """The outcome of one notebook: status, wall time, where its outputs are, and the failure if any."""
@@ -153,7 +174,8 @@ def run_notebook(notebook: Path, profile: str, run_dir: Path, overrides: dict[st
         with _quiet_papermill_reader(set(notebook_parameters(notebook))):
             papermill.execute_notebook(str(notebook), str(executed), parameters=params,
                                        kernel_name=kernel_name or ensure_kernel(), progress_bar=False,
-                                       log_output=log_output, cwd=str(REPO_ROOT))
+                                       log_output=log_output, cwd=str(REPO_ROOT),
+                                       kernel_manager_class=kernel_manager_class())
     except Exception as err:  # noqa: BLE001 - any failure is reported and the run goes on
         return NotebookResult(notebook.stem, "failed", time.perf_counter() - t0, executed, out_dir,
                               error=describe_failure(err, executed, notebook), cell_exec_s=_cells_time(executed))

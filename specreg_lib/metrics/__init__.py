@@ -1,6 +1,7 @@
 """Measurements: spectral diagnostics (radially averaged power spectra and their distances), the
 checkerboard structure metrics, and the one Frechet distance that FID and FAD share."""
 
+from .audio import fad, mr_stft_distance, ndb, pesq_wb
 from .checkerboard import binariness, is_valid, match_error, peak_energy, structure_metrics
 from .frechet import frechet_distance, gaussian_stats
 from .spectra import (
@@ -9,8 +10,10 @@ from .spectra import (
     high_frequency_energy_ratio,
     radial_power_spectrum,
     spectral_log_distance,
+    welch_power_spectrum,
 )
 
-__all__ = ["binariness", "fit_power_law_slope", "floored_spectrum", "frechet_distance", "gaussian_stats",
+__all__ = ["fad", "mr_stft_distance", "ndb", "pesq_wb",
+           "binariness", "fit_power_law_slope", "floored_spectrum", "frechet_distance", "gaussian_stats",
            "high_frequency_energy_ratio", "is_valid", "match_error", "peak_energy", "radial_power_spectrum",
-           "spectral_log_distance", "structure_metrics"]
+           "spectral_log_distance", "structure_metrics", "welch_power_spectrum"]

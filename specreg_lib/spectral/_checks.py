@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 
 FFT_NORMS = ("backward", "ortho", "forward")
+
+
+_F = TypeVar("_F", bound=Callable[..., torch.Tensor])
+
+
+def full_precision(loss: _F) -> _F:
+    """Run a loss with autocast off on its input's device, so it computes and returns float32 (or float64).
+
+    Why: under fp16/bf16 autocast torch runs matmuls/convolutions in half precision; a spectral sum over a
+    64x64 image (or any ``norm="backward"`` spectrum) passes fp16's 65504 and becomes inf, and bf16 keeps 8 bits
+    of mantissa. The inputs are upcast by :func:`check_pair`; gradients flow back into the half-precision
+    network unchanged (autocast only picks kernels, it is not part of the graph)."""
+
+    @functools.wraps(loss)
+    def wrapper(x0_hat: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        device = x0_hat.device.type if isinstance(x0_hat, torch.Tensor) else "cpu"
+        if not torch.is_autocast_enabled(device):
+            return loss(x0_hat, *args, **kwargs)
+        with torch.autocast(device, enabled=False):
+            return loss(x0_hat, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def check_ndim(x: torch.Tensor, ndim: int, name: str = "x0_hat") -> None:
@@ -17,7 +43,7 @@ def check_ndim(x: torch.Tensor, ndim: int, name: str = "x0_hat") -> None:
             f"(B, C, *{ndim} spatial axes); add a channel axis with x.unsqueeze(1) if it is missing"
         )
     if any(s == 0 for s in x.shape):
-        raise ValueError(f"{name} has an empty axis: shape {tuple(x.shape)}")
+        raise ValueError(f"{name} has an empty axis: shape {tuple(x.shape)}; check the batch size and crop")
 
 
 def check_tensor(x: object, name: str, check_finite: bool = True) -> torch.Tensor:
@@ -25,7 +51,7 @@ def check_tensor(x: object, name: str, check_finite: bool = True) -> torch.Tenso
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.is_complex():
-        raise TypeError(f"{name} is complex ({x.dtype}); the spectral losses take real signals")
+        raise TypeError(f"{name} is complex ({x.dtype}); the spectral losses take real signals: pass x.real")
     if not x.is_floating_point():
         raise TypeError(f"{name} has dtype {x.dtype}; convert it to float first (e.g. x.float() / 127.5 - 1)")
     # One fused reduction per call; NaN/Inf in a loss input always means a bug upstream, so fail loudly
@@ -42,9 +68,10 @@ def check_pair(
     check_tensor(x0_hat, "x0_hat", check_finite)
     check_tensor(x0, "x0", check_finite)
     if x0_hat.shape != x0.shape:
-        raise ValueError(f"shape mismatch: x0_hat {tuple(x0_hat.shape)} vs x0 {tuple(x0.shape)}")
+        raise ValueError(f"shape mismatch: x0_hat {tuple(x0_hat.shape)} vs x0 {tuple(x0.shape)}; pass a prediction "
+                         "and a target of the same shape")
     if x0_hat.device != x0.device:
-        raise ValueError(f"device mismatch: x0_hat on {x0_hat.device}, x0 on {x0.device}")
+        raise ValueError(f"device mismatch: x0_hat on {x0_hat.device}, x0 on {x0.device}; move both to one device")
     check_ndim(x0_hat, ndim)
     dtype = torch.float64 if torch.float64 in (x0_hat.dtype, x0.dtype) else torch.float32
     return x0_hat.to(dtype), x0.to(dtype)

@@ -36,9 +36,11 @@ class SpectralLoss:
         self.kind = kind
         self.options = dict(options)
 
-    def __call__(self, x0_hat: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        """Per-sample spectral loss between the predicted and the true clean sample: (B, C, *S) -> (B,)."""
-        return KINDS[self.kind](x0_hat, x0, **self.options)
+    def __call__(self, x0_hat: torch.Tensor, x0: torch.Tensor, **override: Any) -> torch.Tensor:
+        """Per-sample spectral loss between the predicted and the true clean sample: (B, C, *S) -> (B,).
+
+        ``override`` replaces options for this call only (the diffusion hook passes ``check_finite=False``)."""
+        return KINDS[self.kind](x0_hat, x0, **{**self.options, **override})
 
     def __repr__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.options.items())

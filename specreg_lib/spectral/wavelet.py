@@ -13,6 +13,7 @@ mode, take the full convolution with the filter, keep the odd-indexed outputs; l
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,7 +21,7 @@ import pywt
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_ndim, check_pair, check_tensor
+from ._checks import check_ndim, check_pair, check_tensor, full_precision
 
 MODES = ("zero", "symmetric", "reflect", "periodic")
 
@@ -90,7 +91,8 @@ def _analysis(x: torch.Tensor, taps: tuple, mode: str, dim: int) -> tuple[torch.
 def _check_wave_args(x: torch.Tensor, wave: str, levels: int, ndim: int, mode: str) -> tuple:
     """Validate wavelet options against a (B, C, *S) tensor; return the analysis filters."""
     if ndim not in (1, 2):
-        raise ValueError(f"wavelet transforms support ndim=1 (audio) or ndim=2 (images), got {ndim!r}")
+        raise ValueError(f"wavelet transforms support ndim=1 (audio) or ndim=2 (images), got {ndim!r}; "
+                         "pass one of them")
     check_ndim(x, ndim)
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -99,11 +101,17 @@ def _check_wave_args(x: torch.Tensor, wave: str, levels: int, ndim: int, mode: s
         raise ValueError(f"levels must be a positive int, got {levels!r}")
     size, L = min(x.shape[-ndim:]), len(taps[0])
     max_level = pywt.dwt_max_level(size, L)
-    if levels > max_level:
-        raise ValueError(
-            f"levels={levels} is too deep for size {size} with {wave!r} (filter length {L}): "
-            f"at most {max_level} (pywt.dwt_max_level: deeper levels are all boundary effect)"
-        )
+    if levels > max_level:  # PyWavelets' rule: allowed, with a warning (e.g. CIFAR-10 32x32, bior1.3, J=3)
+        warnings.warn(
+            f"levels={levels} is deeper than pywt.dwt_max_level={max_level} for size {size} with {wave!r} "
+            f"(filter length {L}): the coarsest coefficients are dominated by boundary effects (as PyWavelets "
+            f"warns); use levels <= {max_level} to avoid them", UserWarning, stacklevel=4)
+        n = size
+        for j in range(levels):
+            if n < 2 and mode == "reflect":  # PyWavelets refuses this too: reflection needs 2 samples
+                raise ValueError(f"levels={levels} with mode='reflect' reaches a length-1 signal at level {j + 1} "
+                                 f"(size {size}, {wave!r}); use levels <= {j} or another mode")
+            n = (n + L - 1) // 2
     return taps
 
 
@@ -154,6 +162,7 @@ def _band_weights(gamma: Sequence[float] | None, levels: int, ndim: int) -> list
     )
 
 
+@full_precision
 def wavelet_loss(
     x0_hat: torch.Tensor,
     x0: torch.Tensor,
@@ -165,6 +174,9 @@ def wavelet_loss(
     check_finite: bool = True,
 ) -> torch.Tensor:
     """Eq. 16: sum over sub-bands of gamma_{s,l} * mean |W x0_hat - W x0| over the band; (B, C, *S) -> (B,)."""
+    if ndim not in (1, 2):  # before check_pair, whose axis count would blame the tensor
+        raise ValueError(f"wavelet transforms support ndim=1 (audio) or ndim=2 (images), got {ndim!r}; "
+                         "pass one of them")
     x0_hat, x0 = check_pair(x0_hat, x0, ndim, check_finite)
     taps = _check_wave_args(x0_hat, wave, levels, ndim, mode)
     weights = iter(_band_weights(gamma, levels, ndim))

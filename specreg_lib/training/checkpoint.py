@@ -41,12 +41,23 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint as data (``weights_only=True``); a file holding any other object is refused."""
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint as data (``weights_only=True``); a file holding any other object is refused.
+
+    The one reader of every torch file the kit writes (checkpoints, snapshots, results): none may run code."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         raise pickle.UnpicklingError(
             f"refusing to load {path}: it holds objects other than tensors and plain containers, and "
             f"unpickling them could run code. Training checkpoints never do; was this file written by "
-            f"specreg_lib.training? ({str(err).splitlines()[0]})") from None
+            f"specreg_lib.training? Use a checkpoint saved by specreg_lib.training (tensors and plain "
+            f"containers only); load it with code execution allowed only if you trust its author "
+            f"({str(err).split('.')[0]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:  # truncated zip, not a torch file, ...
+        if isinstance(err, FileNotFoundError):
+            raise FileNotFoundError(f"checkpoint {path} does not exist; check the path (or start a new run)") from None
+        raise ValueError(f"cannot read checkpoint {path}: it is truncated or not a torch checkpoint "
+                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); delete it to "
+                         "start over, or restore it from a backup") from None

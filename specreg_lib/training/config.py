@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -42,6 +42,20 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
+        # One rule for every number: the right type and finite (a NaN slips past every `< 0` check below).
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kind = int if f.type == "int" else float if f.type.startswith("float") else None
+            if kind is None or v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float) or (kind is int and not isinstance(v, int)):
+                raise TypeError(f"TrainConfig.{f.name} must be {'an int' if kind is int else 'a number'}, "
+                                f"got {v!r} ({type(v).__name__})")
+            if not math.isfinite(v):
+                raise ValueError(f"TrainConfig.{f.name} must be finite, got {v!r}; use 0 to switch off "
+                                 f"grad_clip/ema_decay/eval_every, or a finite value")
+        if len(self.betas) != 2 or not all(isinstance(b, int | float) and 0 <= b < 1 for b in self.betas):
+            raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
         if self.steps < 0 or self.batch_size < 1 or self.lr <= 0 or self.warmup_steps < 0:
             raise ValueError("need steps >= 0, batch_size >= 1, lr > 0, warmup_steps >= 0")
         if self.lr_schedule not in ("constant", "cosine"):

@@ -59,10 +59,19 @@ def resolve_device(device: str) -> torch.device:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and _launched():
         return torch.device("cuda", local_rank())
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
     if _launched() and resolved.type == "cuda" and resolved.index not in (None, local_rank()):
         raise ValueError(f"device={device!r} under torchrun: rank {_env_int('RANK', 0)} must use cuda:{local_rank()} "
                          f"(LOCAL_RANK); pass device='cuda' or 'auto'")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but this torch sees no CUDA GPU (torch {torch.__version__}, "
+                         f"cuda build {torch.version.cuda}); use device='auto' (CUDA when present, else CPU) or 'cpu'")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r} but only {torch.cuda.device_count()} CUDA device(s) are visible; "
+                         "use 'cuda' or 'auto'")
     return resolved
 
 

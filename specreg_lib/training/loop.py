@@ -183,10 +183,17 @@ def train(model: nn.Module, loss_fn: Callable, data: Callable | Iterable, cfg: T
     if existed:
         ck = load_checkpoint(ckpt_path)  # CPU; load_state_dict moves tensors to each parameter's device
         _check_resumable(ck, cfg, world, ckpt_path)
-        model.load_state_dict(ck["model"])
+        try:
+            model.load_state_dict(ck["model"])
+            if ema is not None:
+                ema.load_state_dict(ck["ema"])
+        except (RuntimeError, KeyError, TypeError) as err:  # torch lists every mismatching tensor: keep 4
+            lines = str(err).splitlines()
+            summary = "; ".join(x.strip() for x in lines[:4]) + (" ..." if len(lines) > 4 else "")
+            raise ValueError(f"checkpoint {ckpt_path} holds another architecture than the model passed to train() "
+                             f"({summary}); build the same model (see the checkpoint's meta) or use a new "
+                             "ckpt_path") from None
         opt.load_state_dict(ck["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(ck["ema"])
         if scaler is not None:
             scaler.load_state_dict(ck["scaler"])
         rng = ck["rng"]
@@ -232,6 +239,7 @@ def train(model: nn.Module, loss_fn: Callable, data: Callable | Iterable, cfg: T
             raise ValueError(f"the data iterable yielded a batch of {len(whole[0])}; with {shards} micro-batches "
                              f"per step it must yield global batches of batch_size={cfg.batch_size}")
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        data_finite = torch.ones((), dtype=torch.bool, device=device)  # read only when the step fails: no sync
         for i, m in enumerate(streams.shards):
             if sampler:
                 x0, cond = _split(data(micro, streams.data[i]))
@@ -240,7 +248,12 @@ def train(model: nn.Module, loss_fn: Callable, data: Callable | Iterable, cfg: T
             else:  # rows of shard m in the global batch
                 rows = slice(m * micro, (m + 1) * micro)
                 x0, cond = whole[0][rows], whole[1][rows] if whole[1] is not None else None
+            if not isinstance(x0, torch.Tensor) or not x0.is_floating_point():
+                raise TypeError(f"the data gave x0 of type {getattr(x0, 'dtype', type(x0).__name__)} at step {step}; "
+                                "the loop trains on floating-point tensors: convert it in the sampler/dataset, "
+                                "e.g. x.float() / 127.5 - 1 for uint8 images")
             x0 = x0.to(device, non_blocking=True)
+            data_finite &= torch.isfinite(x0).all()
             cond = cond.to(device, non_blocking=True) if cond is not None else None
             kwargs = {"generator": streams.noise[i]} if pass_gen else {}
             # DDP all-reduces gradients in the last round only; the others accumulate locally
@@ -282,7 +295,15 @@ def train(model: nn.Module, loss_fn: Callable, data: Callable | Iterable, cfg: T
             nonfinite += 1
             if nonfinite > cfg.max_nonfinite:
                 checkpoint()
-                raise FloatingPointError(f"{nonfinite} non-finite steps (last at step {step}); see {ckpt_path}")
+                bad_data = bool(D.reduce_sum((~data_finite).to(torch.float64)))  # on any rank
+                where = ("the DATA: a micro-batch of x0 itself holds NaN/Inf; clean the dataset/sampler"
+                         if bad_data else
+                         "the MODEL: the data was finite but the loss or its gradient was not; lower lr, keep "
+                         "grad_clip on, try precision='fp32', or check the net")
+                raise FloatingPointError(
+                    f"{nonfinite} non-finite steps, more than max_nonfinite={cfg.max_nonfinite}; the last, step "
+                    f"{step} (loss {loss_value}, grad norm {grad_norm}), came from {where}. The checkpoint "
+                    f"{ckpt_path} holds the state before it")
         step += 1
         step_time = time.perf_counter() - t0
         record = {"loss": loss_value, "grad_norm": grad_norm, "lr": lr, "step_time": step_time,

@@ -1,0 +1,286 @@
+"""Image generation with an EDM denoiser: per-seed latents, the EDM sampler settings, uint8 images, grids and
+resumable generation of N images to a folder (edm.md 1c).
+
+* **Seeds.** Every image has its own seed: its latent (C, H, W) ~ N(0, I) and, for a conditional net, its class
+  label come from a CPU ``torch.Generator`` seeded with that seed alone, so an image never depends on the batch
+  it was drawn in or on how seeds are split between ``torchrun`` ranks. EDM draws them with a CUDA generator on
+  the GPU; image-for-image equality with EDM's own script is not a goal, the distribution is the same.
+* **Bit for bit.** CPU convolutions and matrix products round differently for different batch sizes (~1e-6),
+  so ``per_image`` (default: on CPU) runs the network one image at a time inside each batch: then an image is
+  the same bits whatever the batch size or number of ranks (tested). On CUDA batches run whole (cuDNN picks
+  algorithms per shape anyway); images then agree across batch sizes to float rounding only.
+* **Sampler.** The deterministic Heun sampler (``diffusion.edm.heun_sample``, EDM Algorithm 2) over the rho = 7
+  steps, the requested sigma range clamped to the net's (``sampler_sigmas``). The paper uses 18 steps for
+  CIFAR-10 32x32 and 40 for AFHQv2/FFHQ 64x64 (NFE 35 and 79). The ODE state is kept in float64 and the
+  denoiser runs in float32 (or bf16 autocast), as EDM's sampler does.
+* **Files.** ``outdir/{seed - seed % 1000:06d}/{seed:06d}.png``; written atomically; images already on disk
+  are skipped, so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..io import atomic_path
+from .edm import euler_sample, heun_sample, sampler_sigmas
+
+# EDM "steps" N per resolution as the paper uses them (paper.md 2.2): Heun, NFE = 2N - 1.
+PAPER_STEPS = {32: 18, 64: 40}
+SOLVERS = ("heun", "euler")
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSettings:
+    """EDM sampler settings (edm.md 1c): ``num_steps`` N (None: the paper's for the resolution), the sigma
+    range before clamping to the net's, rho, stochastic churn (0 = deterministic) and the solver."""
+
+    num_steps: int | None = None
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    S_churn: float = 0.0
+    S_min: float = 0.0
+    S_max: float = math.inf
+    S_noise: float = 1.0
+    solver: str = "heun"
+
+    def __post_init__(self) -> None:
+        if self.num_steps is not None and (not isinstance(self.num_steps, int) or self.num_steps < 1):
+            raise ValueError(f"num_steps must be a positive int or None, got {self.num_steps!r}")
+        if not 0 <= self.sigma_min < self.sigma_max or not self.rho > 0:
+            raise ValueError(f"need 0 <= sigma_min < sigma_max and rho > 0, got sigma_min={self.sigma_min}, "
+                             f"sigma_max={self.sigma_max}, rho={self.rho}")
+        if self.S_churn < 0 or self.S_noise <= 0:
+            raise ValueError(f"need S_churn >= 0 and S_noise > 0, got {self.S_churn}, {self.S_noise}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+
+    def steps_for(self, resolution: int) -> int:
+        """N for this resolution: ``num_steps`` or the paper's (18 at 32x32, 40 at 64x64)."""
+        if self.num_steps is not None:
+            return self.num_steps
+        if resolution not in PAPER_STEPS:
+            raise ValueError(f"no paper default for {resolution}x{resolution} images (known: {sorted(PAPER_STEPS)}); "
+                             "pass num_steps")
+        return PAPER_STEPS[resolution]
+
+    def nfe(self, resolution: int) -> int:
+        """Network evaluations per image: 2N - 1 for Heun (no correction on the last step), N for Euler."""
+        n = self.steps_for(resolution)
+        return 2 * n - 1 if self.solver == "heun" else n
+
+
+def parse_seeds(text: str | int | Iterable[int]) -> list[int]:
+    """Seeds from ``"0-49999"``, ``"0,5,10-12"``, an int or a list; non-negative, no duplicates, order kept."""
+    if isinstance(text, int):
+        seeds = [text]
+    elif isinstance(text, str):
+        seeds = []
+        for part in (p.strip() for p in text.split(",")):
+            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+            if not m:
+                raise ValueError(f"seeds {text!r}: {part!r} is not N or A-B (e.g. '0-49999' or '0,5,10-12')")
+            lo, hi = int(m[1]), int(m[2] or m[1])
+            if hi < lo:
+                raise ValueError(f"seeds {text!r}: range {part!r} is empty (A-B needs A <= B)")
+            seeds.extend(range(lo, hi + 1))
+    else:
+        seeds = [int(s) for s in text]
+    if not seeds or min(seeds) < 0:
+        raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds {text!r} repeat a seed; each image needs its own")
+    return seeds
+
+
+def seed_latents(seeds: Sequence[int], shape: Sequence[int], label_dim: int = 0, class_idx: int | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-seed latents (B, *shape) float32 ~ N(0, I) and one-hot labels (B, label_dim) (None when 0), on CPU.
+
+    Seed s seeds its own generator: first the latent, then (label_dim > 0, no ``class_idx``) a uniform class.
+    """
+    if class_idx is not None and not 0 <= class_idx < label_dim:
+        raise ValueError(f"class_idx={class_idx} needs a conditional net with class_idx < label_dim "
+                         f"(label_dim={label_dim})")
+    latents, classes = [], []
+    for s in seeds:
+        g = torch.Generator().manual_seed(int(s) % (1 << 64))
+        latents.append(torch.randn(tuple(shape), generator=g))
+        if label_dim:
+            classes.append(class_idx if class_idx is not None else int(torch.randint(label_dim, (), generator=g)))
+    labels = torch.eye(label_dim)[classes] if label_dim else None  # (B, label_dim) one-hot
+    return torch.stack(latents), labels
+
+
+def net_geometry(net: Any) -> tuple[int, int, int]:
+    """(channels, resolution, label_dim) read from the denoiser (EDM names ``img_channels``, ``img_resolution``,
+    ``label_dim``, on the net or its ``model``/``net`` backbone)."""
+    found: dict[str, int] = {}
+    for obj in (net, getattr(net, "model", None), getattr(net, "net", None)):
+        for ours, names in (("channels", ("img_channels", "in_channels")), ("resolution", ("img_resolution",)),
+                            ("label_dim", ("label_dim",))):
+            for name in names:
+                if ours not in found and isinstance(getattr(obj, name, None), int):
+                    found[ours] = getattr(obj, name)
+    missing = [k for k in ("channels", "resolution") if k not in found]
+    if missing:
+        raise ValueError(f"cannot read the image {' and '.join(missing)} from the denoiser ({type(net).__name__}: "
+                         "no img_channels / img_resolution attributes); pass geometry=(channels, resolution, "
+                         "label_dim)")
+    return found["channels"], found["resolution"], found.get("label_dim", 0)
+
+
+def _denoiser(net: Any, labels: torch.Tensor | None, bf16: bool, channels_last: bool, per_image: bool
+              ) -> Callable:
+    """D(x; sigma) for the sampler: float32 (or bf16 autocast) inside, the sampler's dtype (float64) outside;
+    ``per_image`` calls the net on one image at a time (batch-size-independent rounding)."""
+    def call(x: torch.Tensor, sigma: torch.Tensor, lab: torch.Tensor | None) -> torch.Tensor:
+        x32 = x.to(torch.float32)
+        if channels_last:
+            x32 = x32.contiguous(memory_format=torch.channels_last)
+        ctx = torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with ctx:
+            return net(x32, sigma.to(torch.float32), lab).to(x.dtype)
+
+    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if not per_image:
+            return call(x, sigma, labels)
+        return torch.cat([call(x[i:i + 1], sigma[i:i + 1], None if labels is None else labels[i:i + 1])
+                          for i in range(x.shape[0])])
+
+    return denoise
+
+
+@torch.no_grad()
+def sample_images(net: Any, seeds: Sequence[int], settings: SamplerSettings = SamplerSettings(),
+                  class_idx: int | None = None, device: str | torch.device = "cpu", bf16: bool = False,
+                  channels_last: bool = False, geometry: tuple[int, int, int] | None = None,
+                  per_image: bool | None = None) -> torch.Tensor:
+    """Images (B, C, H, W) float32 in about [-1, 1] for ``seeds`` with the EDM sampler, on ``device``.
+
+    ``net(x, sigma, class_labels)`` is D(x; sigma) (e.g. ``load_edm_checkpoint``'s result); it must already be
+    on ``device`` (``generate_to_folder`` moves it). ``geometry`` = (channels, resolution, label_dim) when the
+    net does not carry EDM's attribute names. ``per_image`` (None: True on CPU) evaluates the net one image at
+    a time so that each image's bits do not depend on the batch.
+    """
+    device = torch.device(device)
+    per_image = device.type == "cpu" if per_image is None else per_image
+    C, R, label_dim = geometry or net_geometry(net)
+    latents, labels = seed_latents(seeds, (C, R, R), label_dim, class_idx)
+    labels = labels.to(device) if labels is not None else None
+    sigmas = sampler_sigmas(net, settings.steps_for(R), settings.sigma_min, settings.sigma_max, settings.rho)
+    solve = heun_sample if settings.solver == "heun" else euler_sample
+    x = solve(_denoiser(net, labels, bf16, channels_last, per_image), latents.to(device, torch.float64), sigmas,
+              S_churn=settings.S_churn, S_min=settings.S_min, S_max=settings.S_max, S_noise=settings.S_noise)
+    return x.to(torch.float32)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats (B, C, H, W) -> uint8 (B, C, H, W) on CPU as EDM: (x * 127.5 + 128).clip(0, 255), truncated."""
+    return (images.detach().to(torch.float32) * 127.5 + 128).clip(0, 255).to(torch.uint8).cpu()
+
+
+def image_path(outdir: str | os.PathLike, seed: int) -> Path:
+    """Where seed s is stored: ``outdir/{s - s % 1000:06d}/{s:06d}.png`` (EDM's layout, 1000 files a folder)."""
+    return Path(outdir) / f"{seed - seed % 1000:06d}" / f"{seed:06d}.png"
+
+
+def write_png(image: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
+    """One uint8 image (C, H, W) (C = 1 or 3) as a PNG, atomically."""
+    from PIL import Image
+
+    a = np.asarray(image)
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[0] not in (1, 3):
+        raise ValueError(f"write_png takes a uint8 (C, H, W) image with C in (1, 3), got {a.dtype} {a.shape}")
+    pil = Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0))
+    with atomic_path(path) as tmp:
+        pil.save(tmp, format="PNG")
+    return Path(path)
+
+
+def image_grid(images: torch.Tensor, nrow: int, padding: int = 0, pad_value: int = 255) -> np.ndarray:
+    """uint8 (B, C, H, W) -> one (rows*H, nrow*W, C) uint8 array, row-major (torchvision's make_grid)."""
+    from torchvision.utils import make_grid
+
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(f"image_grid takes uint8 (B, C, H, W) images (see to_uint8), got {images.dtype} "
+                         f"{tuple(images.shape)}")
+    grid = make_grid(images, nrow=nrow, padding=padding, pad_value=pad_value)  # (3, rows*H, nrow*W)
+    return grid[: images.shape[1]].permute(1, 2, 0).numpy()
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int, padding: int = 0) -> Path:
+    """Write ``image_grid(images, nrow)`` as a PNG, atomically."""
+    return write_png(torch.from_numpy(image_grid(images, nrow, padding)).permute(2, 0, 1), path)
+
+
+def generate_to_folder(net: Any, outdir: str | os.PathLike, seeds: Sequence[int],
+                       settings: SamplerSettings = SamplerSettings(), batch_size: int = 64,
+                       class_idx: int | None = None, device: str | torch.device = "cpu", bf16: bool = False,
+                       channels_last: bool = False, geometry: tuple[int, int, int] | None = None,
+                       rank: int = 0, world_size: int = 1, progress: bool = True,
+                       per_image: bool | None = None) -> list[int]:
+    """Generate one PNG per seed into ``outdir`` (see ``image_path``); returns the seeds this call wrote.
+
+    Rank r of ``world_size`` takes seeds[r::world_size] (fixed by the seed list, not by what is on disk, so
+    ranks never race) and skips those already present. Every image depends on its seed only, so the folder is
+    the same for any batch size or number of ranks. The progress bar shows on rank 0.
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+    seeds = parse_seeds(seeds)
+    device = torch.device(device)
+    geometry = geometry or net_geometry(net)
+    if isinstance(net, torch.nn.Module):
+        net = net.to(device).eval()
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+    todo = [s for s in seeds[rank::world_size] if not image_path(outdir, s).is_file()]
+    written: list[int] = []
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    bar = tqdm(total=len(todo), unit="img", desc=f"generate {Path(outdir).name}", disable=not progress or rank != 0)
+    for batch in batches:
+        images = to_uint8(sample_images(net, batch, settings, class_idx, device, bf16, channels_last, geometry,
+                                        per_image))
+        for s, img in zip(batch, images):
+            write_png(img, image_path(outdir, s))
+            written.append(s)
+        bar.update(len(batch))
+    bar.close()
+    return written
+
+
+def list_seed_images(outdir: str | os.PathLike) -> dict[int, Path]:
+    """The ``{seed: path}`` of the generated PNGs in ``outdir`` (names ``NNNNNN.png``; temp files ignored)."""
+    outdir = Path(outdir)
+    if not outdir.is_dir():
+        raise FileNotFoundError(f"{outdir}: no such folder of generated images")
+    return {int(p.stem): p for p in sorted(outdir.glob("*/*.png")) if p.stem.isdigit()}
+
+
+def read_seed_images(outdir: str | os.PathLike, seeds: Sequence[int]) -> torch.Tensor:
+    """The generated PNGs of ``seeds`` back as uint8 (B, C, H, W) (e.g. for a grid)."""
+    from PIL import Image
+
+    out = []
+    for s in seeds:
+        path = image_path(outdir, s)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: seed {s} has not been generated into {outdir}")
+        a = np.asarray(Image.open(path))
+        out.append(torch.from_numpy(a[None] if a.ndim == 2 else a.transpose(2, 0, 1).copy()))
+    return torch.stack(out)

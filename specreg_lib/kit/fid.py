@@ -1,0 +1,113 @@
+"""``specreg fid``: FID of generated images against a dataset's reference statistics (clean-fid features).
+
+Examples:
+
+    specreg fid out/afhq-vp --ref afhqv2-64x64.npz --num 50000 --sets 3      # the paper's protocol: 3 x 50k seeds
+    specreg fid out/samples --ref my-refs.npz                                  # every image of the folder, once
+    specreg fid --make-ref datasets/afhqv2-64x64.zip --ref refs/afhqv2-clean.npz --mode clean
+
+--mode legacy_tensorflow (default) is the scale of EDM's fid.py, its fid-refs/*.npz and the paper's Table 1;
+--mode clean is clean-fid's default (PIL bicubic resize to 299 first), with references made in that mode.
+--ref takes a path or a registry name (afhqv2-64x64.npz, ffhq-64x64.npz, cifar10-32x32.npz: EDM's files,
+downloaded into the cache). The Inception network (inception-2015-12-05.pt) comes from --inception, the cache
+or a download; offline, pass --inception with a local copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..assets import REGISTRY, fetch
+from ..io import write_json
+from ..metrics import fid as F
+from ..metrics.frechet import gaussian_stats
+
+
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The ``fid`` options."""
+    p.add_argument("images", nargs="?", help="folder of generated images (from specreg generate) or any folder/zip "
+                                             "of images")
+    p.add_argument("--ref", required=True, metavar="NPZ",
+                   help="reference statistics: a path or a registry name (e.g. afhqv2-64x64.npz); with --make-ref, "
+                        "the file to write")
+    p.add_argument("--mode", default="legacy_tensorflow", choices=F.FID_MODES,
+                   help="legacy_tensorflow = EDM's and the paper's scale (default); clean = clean-fid's default")
+    p.add_argument("--num", type=int, default=None,
+                   help="images per seed set (the paper: 50000); leave out to use every image of the folder once")
+    p.add_argument("--sets", type=int, default=3, help="seed sets with --num (default: %(default)s; EDM uses seeds "
+                                                       "0-49999, 50000-99999, 100000-149999)")
+    p.add_argument("--first-seed", type=int, default=0, help="first seed of the first set (default: %(default)s)")
+    p.add_argument("--ddof", type=int, default=1, choices=(0, 1),
+                   help="std over seed sets with ddof 1 (sample std, default) or 0")
+    p.add_argument("--make-ref", default=None, metavar="DATASET",
+                   help="instead: compute reference statistics of a dataset (zip or folder) and write them to --ref")
+    p.add_argument("--inception", default=None, metavar="PT", help="local copy of inception-2015-12-05.pt")
+    p.add_argument("--offline", action="store_true", help="never download (missing files are an error)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=64, help="images per feature batch (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=0, help="image-loading worker processes (default: %(default)s)")
+    p.add_argument("--out", default=None, metavar="JSON", help="also write the results to this JSON file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _reference(ref: str, offline: bool) -> str | Path:
+    if Path(ref).expanduser().is_file() or ref not in REGISTRY:
+        return Path(ref).expanduser()
+    return fetch(ref, allow_download=not offline)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point shared by ``specreg fid`` and ``python -m specreg_lib.kit.fid``; the exit code."""
+    common = dict(device=args.device, batch_size=args.batch, num_workers=args.workers,
+                  progress=not args.no_progress)
+    try:
+        if args.batch < 1 or args.workers < 0:
+            raise ValueError(f"--batch must be >= 1 and --workers >= 0, got {args.batch} and {args.workers}")
+        if args.make_ref:
+            F.image_files(args.make_ref)  # a missing dataset fails before Inception loads
+            extractor = F.inception_extractor(args.mode, args.device, args.inception, not args.offline)
+            feats = F.image_features(args.make_ref, args.mode, extractor, **common)
+            mu, sigma = gaussian_stats(feats)
+            path = F.save_reference_stats(args.ref, mu, sigma, args.mode, feats.shape[0])
+            print(f"reference statistics of {feats.shape[0]} images ({args.mode}) -> {path}")
+            return 0
+        if not args.images:
+            raise ValueError("give a folder of images (or --make-ref DATASET)")
+        F.image_files(args.images)
+        ref = F.load_reference_stats(_reference(args.ref, args.offline), args.mode)
+        extractor = F.inception_extractor(args.mode, args.device, args.inception, not args.offline)
+        if args.num is None:
+            summary = F.summarize([F.fid(args.images, ref, args.mode, extractor=extractor, **common)], ddof=0)
+        else:
+            summary = F.fid_seed_sets(args.images, ref, args.num, args.sets, args.first_seed, args.mode,
+                                      args.ddof, extractor=extractor, **common)
+    except (ValueError, KeyError, OSError) as err:  # AssetMissingError is an OSError
+        print(f"specreg fid: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    for rng, v in zip(summary.seed_ranges or [None], summary.values):
+        print(f"FID {v:.4f}" + (f"  seeds {rng[0]}-{rng[1]}" if rng else f"  {args.images}"))
+    if len(summary.values) > 1:
+        print(summary.text())
+    if args.out:
+        write_json(args.out, {"images": args.images, "ref": args.ref, "mode": args.mode,
+                              "values": list(summary.values), "seed_ranges": [list(r) for r in summary.seed_ranges],
+                              "mean": summary.mean, "std": summary.std if np.isfinite(summary.std) else None,
+                              "ddof": summary.ddof, "min": summary.min})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m specreg_lib.kit.fid``."""
+    parser = argparse.ArgumentParser(prog="specreg fid", description=__doc__.splitlines()[0],
+                                     epilog="\n".join(__doc__.splitlines()[2:]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    return run(add_arguments(parser).parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
