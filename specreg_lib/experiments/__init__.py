@@ -19,15 +19,19 @@ from .config import (
     save_config,
     to_dict,
 )
+from .edm_finetune import PRESETS as EDM_PRESETS
+from .edm_finetune import EDMFinetuneConfig, EDMFinetuneExperiment, edm_experiment
 from .protocol import RUNTIME_FIELDS, Experiment
 from .runs import RunLocked, RunResult, StepsConflict, run, run_dir, run_state
 from .sweep import Sweep, format_status, run_sweep, sweep_status, variant_sweep
 from .toy import CHECKERBOARD, POWER_SPECTRA, ToyConfig, ToyExperiment
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (CHECKERBOARD, POWER_SPECTRA, DIFFWAVE)}
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (CHECKERBOARD, POWER_SPECTRA, DIFFWAVE,
+                                                           *EDM_PRESETS.values())}
 
 __all__ = [
-    "AudioConfig", "AudioExperiment", "CHECKERBOARD", "DIFFWAVE", "EXPERIMENTS", "POWER_SPECTRA", "PROFILES",
+    "AudioConfig", "AudioExperiment", "CHECKERBOARD", "DIFFWAVE", "EDM_PRESETS", "EDMFinetuneConfig",
+    "EDMFinetuneExperiment", "EXPERIMENTS", "edm_experiment", "POWER_SPECTRA", "PROFILES",
     "RUNTIME_FIELDS", "Experiment", "NotApplicable",
     "RunLocked", "RunResult", "StepsConflict", "Sweep", "ToyConfig", "ToyExperiment", "apply_overrides",
     "check_profile", "config_hash", "field_paths", "format_status", "from_dict", "load_config", "parse_values",

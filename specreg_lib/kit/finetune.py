@@ -12,6 +12,11 @@ Examples:
         --data ~/LJSpeech-1.1 --vggish ~/vggish-10086976.pth
     torchrun --nproc_per_node 4 -m specreg_lib.kit.finetune --task audio --profile paper --regularizer amp
     specreg finetune --task audio --profile paper --regularizer amp --resume    # continue, never start anew
+    specreg finetune --task edm --profile smoke --regularizer baseline,amp --weighting weighted,unweighted
+    specreg finetune --task edm --preset afhqv2-64 --arch vp,ve --profile paper --data ~/afhqv2-64x64.zip \
+        --regularizer baseline,amp,amp_phase,haar,bior1.3 --weighting weighted,unweighted --seeds 1,2,3
+    specreg finetune --task edm --profile paper --length five_steps --regularizer amp    # the text's reading
+    torchrun --nproc_per_node 8 -m specreg_lib.kit.finetune --task edm --profile paper --regularizer amp
 """
 
 from __future__ import annotations
@@ -27,17 +32,47 @@ from ..training.distributed import init_distributed, is_main
 from .paths import resolve_repo_path
 
 # --task -> experiment name; a task is a pretrained model plus the data it is fine-tuned on (EDM adds "edm")
-TASKS = {"audio": "diffwave"}
+TASKS = {"audio": "diffwave", "edm": "edm_afhqv2"}
 # options that are shorthands for config fields, per task: option dest -> dotted field
 SHORTHANDS = {"audio": {"checkpoint": "model.local_path", "data": "data.path", "vggish": "evaluate.vggish_path",
-                        "steps": "train.steps", "schedule": "sample.schedule", "n_clips": "sample.n_clips"}}
-METRIC_KEYS = ("fad", "fd_mel", "utmos", "pesq", "mr_stft", "ndb", "seconds_per_step")
+                        "steps": "train.steps", "schedule": "sample.schedule", "n_clips": "sample.n_clips"},
+              "edm": {"checkpoint": "model.checkpoint", "data": "data.path", "steps": "train.steps",
+                      "length": "finetune.length", "reduction": "loss.reduction", "augment": "augment.p"}}
+# options that are grid axes (comma-separated values), per task: option dest -> dotted field
+AXES = {"audio": {}, "edm": {"arch": "model.arch", "weighting": "regularizer.weighting"}}
+METRIC_KEYS = ("fad", "fd_mel", "utmos", "pesq", "mr_stft", "ndb", "log_distance", "fd_pixels", "seconds_per_step")
+
+
+# options that belong to some tasks only: option dest -> tasks
+_TASK_OPTIONS = {"preset": ("edm",), "arch": ("edm",), "weighting": ("edm",), "length": ("edm",),
+                 "reduction": ("edm",), "augment": ("edm",), "export": ("edm",), "vggish": ("audio",),
+                 "schedule": ("audio",), "n_clips": ("audio",), "utmos": ("audio",)}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``finetune`` options."""
     p.add_argument("--task", required=True, choices=sorted(TASKS),
-                   help="what to fine-tune: audio = LMNT DiffWave on LJSpeech (paper Table 2)")
+                   help="what to fine-tune: audio = LMNT DiffWave on LJSpeech (paper Table 2); edm = an EDM "
+                        "checkpoint on its dataset (paper Tables 1 and 3; --preset picks the dataset)")
+    p.add_argument("--preset", default=None, choices=("afhqv2-64", "ffhq-64", "cifar10-32"),
+                   help="edm: Table 3's dataset preset (lr, dropout, augment, the official checkpoints); "
+                        "default afhqv2-64")
+    p.add_argument("--arch", default=None, metavar="A1,A2",
+                   help="edm: vp (DDPM++) and/or ve (NCSN++), comma-separated: which official checkpoint(s) "
+                        "(default vp)")
+    p.add_argument("--weighting", default=None, metavar="W1,W2",
+                   help="edm: weighted (lambda_EDM, default) and/or unweighted (lambda = 1), comma-separated")
+    p.add_argument("--length", default=None, choices=("table3", "five_steps"),
+                   help="edm: table3 = Table 3's 0.5 Mimg (default); five_steps = the paper text's '5 optimization "
+                        "steps' (no LR ramp, no EMA). The paper contradicts itself; both are runnable")
+    p.add_argument("--reduction", default=None, choices=("sum", "mean"),
+                   help="edm: EDM's loss summed over C*H*W as EDM's training loop (default) or averaged as this "
+                        "kit's losses; decides what lambda means (docs/edm_finetune.md)")
+    p.add_argument("--augment", type=float, default=None, metavar="P",
+                   help="edm: EDM's augment probability (Table 3: 0.15 at 64x64; default: the preset's)")
+    p.add_argument("--export", action="store_true",
+                   help="edm: also write each fine-tuned EMA network as an EDM pickle in its run folder "
+                        "(network-snapshot-<steps>.pkl, loads with load_edm_checkpoint)")
     p.add_argument("--profile", default="smoke", choices=PROFILES,
                    help="smoke: stand-in data and a tiny net on a CPU, in seconds; cpu: a longer CPU run on the "
                         "stand-in; paper: the paper's setting")
@@ -52,9 +87,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="a local copy of the pretrained checkpoint (audio: LMNT's diffwave-ljspeech-22kHz-1000578.pt), "
                         "checked against its SHA-256; default: the cache, else a download. Another file in LMNT's "
-                        "layout: --set model.checkpoint=PATH")
+                        "layout: --set model.checkpoint=PATH. edm: a registry name, URL or path of an EDM pickle "
+                        "(default: the preset's official edm-*-<arch>.pkl; smoke: 'tiny')")
     p.add_argument("--data", default=None, metavar="PATH",
-                   help="audio: the LJSpeech-1.1 archive or extracted folder (default: data/, downloaded if missing)")
+                   help="audio: the LJSpeech-1.1 archive or extracted folder (default: data/, downloaded if missing); "
+                        "edm: a zip or folder in EDM's layout (default data/<dataset>.zip; 'standin' = offline crops)")
     p.add_argument("--vggish", default=None, metavar="PATH",
                    help="audio: a local vggish-10086976.pth for FAD (default: the cache, else a download)")
     p.add_argument("--schedule", default=None, choices=("fast", "full"),
@@ -75,13 +112,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def build(args: argparse.Namespace) -> Sweep:
     """The grid the options describe: variants x lambdas x seeds on the profile, with the overrides."""
-    exp = EXPERIMENTS[TASKS[args.task]]
+    if args.task == "edm":
+        from ..experiments.edm_finetune import edm_experiment
+
+        exp = edm_experiment(getattr(args, "preset", None) or "afhqv2-64")
+    else:
+        exp = EXPERIMENTS[TASKS[args.task]]
     cls = exp.config_class
     overrides: dict = {}
     for dest, field in SHORTHANDS[args.task].items():
         value = getattr(args, dest, None)
         if value is not None:
             overrides[field] = value
+    for opt, value in vars(args).items():  # options of the other task
+        if value not in (None, False) and opt in _TASK_OPTIONS and args.task not in _TASK_OPTIONS[opt]:
+            raise ValueError(f"--{opt.replace('_', '-')} applies to --task {'/'.join(_TASK_OPTIONS[opt])} only")
     if args.utmos:
         overrides["evaluate.utmos"] = True
     for item in args.set:
@@ -96,6 +141,9 @@ def build(args: argparse.Namespace) -> Sweep:
     grid: dict = {"regularizer": names}
     if args.lambda_spec is not None:
         grid["regularizer.lambda_spec"] = parse_values(cls, "lambda_spec", args.lambda_spec)[1]
+    for dest, field in AXES[args.task].items():
+        if getattr(args, dest, None) is not None:
+            grid[field] = parse_values(cls, field, getattr(args, dest))[1]
     seeds = exp.default_seeds.get(args.profile, (1,))
     if args.seeds is not None:
         try:
@@ -133,9 +181,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if is_main():
         writer = getattr(sweep.experiment, "write_wavs", None)
+        exporter = getattr(sweep.experiment, "write_network", None) if getattr(args, "export", False) else None
         for r in results:
             if writer is not None:
                 writer(r)
+            if exporter is not None:
+                print(f"wrote {exporter(r)}")
         keys = [k for k in METRIC_KEYS if results and k in results[0].metrics]
         print("\n" + "  ".join(["run".ljust(44), *(k.rjust(12) for k in keys)]))
         for r in results:

@@ -1,0 +1,120 @@
+"""EDM fine-tuning at the start: the two terms' sizes and gradient norms per regularizer, and the step-time overhead.
+
+``--what terms`` (default) prints, for the AFHQv2-64 DDPM++ configuration (EDMPrecond, 61.8 M parameters, random
+init from a fixed seed; an official checkpoint with ``--checkpoint``) on one batch of stand-in crops, for each
+regularizer and weighting and for both reductions of EDM's loss (``sum`` over C*H*W as EDM's loop, ``mean`` as
+this kit's losses): the batch means of the diffusion term and of w * L_S (lambda_spec = 1), their ratio, the
+gradient norms over the network's parameters and their ratio. The same noise is used for every row.
+
+``--what overhead`` times one optimiser step (loss, backward, Adam) baseline vs regularized in interleaved pairs
+(the order alternates) on the same network and batch, and prints the median ratio per regularizer.
+
+Usage: python benchmarks/bench_edm_finetune.py [--what terms|overhead] [--batch 2] [--pairs 10] [--threads 2]
+       [--checkpoint edm-afhqv2-64x64-uncond-vp.pkl] [--device cpu] [--tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from specreg_lib.data.augment import AugmentPipe
+from specreg_lib.data.patches import ImagePatches
+from specreg_lib.diffusion import EDMLoss, Regularizer
+from specreg_lib.diffusion.edm_train import EDMTrainLoss, term_table
+from specreg_lib.experiments.edm_finetune import EDM_VARIANTS
+from specreg_lib.models import EDMDenoiser, SongUNet, load_edm_checkpoint
+from specreg_lib.models.songunet import DDPMPP
+
+
+def afhq_ddpmpp(tiny: bool) -> EDMDenoiser:
+    """EDM's AFHQv2-64 DDPM++ (train.py --arch=ddpmpp --cres=1,2,2,2 --dropout=0.25 --augment=0.15), seed 0."""
+    torch.manual_seed(0)
+    kw = {**DDPMPP, "channel_mult": [1, 2, 2, 2], "dropout": 0.25}
+    if tiny:
+        kw.update(model_channels=16, channel_mult=[1, 2], num_blocks=1)
+    return EDMDenoiser(SongUNet(img_resolution=64 if not tiny else 16, in_channels=3, out_channels=3,
+                                augment_dim=9, **kw), "edm")
+
+
+def regularizers() -> dict[str, Regularizer]:
+    out = {}
+    for name, reg in EDM_VARIANTS.items():
+        if reg is None:
+            continue
+        for w in ("weighted", "unweighted"):
+            out[f"{name}/{w}"] = Regularizer(reg.kind, 1.0, w, reg.options)
+    return out
+
+
+def batch(net: EDMDenoiser, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    R = net.img_resolution
+    x = ImagePatches(size=R, scale=2).sample(n, torch.Generator().manual_seed(0)).repeat(1, 3, 1, 1)
+    return AugmentPipe(p=0.15)(x, torch.Generator().manual_seed(1))
+
+
+def terms(net: EDMDenoiser, y: torch.Tensor, cond: torch.Tensor) -> None:
+    net.train()
+    rows = term_table(net, y, regularizers(), cond=cond)
+    head = ("regularizer", "reduction", "L_diff", "w*L_S", "w*L_S/L_diff", "|g_diff|", "|g_spec|", "g ratio")
+    print(f"{head[0]:<22}{head[1]:>9}" + "".join(f"{h:>13}" for h in head[2:]))
+    for r in rows:
+        vals = (r["diffusion"], r["spectral"], r["term_ratio"], r["grad_diffusion"], r["grad_spectral"],
+                r["grad_ratio"])
+        print(f"{r['regularizer']:<22}{r['reduction']:>9}" + "".join(f"{v:13.4g}" for v in vals))
+
+
+def step_time(net: EDMDenoiser, loss: EDMTrainLoss, opt: torch.optim.Optimizer, y: torch.Tensor,
+              cond: torch.Tensor, seed: int) -> float:
+    t0 = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    loss(net, y, cond, generator=torch.Generator().manual_seed(seed)).mean().backward()
+    opt.step()
+    return time.perf_counter() - t0
+
+
+def overhead(net: EDMDenoiser, y: torch.Tensor, cond: torch.Tensor, pairs: int) -> None:
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-12)  # the optimiser's cost, weights kept (almost) as they are
+    base = EDMTrainLoss(EDMLoss(), "sum")
+    step_time(net, base, opt, y, cond, 0)  # warm-up
+    print(f"{'regularizer':<22}{'baseline s':>12}{'regular. s':>12}{'ratio':>8}  (median of {pairs} pairs)")
+    for name, reg in regularizers().items():
+        if not name.endswith("/weighted"):
+            continue  # the weighting does not change the cost
+        loss = EDMTrainLoss(EDMLoss(regularizer=reg), "sum")
+        b, r = [], []
+        for i in range(pairs):
+            order = [(base, b), (loss, r)] if i % 2 == 0 else [(loss, r), (base, b)]
+            for fn, out in order:
+                out.append(step_time(net, fn, opt, y, cond, i))
+        ratio = statistics.median(rr / bb for rr, bb in zip(r, b))
+        print(f"{name:<22}{statistics.median(b):12.3f}{statistics.median(r):12.3f}{ratio:8.3f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--what", choices=("terms", "overhead"), default="terms")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--pairs", type=int, default=10)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--checkpoint", default=None, help="an EDM pickle (path or registry name) instead of random init")
+    p.add_argument("--tiny", action="store_true", help="a 16x16 toy-size net (checks the script in seconds)")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    net = load_edm_checkpoint(a.checkpoint) if a.checkpoint else afhq_ddpmpp(a.tiny)
+    net = net.to(a.device)
+    y, cond = batch(net, a.batch)
+    y, cond = y.to(a.device), cond.to(a.device)
+    print(f"network: {a.checkpoint or 'AFHQv2-64 DDPM++, random init (seed 0)' + (' [tiny]' if a.tiny else '')}, "
+          f"{sum(q.numel() for q in net.parameters()) / 1e6:.2f} M parameters; batch {a.batch} of "
+          f"{tuple(y.shape[1:])} stand-in crops, augment p=0.15; device {a.device}, {a.threads} threads")
+    (terms if a.what == "terms" else lambda *z: overhead(*z, a.pairs))(net, y, cond)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,425 @@
+"""EDM fine-tuning with spectral losses (paper Section 5.2, Table 1, Table 3) on the experiment layer.
+
+One experiment per dataset preset of Table 3 (``edm_afhqv2``, ``edm_ffhq``, ``edm_cifar10``; :func:`edm_experiment`
+looks one up), one typed config (:class:`EDMFinetuneConfig`). A run starts from an EDM checkpoint loaded with
+``load_edm_checkpoint`` (the preset's official ``edm-*-vp.pkl`` / ``-ve.pkl``, a path or URL, or in smoke a tiny
+SongUNet written in the official format), and minimises EDM's loss under the file's own preconditioning and
+loss settings on augmented images y (EDM's non-leaky augment pipe, its labels fed to the net), reduced as
+EDM's loop does (``loss.reduction="sum"``, see ``diffusion/edm_train.py``), plus lambda_spec * w * L_S(D(y; sigma),
+y) through the Regularizer: Adam, EMA by half-life in images, a short LR ramp-up, dropout from the checkpoint
+(or Table 3), NaN guard, atomic checkpoints and resume from the training loop.
+
+Length: Table 3's "Duration 0.5" (0.5 Mimg in EDM's units, ``finetune.length="table3"``, default) contradicts the
+text's "5 optimization steps" (``finetune.length="five_steps"``: 5 Adam steps, no LR ramp, no EMA, since an
+EMA with a 500 kimg half-life would not move in 80 images). Batch: ``train.batch_size`` is PER GPU (Table 3:
+16); the global batch is that times the world size, and enters the run hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.augment import AUGMENT_DIM, AugmentPipe
+from ..data.edm_datasets import DatasetError, EDMImageDataset, write_standin
+from ..diffusion import Regularizer
+from ..diffusion.edm_train import REDUCTIONS, EDMTrainLoss, edm_loss_from_record
+from ..diffusion.generate import SamplerSettings, sample_images
+from ..io import resolve_repo_path
+from ..metrics import floored_spectrum, spectral_log_distance
+from ..metrics.frechet import frechet_distance, gaussian_stats
+from ..models import EDMDenoiser, read_edm_pickle, save_edm_checkpoint
+from ..models.edm_checkpoint import denoiser_from_pickle, resolve_checkpoint
+from ..models.edm_layers import UNetBlock
+from ..training import TrainConfig
+from ..training.checkpoint import load_checkpoint
+from ..training.distributed import world_size
+from .config import apply_overrides, config_hash
+from .protocol import Experiment
+from .tiny_edm import write_tiny_checkpoint
+
+ARCHS = ("vp", "ve")  # the paper's "VP-EDM" = DDPM++, "VE-EDM" = NCSN++, both under EDMPrecond
+LENGTHS = ("table3", "five_steps")
+REFERENCE_SEED = 10_007  # reference images drawn from the dataset with a seed apart from every training seed
+
+
+@dataclass(frozen=True)
+class EDMModel:
+    """The checkpoint: ``""`` = the preset's official file for ``arch``; a registry name, URL or path; or
+    ``"tiny"`` (smoke: a small SongUNet of ``arch`` written in the official format, the same for every seed)."""
+
+    arch: str = "vp"
+    checkpoint: str = ""
+    local_path: str = ""  # your copy of the official file (checked against the registry's SHA-256)
+    sha256: str = ""  # expected SHA-256 of a URL or path given in ``checkpoint``; "" = the registry's
+    dropout: float | None = None  # None = the checkpoint's own; Table 3: AFHQ 0.25, FFHQ 0.05
+    tiny_resolution: int = 16
+    tiny_channels: int = 16
+    tiny_label_dim: int = 0
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"model.arch must be one of {ARCHS} (VP-EDM = DDPM++, VE-EDM = NCSN++), got {self.arch!r}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"model.dropout must be in [0, 1) or None (the checkpoint's), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class EDMData:
+    """Training images in EDM's layout (zip or folder): ``""`` = data/<dataset>.zip (see
+    ``specreg_lib.data.edm_datasets.prepare_dataset``), ``"standin"`` = offline crops at the net's resolution."""
+
+    path: str = ""
+    dataset: str = "afhqv2-64x64"  # the name prepare_dataset builds; names the default path
+    standin_images: int = 64
+    max_size: int = 0  # use only the first max_size images (0 = all)
+
+
+@dataclass(frozen=True)
+class EDMAugment:
+    """EDM's augment pipe: ``p`` None = the checkpoint's augment_pipe record (Table 3: 0.15 at 64x64)."""
+
+    p: float | None = None
+    resample: str = "bilinear"  # grid_sample mode (EDM: 2x wavelet supersampling; see data/augment.py)
+
+    def __post_init__(self) -> None:
+        AugmentPipe(p=self.p or 0.0, resample=self.resample)  # validates
+
+
+@dataclass(frozen=True)
+class EDMObjective:
+    """How EDM's loss is reduced over C*H*W next to the spectral term (docs/edm_finetune.md)."""
+
+    reduction: str = "sum"
+
+    def __post_init__(self) -> None:
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(f"loss.reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
+
+
+@dataclass(frozen=True)
+class EDMLength:
+    """Fine-tuning length: Table 3's duration, or the paper text's 5 optimisation steps."""
+
+    length: str = "table3"
+    duration_kimg: float = 500.0  # Table 3 "Duration 0.5" in EDM's Mimg
+
+    def __post_init__(self) -> None:
+        if self.length not in LENGTHS:
+            raise ValueError(f"finetune.length must be one of {LENGTHS}, got {self.length!r}")
+        if not self.duration_kimg > 0:
+            raise ValueError(f"finetune.duration_kimg must be > 0, got {self.duration_kimg}")
+
+
+@dataclass(frozen=True)
+class EDMSample:
+    """Images drawn after fine-tuning with EDM's Heun sampler, from seeds shared by every run (paired)."""
+
+    n_samples: int = 64
+    first_seed: int = 0
+    num_steps: int | None = None  # None = the paper's (18 at 32x32, 40 at 64x64)
+
+    def __post_init__(self) -> None:
+        if self.n_samples < 2 or self.first_seed < 0:
+            raise ValueError("need sample.n_samples >= 2 and sample.first_seed >= 0")
+
+
+@dataclass(frozen=True)
+class EDMEvaluate:
+    """Cheap in-run metrics (FID-50k is a separate stage: kit/fid.py): spectra and a pixel Frechet distance."""
+
+    n_reference: int = 256
+    log_floor: float = 1e-4
+    fd_pool: int = 8  # pixel Frechet distance on images average-pooled to fd_pool x fd_pool
+
+    def __post_init__(self) -> None:
+        if self.n_reference < 2 or not self.log_floor > 0 or self.fd_pool < 1:
+            raise ValueError("need evaluate.n_reference >= 2, evaluate.log_floor > 0, evaluate.fd_pool >= 1")
+
+
+def _train() -> TrainConfig:
+    # EDM: Adam(0.9, 0.999, 1e-8), fp32, no clipping (EDM zeroes NaN gradients; our loop skips such steps),
+    # EMA half-life 0.5 Mimg without ramp-up (--transfer), LR ramp shortened to 10 kimg (EDM's 10 Mimg would
+    # outlast a 0.5 Mimg fine-tune); batch_size = per GPU (Table 3).
+    return TrainConfig(steps=0, batch_size=16, lr=5e-5, grad_clip=0.0, ema_decay=0.0, ema_halflife_kimg=500.0,
+                       lr_rampup_kimg=10.0, seed=1, device="auto", checkpoint_every=500, log_every=50)
+
+
+@dataclass(frozen=True)
+class EDMFinetuneConfig:
+    """One fine-tuning run: checkpoint, data, augmentation, loss reduction, regularizer (None = baseline
+    fine-tune), length, train (batch PER GPU; steps come from ``finetune``), sample, evaluate."""
+
+    model: EDMModel = field(default_factory=EDMModel)
+    data: EDMData = field(default_factory=EDMData)
+    augment: EDMAugment = field(default_factory=EDMAugment)
+    loss: EDMObjective = field(default_factory=EDMObjective)
+    regularizer: Regularizer | None = field(default_factory=lambda: Regularizer("amp", 1.0, "weighted"))
+    finetune: EDMLength = field(default_factory=EDMLength)
+    train: TrainConfig = field(default_factory=_train)
+    sample: EDMSample = field(default_factory=EDMSample)
+    evaluate: EDMEvaluate = field(default_factory=EDMEvaluate)
+    threads: int = 0  # torch.set_num_threads while this run trains; 0 = leave as is (not part of the results)
+
+    def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
+        if self.regularizer is not None and not isinstance(self.regularizer.kind, str):
+            raise ValueError("a config's regularizer must use a built-in kind (it is saved as JSON)")
+
+
+def _wavelet(wave: str) -> Regularizer:
+    return Regularizer("wavelet", 1.0, "weighted", {"wave": wave, "levels": 2})
+
+
+# Variants a sweep names; "weighted" (lambda_EDM) is the default, --grid regularizer.weighting=unweighted the other.
+EDM_VARIANTS: dict[str, Regularizer | None] = {
+    "baseline": None,  # EDM's loss alone: the fine-tune every regularized run is compared with
+    "amp": Regularizer("amp", 1.0, "weighted"),  # Eq. 14
+    "amp_phase": Regularizer("amp_phase", 1.0, "weighted"),  # Eq. 15
+    "haar": _wavelet("haar"),  # Eq. 16
+    "bior1.3": _wavelet("bior1.3"),  # Eq. 16
+}
+
+EDM_GLOSSARY: dict[str, tuple[str, str]] = {
+    "log_distance": ("spectral log distance between samples' and data's radially averaged power spectra", "lower"),
+    "fd_pixels": ("Frechet distance of average-pooled pixels, samples vs data (a cheap stand-in, not FID)", "lower"),
+    "seconds_per_step": ("median wall time of one optimiser step", "lower"),
+    "images_per_second": ("median global training throughput", "higher"),
+}
+
+
+class EDMFinetuneExperiment(Experiment):
+    """Fine-tune an EDM checkpoint with EDM's loss (+ lambda_spec * w * L_S); sample with Heun; spectra + FD."""
+
+    config_class = EDMFinetuneConfig
+    variants = EDM_VARIANTS
+    glossary = EDM_GLOSSARY
+
+    def __init__(self, name: str, preset: str, checkpoints: dict[str, str], base: dict[str, Any],
+                 profiles: dict[str, dict[str, Any]], default_seeds: dict[str, tuple[int, ...]]) -> None:
+        self.name, self.preset, self.checkpoints = name, preset, checkpoints
+        self.base, self.profiles, self.default_seeds = base, profiles, default_seeds
+        self.default_variants = tuple(EDM_VARIANTS)
+        self._nets: dict[str, tuple[EDMDenoiser, dict[str, Any]]] = {}  # checkpoint key -> (net, records)
+
+    # -- identity --------------------------------------------------------------------------------------------
+    def train_config(self, cfg: EDMFinetuneConfig) -> TrainConfig:
+        """The loop's settings: the global batch (per-GPU batch x world size) and the steps of the length."""
+        t = cfg.train
+        batch = t.batch_size * world_size()
+        if cfg.finetune.length == "five_steps":
+            return dataclasses.replace(t, batch_size=batch, steps=5, lr_rampup_kimg=0.0, ema_halflife_kimg=0.0)
+        steps = t.steps or math.ceil(cfg.finetune.duration_kimg * 1e3 / batch)  # EDM stops at >= duration
+        return dataclasses.replace(t, batch_size=batch, steps=steps)
+
+    def run_hash(self, cfg: EDMFinetuneConfig) -> str:
+        """The layer's hash with the GLOBAL batch in it (the per-GPU batch alone does not fix the run)."""
+        tcfg = self.train_config(cfg)
+        exclude = {"train.checkpoint_every", "train.log_every", "train.progress", "train.max_nonfinite",
+                   "train.eval_every", "train.device", "sample", "evaluate", "threads"}
+        if cfg.finetune.length == "table3" and not cfg.train.steps:
+            exclude.add("train.steps")
+        return config_hash(apply_overrides(cfg, {"train.batch_size": tcfg.batch_size,
+                                                 "train.accumulate": tcfg.accumulate * world_size()}), exclude)
+
+    def label(self, cfg: EDMFinetuneConfig) -> str:
+        return f"{cfg.model.arch}_{super().label(cfg)}"
+
+    # -- model ---------------------------------------------------------------------------------------------
+    def checkpoint_source(self, cfg: EDMFinetuneConfig) -> str:
+        """The checkpoint a run starts from: the config's, or the preset's official file for its arch."""
+        return cfg.model.checkpoint or self.checkpoints[cfg.model.arch]
+
+    def _load(self, cfg: EDMFinetuneConfig) -> tuple[EDMDenoiser, dict[str, Any]]:
+        """(the checkpoint's network, its other entries as records), read once per process."""
+        m = cfg.model
+        key = config_hash({"model": m, "source": self.checkpoint_source(cfg)})
+        if key not in self._nets:
+            with tempfile.TemporaryDirectory() as tmp:
+                if m.checkpoint == "tiny":  # the official format, written and read back
+                    path = write_tiny_checkpoint(Path(tmp) / "tiny.pkl", m.arch, m.tiny_resolution,
+                                                 m.tiny_channels, m.tiny_label_dim)
+                else:
+                    path = resolve_checkpoint(m.checkpoint or self.checkpoints[m.arch], m.sha256 or None,
+                                              local_path=m.local_path or None)
+                ckpt = read_edm_pickle(path)  # what load_edm_checkpoint does, keeping the records for export
+                net = denoiser_from_pickle(ckpt)
+                net.edm_meta = ckpt.meta()
+            records = {"loss_fn": ckpt.loss_fn, "augment_pipe": ckpt.augment_pipe,
+                       "dataset_kwargs": ckpt.dataset_kwargs}
+            self._nets[key] = (net, records)
+        return self._nets[key]
+
+    def build_model(self, cfg: EDMFinetuneConfig) -> EDMDenoiser:
+        """A fresh copy of the checkpoint's network in training mode, with Table 3's dropout when set."""
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        net = load_state_copy(self._load(cfg)[0])
+        if cfg.model.dropout is not None:
+            for block in net.modules():
+                if isinstance(block, UNetBlock):
+                    block.dropout = cfg.model.dropout
+            net.model.init_kwargs["dropout"] = cfg.model.dropout
+        return net.train()
+
+    def model_meta(self, cfg: EDMFinetuneConfig) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint_source(cfg), "preset": self.preset}
+
+    # -- data and loss -------------------------------------------------------------------------------------
+    def dataset(self, cfg: EDMFinetuneConfig) -> EDMImageDataset:
+        """The training images, checked against the network (resolution, channels, labels) before training."""
+        net = self._load(cfg)[0]
+        R, C, label_dim = net.img_resolution, net.img_channels, net.label_dim
+        d = cfg.data
+        if d.path == "standin":
+            path = resolve_repo_path(f"data/edm-standin-{R}px-{C}ch-{d.standin_images}.zip")
+            if not path.exists():
+                write_standin(path, n=d.standin_images, resolution=R, channels=C)
+        else:
+            path = resolve_repo_path(d.path or f"data/{d.dataset}.zip")
+            if not path.exists():
+                raise DatasetError(f"data.path: the dataset {path} does not exist; build it with specreg_lib.data."
+                                   f"edm_datasets.prepare_dataset({d.dataset!r}, {str(path)!r}), pass "
+                                   "--data PATH (a zip or folder in EDM's layout), or use data.path=standin")
+        ds = EDMImageDataset(path, use_labels=label_dim > 0, max_size=d.max_size or None)
+        if ds.resolution != R or ds.channels != C:
+            raise DatasetError(f"data.path: {path} holds {ds.channels}x{ds.resolution}x{ds.resolution} images but the "
+                               f"checkpoint's network takes {C}x{R}x{R}; use the dataset the checkpoint was trained "
+                               f"on (prepare_dataset resizes to {R}x{R})")
+        if ds.label_dim != label_dim:
+            raise DatasetError(f"data.path: {path} has {ds.label_dim} class labels per image but the checkpoint's "
+                               f"network has label_dim={label_dim}; a conditional net needs dataset.json with "
+                               "the same classes (CIFAR-10: prepare_dataset('cifar10-32x32', ...))")
+        return ds
+
+    def augment_pipe(self, cfg: EDMFinetuneConfig) -> AugmentPipe | None:
+        """EDM's pipe from the checkpoint's record (p from the config when set), or None for a net without
+        augment labels."""
+        net = self._load(cfg)[0]
+        augment_dim = net.model.init_kwargs.get("augment_dim", 0)
+        record = net.edm_meta.get("augment_pipe")
+        p = cfg.augment.p if cfg.augment.p is not None else (record or {}).get("attributes", {}).get("p", 0.0)
+        if augment_dim == 0:
+            if p:
+                raise ValueError(f"augment.p={p}: the checkpoint's network has no augment labels (augment_dim=0); "
+                                 "EDM trains it without augmentation: set augment.p=0")
+            return None
+        if augment_dim != AUGMENT_DIM:
+            raise ValueError(f"the checkpoint's network has augment_dim={augment_dim}; EDM's pipe gives {AUGMENT_DIM}")
+        return AugmentPipe.from_record(record, p=p, resample=cfg.augment.resample)
+
+    def build_data(self, cfg: EDMFinetuneConfig) -> EDMSampler:
+        return EDMSampler(self.dataset(cfg), self.augment_pipe(cfg), self._load(cfg)[0].label_dim)
+
+    def build_loss(self, cfg: EDMFinetuneConfig) -> EDMTrainLoss:
+        """EDM's loss as the checkpoint's loss_fn record sets it, + the regularizer, reduced as configured."""
+        net = self._load(cfg)[0]
+        loss = edm_loss_from_record(net.edm_meta.get("loss_fn"), cfg.regularizer)
+        return EDMTrainLoss(loss, cfg.loss.reduction, net.label_dim)
+
+    # -- results -------------------------------------------------------------------------------------------
+    def sample(self, cfg: EDMFinetuneConfig, model: nn.Module) -> torch.Tensor:
+        """``n_samples`` images from seeds first_seed.. (the same for every run: baseline and variants paired)."""
+        s = cfg.sample
+        device = next(model.parameters()).device
+        seeds = list(range(s.first_seed, s.first_seed + s.n_samples))
+        return sample_images(model.eval(), seeds, SamplerSettings(num_steps=s.num_steps), device=device).cpu()
+
+    def reference(self, cfg: EDMFinetuneConfig) -> torch.Tensor:
+        """Dataset images (n, C, R, R) in [-1, 1], drawn with a fixed seed."""
+        ds = self.dataset(cfg)
+        g = torch.Generator().manual_seed(REFERENCE_SEED)
+        idx = torch.randint(len(ds), (cfg.evaluate.n_reference,), generator=g)
+        return torch.stack([ds[int(i)][0] for i in idx])
+
+    def evaluate(self, cfg: EDMFinetuneConfig, samples: torch.Tensor
+                 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        ref = self.reference(cfg)
+        e = cfg.evaluate
+        _, p_ref = floored_spectrum(ref, e.log_floor)
+        freqs, p = floored_spectrum(samples, e.log_floor)
+        pool = torch.nn.functional.adaptive_avg_pool2d
+        f_s, f_r = (pool(x.double(), e.fd_pool).flatten(1).numpy() for x in (samples, ref))
+        fd = frechet_distance(*gaussian_stats(f_s), *gaussian_stats(f_r))
+        metrics = {"log_distance": spectral_log_distance(p, p_ref), "fd_pixels": float(fd)}
+        return metrics, {"freqs": freqs, "power": p}
+
+    def export(self, cfg: EDMFinetuneConfig, model: nn.Module, dest: str | Path) -> Path:
+        """Write a fine-tuned network as an EDM pickle with the source file's loss_fn / augment_pipe entries."""
+        return save_edm_checkpoint(model, dest, **self._load(cfg)[1])
+
+    def write_network(self, result: Any) -> Path:
+        """A finished run's EMA network (its snapshot) as ``<run folder>/network-snapshot-<steps>.pkl``."""
+        net = self.build_model(result.config)
+        net.load_state_dict(load_checkpoint(result.run_dir / "snapshots" / f"step-{result.step:07d}.pt")["model"])
+        return self.export(result.config, net.eval(), result.run_dir / f"network-snapshot-{result.step:07d}.pkl")
+
+
+def load_state_copy(net: EDMDenoiser) -> EDMDenoiser:
+    """An independent copy of ``net`` (weights cloned), keeping its ``edm_meta``."""
+    import copy
+
+    out = copy.deepcopy(net)
+    out.edm_meta = getattr(net, "edm_meta", {})
+    return out
+
+
+class EDMSampler:
+    """The loop's data: ``(batch, generator) -> (y, cond)``: images drawn with replacement, augmented, and
+    cond = [one-hot class labels, augment labels] (B, label_dim + 9), or None when there are neither."""
+
+    def __init__(self, dataset: EDMImageDataset, pipe: AugmentPipe | None, label_dim: int) -> None:
+        self.dataset, self.pipe, self.label_dim = dataset, pipe, label_dim
+
+    def __call__(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = torch.randint(len(self.dataset), (batch,), generator=generator)
+        items = [self.dataset[int(i)] for i in idx]
+        x = torch.stack([im for im, _ in items])  # (B, C, R, R) in [-1, 1]
+        parts = [torch.stack([lab for _, lab in items])] if self.label_dim else []
+        if self.pipe is not None:
+            x, labels = self.pipe(x, generator)
+            parts.append(labels)
+        return x, torch.cat(parts, dim=1) if parts else None
+
+
+def _official(dataset: str) -> dict[str, str]:
+    return {arch: f"edm-{dataset}-{arch}.pkl" for arch in ARCHS}
+
+
+# Smoke: the tiny official-format net, stand-in crops, a few CPU steps; same code as paper.
+_SMOKE = {"model.checkpoint": "tiny", "data.path": "standin", "data.standin_images": 32, "augment.p": 0.15,
+          "train.batch_size": 4, "train.lr": 1e-3, "train.lr_rampup_kimg": 0.008, "train.ema_halflife_kimg": 0.02,
+          "train.device": "cpu", "train.checkpoint_every": 0, "threads": 1, "train.progress": False,
+          "finetune.duration_kimg": 0.032, "sample.n_samples": 8, "sample.num_steps": 4,
+          "evaluate.n_reference": 32, "evaluate.fd_pool": 2}
+# Table 3 presets: lr, dropout and augment per dataset (CIFAR-10 "-": the checkpoint's own settings).
+PRESETS: dict[str, EDMFinetuneExperiment] = {
+    "afhqv2-64": EDMFinetuneExperiment(
+        "edm_afhqv2", "afhqv2-64", _official("afhqv2-64x64-uncond"),
+        base={"data.dataset": "afhqv2-64x64", "train.lr": 5e-5, "model.dropout": 0.25, "augment.p": 0.15},
+        profiles={"smoke": _SMOKE, "paper": {}}, default_seeds={"smoke": (1,), "paper": (1, 2, 3)}),
+    "ffhq-64": EDMFinetuneExperiment(
+        "edm_ffhq", "ffhq-64", _official("ffhq-64x64-uncond"),
+        base={"data.dataset": "ffhq-64x64", "train.lr": 5e-5, "model.dropout": 0.05, "augment.p": 0.15},
+        profiles={"smoke": _SMOKE, "paper": {}}, default_seeds={"smoke": (1,), "paper": (1, 2, 3)}),
+    "cifar10-32": EDMFinetuneExperiment(
+        "edm_cifar10", "cifar10-32", _official("cifar10-32x32-cond"),
+        base={"data.dataset": "cifar10-32x32", "train.lr": 2e-4},
+        profiles={"smoke": _SMOKE, "paper": {}}, default_seeds={"smoke": (1,), "paper": (1, 2, 3)}),
+}
+
+
+def edm_experiment(preset: str) -> EDMFinetuneExperiment:
+    """The experiment of a Table 3 preset ("afhqv2-64", "ffhq-64", "cifar10-32")."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; Table 3 has {', '.join(PRESETS)}")
+    return PRESETS[preset]
+

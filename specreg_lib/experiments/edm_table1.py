@@ -1,0 +1,265 @@
+"""Table 1 as one resumable pipeline: checkpoint x regularizer x weighting x seed -> fine-tune -> generate -> FID,
+and paired statistics the paper does not give.
+
+Cells, per (preset, arch): ``pretrained`` (the checkpoint itself, the paper's "EDM FID" column), ``baseline``
+(fine-tuned with EDM's loss alone, per seed) and every (regularizer, weighting, seed). Stages, each skipped
+when complete, so a GPU box runs the whole table unattended and a killed run picks up where it stopped:
+
+1. fine-tune: :func:`specreg_lib.experiments.run` (run folders, resume);
+2. generate: the EMA network's images for the cell's seed set into ``<root>/table1/<preset>/<arch>/<cell>/``
+   (``generate_to_folder`` skips images already written);
+3. FID: ``fid.json`` beside the images (``metrics.fid.fid_seed_sets`` on that one set).
+
+Pairing: the fine-tune with training seed ``seeds[i]`` is evaluated on generation seed set i (seeds
+i*N .. (i+1)*N - 1, EDM's three 50k sets for N = 50,000), the baseline fine-tune with the same training seed
+on the same set, and ``pretrained`` on every set: each difference compares two models on the same latents.
+Smoke swaps only what cannot be had offline: Inception for :class:`PooledPixels` (a stand-in feature, said
+in every row it produces) and the real data and checkpoints for the stand-in ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import stats
+
+from ..diffusion.generate import SamplerSettings, generate_to_folder, list_seed_images
+from ..io import write_json
+from ..metrics.fid import fid_seed_sets, inception_extractor, reference_stats, save_reference_stats
+from ..training.checkpoint import load_checkpoint
+from ..training.distributed import resolve_device
+from .edm_finetune import EDM_VARIANTS, edm_experiment
+from .runs import run, run_state, snapshot_path
+
+PRETRAINED, BASELINE = "pretrained", "baseline"
+FEATURES = ("inception", "standin")
+
+
+class PooledPixels(torch.nn.Module):
+    """Stand-in FID features (offline): images (B, 3, H, W) in 0..255 -> average-pooled to k x k, (B, 3 k^2)."""
+
+    def __init__(self, k: int = 4) -> None:
+        super().__init__()
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(x.float() / 255, self.k).flatten(1)
+
+
+@dataclass(frozen=True)
+class Table1Plan:
+    """What to run: presets x archs x (pretrained, baseline, variants x weightings) x seeds, and how to score."""
+
+    profile: str = "smoke"
+    presets: tuple[str, ...] = ("afhqv2-64",)
+    archs: tuple[str, ...] = ("vp", "ve")
+    variants: tuple[str, ...] = ("amp", "amp_phase", "haar", "bior1.3")
+    weightings: tuple[str, ...] = ("weighted", "unweighted")
+    seeds: tuple[int, ...] = (1, 2, 3)
+    images_per_set: int = 50_000  # FID-50k
+    features: str = "inception"  # "inception" (EDM's, the paper's) | "standin" (PooledPixels, offline)
+    overrides: tuple[tuple[str, Any], ...] = ()  # dotted config overrides for every fine-tune
+    generate_batch: int = 64
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for p in self.presets:
+            edm_experiment(p)  # unknown preset -> a clear error
+        unknown = [v for v in self.variants if v not in EDM_VARIANTS or v == BASELINE]
+        if unknown:
+            choices = [v for v in EDM_VARIANTS if v != BASELINE]
+            raise ValueError(f"unknown regularizer(s) {unknown}; choose from {choices}")
+        if self.features not in FEATURES:
+            raise ValueError(f"features must be one of {FEATURES}, got {self.features!r}")
+        if len(self.seeds) < 1 or len(set(self.seeds)) != len(self.seeds) or self.images_per_set < 2:
+            raise ValueError("need distinct seeds and images_per_set >= 2")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One row of work: a checkpoint (preset, arch), what it is (pretrained / baseline / variant), a seed index."""
+
+    preset: str
+    arch: str
+    variant: str
+    weighting: str | None
+    seed_index: int
+
+    @property
+    def name(self) -> str:
+        head = self.variant if self.weighting is None else f"{self.variant}_{self.weighting}"
+        return f"{head}_set{self.seed_index}"
+
+
+def cells(plan: Table1Plan) -> list[Cell]:
+    out = []
+    for preset in plan.presets:
+        for arch in plan.archs:
+            for i in range(len(plan.seeds)):
+                out.append(Cell(preset, arch, PRETRAINED, None, i))
+                out.append(Cell(preset, arch, BASELINE, None, i))
+                out += [Cell(preset, arch, v, w, i) for v in plan.variants for w in plan.weightings]
+    return out
+
+
+def cell_config(plan: Table1Plan, cell: Cell) -> Any:
+    """The fine-tuning config of a cell (None for ``pretrained``)."""
+    if cell.variant == PRETRAINED:
+        return None
+    exp = edm_experiment(cell.preset)
+    over: dict[str, Any] = {**dict(plan.overrides), "model.arch": cell.arch, "regularizer": cell.variant,
+                            "train.seed": plan.seeds[cell.seed_index]}
+    if cell.weighting is not None:
+        over["regularizer.weighting"] = cell.weighting
+    return exp.config(plan.profile, over)
+
+
+def cell_dir(root: Path, cell: Cell) -> Path:
+    return Path(root) / "table1" / cell.preset / cell.arch / cell.name
+
+
+def set_seeds(plan: Table1Plan, cell: Cell) -> list[int]:
+    n = plan.images_per_set
+    return list(range(cell.seed_index * n, (cell.seed_index + 1) * n))
+
+
+def _any_config(plan: Table1Plan, cell: Cell) -> Any:
+    """The cell's fine-tuning config, or for ``pretrained`` its preset's config with the cell's arch."""
+    return cell_config(plan, cell) or edm_experiment(cell.preset).config(
+        plan.profile, {**dict(plan.overrides), "model.arch": cell.arch})
+
+
+def _network(plan: Table1Plan, cell: Cell, root: Path) -> torch.nn.Module:
+    """The cell's EMA network: the checkpoint itself (pretrained) or the fine-tuned snapshot."""
+    exp = edm_experiment(cell.preset)
+    cfg = _any_config(plan, cell)
+    net = exp.build_model(cfg)
+    if cell.variant != PRETRAINED:
+        net.load_state_dict(load_checkpoint(snapshot_path(exp, cfg, root))["model"])
+    return net.eval()
+
+
+def _extractor(plan: Table1Plan, device: torch.device) -> torch.nn.Module:
+    return PooledPixels() if plan.features == "standin" else inception_extractor("legacy_tensorflow", device)
+
+
+def reference(plan: Table1Plan, preset: str, root: Path, extractor: torch.nn.Module) -> tuple[np.ndarray, ...]:
+    """The reference statistics: EDM's fid-refs npz (Inception), or the stand-in features of the training data."""
+    exp = edm_experiment(preset)
+    cfg = exp.config(plan.profile, dict(plan.overrides))
+    if plan.features == "inception":
+        from ..assets import fetch
+        from ..metrics.fid import load_reference_stats
+
+        return load_reference_stats(fetch(f"{cfg.data.dataset}.npz"), "legacy_tensorflow")
+    path = Path(root) / "table1" / preset / "reference-standin.npz"
+    if not path.exists():
+        mu, sigma, n = reference_stats(exp.dataset(cfg).path, "clean", extractor=extractor, progress=False)
+        save_reference_stats(path, mu, sigma, "clean", n)
+    with np.load(path) as z:
+        return z["mu"], z["sigma"]
+
+
+def run_table1(plan: Table1Plan, root: str | Path, progress: bool = True) -> list[dict[str, Any]]:
+    """Every stage of every cell, skipping what is complete; returns the FID rows (see :func:`fid_rows`)."""
+    root = Path(root)
+    device = resolve_device(plan.device)
+    extractor, refs = None, {}
+    for cell in cells(plan):
+        folder = cell_dir(root, cell)
+        if (folder / "fid.json").exists():
+            continue
+        cfg = cell_config(plan, cell)
+        if cfg is not None:
+            run(edm_experiment(cell.preset), cfg, root)  # stage 1 (cached when done)
+        seeds = set_seeds(plan, cell)
+        t0 = time.perf_counter()  # stage 2
+        written = generate_to_folder(_network(plan, cell, root), folder / "images", seeds,
+                                     SamplerSettings(num_steps=_any_config(plan, cell).sample.num_steps),
+                                     batch_size=plan.generate_batch, device=device, progress=progress)
+        if written:
+            write_json(folder / "generate.json", {"images": len(written),
+                                                  "seconds_per_image": (time.perf_counter() - t0) / len(written)})
+        extractor = extractor or _extractor(plan, device)  # stage 3
+        if cell.preset not in refs:
+            refs[cell.preset] = reference(plan, cell.preset, root, extractor)
+        mode = "legacy_tensorflow" if plan.features == "inception" else "clean"
+        summary = fid_seed_sets(folder / "images", tuple(refs[cell.preset]), num=plan.images_per_set, sets=1,
+                                first_seed=seeds[0], mode=mode, extractor=extractor, device=device, progress=False)
+        write_json(folder / "fid.json", {"fid": summary.values[0], "seeds": [seeds[0], seeds[-1]],
+                                         "features": plan.features, "cell": cell.__dict__})
+    return fid_rows(plan, root)
+
+
+def fid_rows(plan: Table1Plan, root: str | Path) -> list[dict[str, Any]]:
+    """One row per finished cell: preset, arch, variant, weighting, seed index, FID, features."""
+    rows = []
+    for cell in cells(plan):
+        path = cell_dir(Path(root), cell) / "fid.json"
+        if path.exists():
+            rows.append({**cell.__dict__, **{k: v for k, v in json.loads(path.read_text()).items() if k != "cell"}})
+    return rows
+
+
+def paired_differences(rows: list[dict[str, Any]], against: str = BASELINE, alpha: float = 0.05
+                       ) -> list[dict[str, Any]]:
+    """For each (preset, arch, variant, weighting): FID(variant) - FID(``against``) per seed index (paired: same
+    training seed and generation set), their mean, standard error (ddof 1), a one-sample t-test of mean 0
+    (scipy) and whether the difference is distinguishable from zero at ``alpha``."""
+    table: dict[tuple, dict[int, float]] = {}
+    for r in rows:
+        table.setdefault((r["preset"], r["arch"], r["variant"], r["weighting"]), {})[r["seed_index"]] = r["fid"]
+    out = []
+    for (preset, arch, variant, weighting), fids in sorted(table.items(), key=lambda kv: str(kv[0])):
+        if variant in (PRETRAINED, BASELINE) and variant == against:
+            continue
+        ref = table.get((preset, arch, against, None), {})
+        common = sorted(set(fids) & set(ref))
+        d = np.array([fids[i] - ref[i] for i in common])
+        n = len(d)
+        se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        p = float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 else math.nan  # NaN when all d are equal
+        out.append({"preset": preset, "arch": arch, "variant": variant, "weighting": weighting, "against": against,
+                    "n": n, "mean_diff": float(d.mean()) if n else math.nan, "se": se, "p_value": p,
+                    "distinguishable": bool(n > 1 and p < alpha)})
+    return out
+
+
+def table1_status(plan: Table1Plan, root: str | Path) -> dict[str, Any]:
+    """What is done and left per stage, and an estimate of the time left from this machine's measured rates
+    (seconds per step of finished fine-tunes, seconds per image of finished generations; None until measured)."""
+    root = Path(root)
+    todo = {"finetune": 0, "generate": 0, "fid": 0}
+    steps_left, images_left, rates_step, rates_img = 0, 0, [], []
+    for cell in cells(plan):
+        folder = cell_dir(root, cell)
+        cfg = cell_config(plan, cell)
+        if cfg is not None:
+            exp = edm_experiment(cell.preset)
+            state, _ = run_state(exp, cfg, root)
+            metrics = sorted((root / exp.name).glob("*/results/*/metrics.json"))
+            rates_step += [json.loads(m.read_text())["seconds_per_step"] for m in metrics[:5]]
+            if state not in ("done", "trained"):
+                todo["finetune"] += 1
+                steps_left += exp.train_config(cfg).steps
+        have = len(list_seed_images(folder / "images")) if (folder / "images").is_dir() else 0
+        if have < plan.images_per_set:
+            todo["generate"] += 1
+            images_left += plan.images_per_set - have
+        if (folder / "generate.json").exists():
+            rates_img.append(json.loads((folder / "generate.json").read_text())["seconds_per_image"])
+        if not (folder / "fid.json").exists():
+            todo["fid"] += 1
+    s_step = float(np.median(rates_step)) if rates_step else None
+    s_img = float(np.median(rates_img)) if rates_img else None
+    eta = None if (steps_left and s_step is None) or (images_left and s_img is None) else \
+        steps_left * (s_step or 0) + images_left * (s_img or 0)
+    return {"cells": len(cells(plan)), "left": todo, "steps_left": steps_left, "images_left": images_left,
+            "seconds_per_step": s_step, "seconds_per_image": s_img, "eta_seconds": eta}

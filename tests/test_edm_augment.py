@@ -1,0 +1,113 @@
+"""EDM's non-leaky augmentation (specreg_lib.data.augment): labels, exact flips, closed-form geometry."""
+
+import math
+
+import pytest
+import torch
+
+from specreg_lib.data.augment import AUGMENT_DIM, AugmentPipe
+
+OFF = dict(xflip=0, yflip=0, scale=0, rotate_frac=0, aniso=0, translate_frac=0)
+
+
+def _g(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_p0_leaves_images_and_labels_zero():
+    x = torch.randn(16, 3, 12, 12)
+    y, labels = AugmentPipe(p=0.0)(x, _g())
+    assert torch.equal(y, x)
+    assert labels.shape == (16, AUGMENT_DIM) and labels.dtype == torch.float32
+    assert torch.equal(labels, torch.zeros(16, AUGMENT_DIM))
+
+
+def test_xflip_label_iff_exactly_mirrored():
+    x = torch.randn(64, 3, 8, 8)
+    y, labels = AugmentPipe(p=0.15, **{**OFF, "xflip": 1e8})(x, _g(1))  # 1e8 * 0.15 >= 1: always drawn
+    flipped = labels[:, 0] == 1
+    assert 10 < int(flipped.sum()) < 54  # a fair coin over 64 samples
+    assert torch.equal(y[flipped], x[flipped].flip(3)) and torch.equal(y[~flipped], x[~flipped])
+    assert torch.equal(labels[:, 1:], torch.zeros(64, AUGMENT_DIM - 1))
+
+
+@pytest.mark.parametrize("op, columns", [("yflip", [1]), ("scale", [2]), ("rotate_frac", [3, 4]),
+                                         ("aniso", [5, 6]), ("translate_frac", [7, 8])])
+def test_label_layout(op, columns):
+    """Each op writes its own columns, in EDM's order, and nothing else."""
+    _, labels = AugmentPipe(p=1.0, **{**OFF, op: 1.0})(torch.randn(32, 1, 8, 8), _g(2))
+    others = [c for c in range(AUGMENT_DIM) if c not in columns]
+    assert torch.equal(labels[:, others], torch.zeros(32, len(others)))
+    assert bool((labels[:, columns].abs().sum(1) > 0).float().mean() > 0.4)  # op applied (prob 1; aniso r may be 0)
+
+
+def test_application_rate_is_op_prob_times_p():
+    _, labels = AugmentPipe(p=0.25, **{**OFF, "scale": 1.0})(torch.zeros(4000, 1, 4, 4), _g(3))
+    rate = float((labels[:, 2] != 0).float().mean())
+    assert abs(rate - 0.25) < 4 * math.sqrt(0.25 * 0.75 / 4000)
+
+
+def _ramp(n: int) -> torch.Tensor:
+    """Image (1, 2, n, n): channel 0 = centred x coordinate, channel 1 = centred y (pixels)."""
+    c = torch.arange(n, dtype=torch.float64) - (n - 1) / 2
+    return torch.stack([c.expand(n, n), c[:, None].expand(n, n)])[None]
+
+
+def test_translation_matches_closed_form():
+    n, std = 32, 0.125
+    x = _ramp(n)
+    y, labels = AugmentPipe(p=1.0, **{**OFF, "translate_frac": 1.0}, translate_frac_std=std)(x, _g(4))
+    tx, ty = (labels[0, 7] * n * std).double(), (labels[0, 8] * n * std).double()
+    inner = slice(12, 20)  # away from the reflected border
+    # output(x, y) = input(x - tx, y - ty): the image moves by +t; bilinear is exact on a linear ramp
+    assert torch.allclose(y[0, 0, inner, inner], x[0, 0, inner, inner] - tx, atol=1e-5)
+    assert torch.allclose(y[0, 1, inner, inner], x[0, 1, inner, inner] - ty, atol=1e-5)
+
+
+def test_rotation_direction_matches_labels():
+    """G maps output to input coordinates: x_in = cos(t) x - sin(t) y, y_in = sin(t) x + cos(t) y (EDM's)."""
+    n = 32
+    x = _ramp(n)
+    y, labels = AugmentPipe(p=1.0, **{**OFF, "rotate_frac": 1.0}, rotate_frac_max=0.05)(x, _g(5))
+    cos, sin = labels[0, 3].double() + 1, labels[0, 4].double()
+    assert abs(float(cos**2 + sin**2) - 1) < 1e-6 and abs(float(sin)) > 1e-3
+    inner = slice(13, 19)
+    X, Y = x[0, 0, inner, inner], x[0, 1, inner, inner]
+    assert torch.allclose(y[0, 0, inner, inner], cos * X - sin * Y, atol=1e-4)
+    assert torch.allclose(y[0, 1, inner, inner], sin * X + cos * Y, atol=1e-4)
+
+
+def test_scale_zooms_by_two_to_the_label():
+    n, std = 32, 0.2
+    x = _ramp(n)
+    y, labels = AugmentPipe(p=1.0, **{**OFF, "scale": 1.0}, scale_std=std)(x, _g(6))
+    s = 2 ** (labels[0, 2].double() * std)
+    inner = slice(14, 18)
+    assert torch.allclose(y[0, 0, inner, inner], x[0, 0, inner, inner] / s, atol=1e-5)  # zoom in by s
+
+
+def test_deterministic_with_generator_and_shapes():
+    x = torch.randn(8, 3, 16, 16)
+    pipe = AugmentPipe(p=0.5)
+    a, la = pipe(x, _g(7))
+    b, lb = pipe(x, _g(7))
+    c, lc = pipe(x, _g(8))
+    assert torch.equal(a, b) and torch.equal(la, lb)
+    assert not torch.equal(la, lc)
+    assert a.shape == x.shape and a.dtype == x.dtype
+
+
+def test_from_record_and_bad_settings():
+    record = {"class_name": "AugmentPipe", "init_kwargs": {"p": 0.12, "xflip": 1e8, "yflip": 1, "scale": 1,
+                                                            "rotate_frac": 1, "aniso": 1, "translate_frac": 1},
+              "attributes": {"p": 0.12, "brightness": 0.0}}
+    pipe = AugmentPipe.from_record(record)
+    assert pipe.p == 0.12 and pipe.xflip == 1e8 and pipe.scale_std == 0.2
+    assert AugmentPipe.from_record(record, p=0.0).p == 0.0
+    assert AugmentPipe.from_record(None, p=0.15) == AugmentPipe(p=0.15)
+    with pytest.raises(ValueError, match="brightness"):
+        AugmentPipe.from_record({**record, "attributes": {"brightness": 1.0}})
+    with pytest.raises(ValueError, match="p and aniso_rotate_prob"):
+        AugmentPipe(p=1.5)
+    with pytest.raises(ValueError, match="float image batch"):
+        AugmentPipe(p=0.1)(torch.zeros(2, 8, 8))
