@@ -45,14 +45,14 @@ def test_diffusers_loop_with_the_term_added_in_three_lines():
         x_t = scheduler.add_noise(x0, noise, t)
         out = unet(x_t, t).sample
         loss = (out - noise).square().mean(dim=(1, 2, 3))
+        eps_mse = loss.detach()  # (test bookkeeping)
         _, x0_hat = predict_eps_x0(schedule, out, x_t, t)  # added line 2
-        term = reg(x0_hat, x0, t=t, schedule=schedule)  # added line 3 (with the next)
-        loss = loss + term
+        loss = loss + reg(x0_hat, x0, t=t, schedule=schedule)  # added line 3
         opt.zero_grad()
         loss.mean().backward()
         opt.step()
         losses.append(loss.mean().item())
-        terms.append(term.mean().item())
+        terms.append((loss.detach() - eps_mse).mean().item())
     assert sum(losses[-3:]) < 0.5 * sum(losses[:3]), losses
     assert all(v > 0 for v in terms)  # the term is really in the loss (amplitude L1 of an imperfect x0_hat)
 

@@ -117,7 +117,7 @@ class ToyConfig:
     data: ToyData = field(default_factory=ToyData)
     model: ToyModel = field(default_factory=ToyModel)
     diffusion: ToyDiffusion = field(default_factory=ToyDiffusion)
-    regularizer: Regularizer | None = field(default_factory=lambda: Regularizer("amp_phase", 1.0, "alpha_bar"))
+    regularizer: Regularizer | None = field(default_factory=lambda: _amp_phase())
     train: TrainConfig = field(default_factory=_toy_train)
     sample: ToySample = field(default_factory=ToySample)
     evaluate: ToyEvaluate = field(default_factory=ToyEvaluate)
@@ -136,6 +136,12 @@ class ToyConfig:
                           num_res_blocks=m.num_res_blocks, fold=m.fold, global_pool=m.global_pool)
 
 
+def _amp_phase() -> Regularizer:
+    # phase_eps pinned to 0.1, the library default when the committed toy and power-spectra results were made
+    # (docs/toy.md); the library's default is now 0.01 (docs/spectral.md), which these runs have not been redone with.
+    return Regularizer("amp_phase", 1.0, "alpha_bar", {"phase_eps": 0.1})
+
+
 def _wavelet(wave: str) -> Regularizer:
     return Regularizer("wavelet", 1.0, "alpha_bar", {"wave": wave, "levels": 2})
 
@@ -146,7 +152,7 @@ def _wavelet(wave: str) -> Regularizer:
 TOY_VARIANTS: dict[str, Regularizer | None] = {
     "baseline": None,
     "amp": Regularizer("amp", 1.0, "alpha_bar"),  # Eq. 14
-    "amp_phase": Regularizer("amp_phase", 1.0, "alpha_bar"),  # Eq. 15
+    "amp_phase": _amp_phase(),  # Eq. 15
     "haar": _wavelet("haar"),  # Eq. 16
     "bior1.3": _wavelet("bior1.3"),  # Eq. 16
 }
