@@ -1,0 +1,100 @@
+"""What the EDM fine-tuning notebook shows: the sweep (arch x regularizer x weighting x seed), sample grids laid
+out like the paper's Figs. 3-10 (one figure per regularizer and weighting, panel (a) VE-EDM, (b) VP-EDM), and a
+table of the in-run metrics with paired differences to the baseline fine-tune of the same seed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from ..diffusion.generate import image_grid, to_uint8
+from .edm_finetune import EDM_GLOSSARY, edm_experiment
+from .runs import RunResult
+from .sweep import Sweep
+
+METRICS = ("log_distance", "fd_pixels")
+ARCH_TITLES = {"ve": "VE-EDM (NCSN++)", "vp": "VP-EDM (DDPM++)"}  # the paper's panel order: (a) VE, (b) VP
+STANDIN = "tiny random SongUNet, stand-in crops (scikit-image photos)"
+
+
+def finetune_sweep(preset: str, profile: str, archs: Sequence[str] | None = None,
+                   variants: Sequence[str] | None = None, weightings: Sequence[str] | None = None,
+                   seeds: Sequence[int] | None = None, overrides: dict[str, Any] | None = None) -> Sweep:
+    """arch x regularizer x weighting x seed on a preset (None: both archs, all variants, both weightings)."""
+    exp = edm_experiment(preset)
+    grid = {"model.arch": list(archs or ("ve", "vp")), "regularizer": list(variants or exp.default_variants),
+            "regularizer.weighting": list(weightings or ("weighted", "unweighted"))}
+    over = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return Sweep(exp, profile, over, grid, tuple(seeds or exp.default_seeds.get(profile, (1,))))
+
+
+def row_key(cfg: Any) -> tuple[str, str, str | None]:
+    """(arch, variant, weighting) of a run."""
+    reg = cfg.regularizer
+    return (cfg.model.arch, "baseline", None) if reg is None else (cfg.model.arch, reg.name, reg.weighting.kind)
+
+
+def finetune_table(results: list[RunResult]) -> Any:
+    """DataFrame: one row per (arch, variant, weighting) with each metric's mean and std over seeds, and the
+    paired difference to the baseline fine-tune of the same arch and seed (mean and standard error)."""
+    import pandas as pd
+
+    by_row: dict[tuple, dict[int, dict]] = {}
+    for r in results:
+        by_row.setdefault(row_key(r.config), {})[int(r.config.train.seed)] = r.metrics
+    rows = []
+    for (arch, variant, weighting), seeds in sorted(by_row.items(), key=lambda kv: str(kv[0])):
+        base = by_row.get((arch, "baseline", None), {})
+        row: dict[str, Any] = {"arch": arch, "variant": variant, "weighting": weighting or "-", "seeds": len(seeds)}
+        for m in METRICS:
+            v = np.array([seeds[s][m] for s in sorted(seeds)], dtype=float)
+            row[f"{m}_mean"], row[f"{m}_std"] = v.mean(), (v.std(ddof=1) if v.size > 1 else 0.0)
+            d = np.array([seeds[s][m] - base[s][m] for s in sorted(seeds) if s in base], dtype=float)
+            row[f"{m}_diff"] = d.mean() if variant != "baseline" and d.size else np.nan
+            row[f"{m}_diff_se"] = d.std(ddof=1) / np.sqrt(d.size) if variant != "baseline" and d.size > 1 else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def headline(table: Any) -> tuple[dict[str, float], dict[str, dict[str, str]]]:
+    """(headline, glossary): ``<arch>_<variant>[_<weighting>]_<metric>`` = the mean over seeds."""
+    head, glossary = {}, {}
+    for _, row in table.iterrows():
+        label = "_".join(p for p in (row["arch"], row["variant"], row["weighting"]) if p != "-")
+        for m in METRICS:
+            head[f"{label}_{m}"] = float(row[f"{m}_mean"])
+            glossary[f"{label}_{m}"] = {"meaning": f"{label}: {EDM_GLOSSARY[m][0]} (mean over seeds)",
+                                        "better": EDM_GLOSSARY[m][1]}
+    return head, glossary
+
+
+def sample_figure(results: list[RunResult], variant: str, weighting: str | None, nrow: int = 4,
+                  count: int = 16) -> plt.Figure:
+    """Samples of one regularizer and weighting (first seed): panel (a) VE-EDM, (b) VP-EDM, like Figs. 3-10."""
+    picks = {}
+    for r in results:
+        arch, v, w = row_key(r.config)
+        if v == variant and w == weighting and arch not in picks:
+            picks[arch] = r
+    archs = [a for a in ARCH_TITLES if a in picks]
+    if not archs:
+        raise ValueError(f"no run of {variant!r} / {weighting!r} among the results")
+    fig, axes = plt.subplots(1, len(archs), figsize=(3.2 * len(archs), 3.4), squeeze=False)
+    for k, (ax, arch) in enumerate(zip(axes[0], archs, strict=True)):
+        images = picks[arch].samples[:count]
+        grid = image_grid(to_uint8(images), nrow=min(nrow, len(images)))
+        ax.imshow(np.asarray(grid).squeeze(), cmap="gray" if grid.ndim == 2 or grid.shape[-1] == 1 else None)
+        ax.set_title(f"({chr(ord('a') + k)}) {ARCH_TITLES[arch]}", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"{variant}" + (f", {weighting}" if weighting else ""), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def samples_tensor(results: list[RunResult]) -> torch.Tensor:
+    """Every run's samples stacked (runs, N, C, H, W): for checks and custom plots."""
+    return torch.stack([r.samples for r in results])
