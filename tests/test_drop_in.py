@@ -116,6 +116,7 @@ def test_no_host_sync_in_a_ddpm_and_edm_step():
     try:
         ddpm(lambda x, t: net(x), x0).mean().backward()
         edm(lambda x, s: net(x), x0).mean().backward()
+        edm(Precond(lambda x, c_noise: net(x), "edm"), x0).mean().backward()
         t = torch.randint(0, 1000, (4,), device=dev)
         reg(x0 + 0.1, x0, t=t, schedule=sch)
         reg(x0 + 0.1, x0, sigma=torch.rand(4, device=dev))

@@ -42,7 +42,12 @@ def _check_kind(kind: str) -> None:
 
 
 def _check_nonneg(sigma: torch.Tensor) -> None:
-    if not bool(((sigma >= 0) & sigma.isfinite()).all()):  # one sync; NaN fails both comparisons
+    # Eager on CPU; on an accelerator an asynchronous device assert, so the hot path never syncs with the host
+    # (the failure surfaces at the next synchronising call). NaN fails both comparisons.
+    ok = ((sigma >= 0) & sigma.isfinite()).all()
+    if sigma.device.type != "cpu":
+        torch._assert_async(ok, "sigma must be finite and >= 0")
+    elif not bool(ok):
         raise ValueError(f"sigma must be finite and >= 0, got values in [{float(sigma.min())}, {float(sigma.max())}]"
                          "; the samplers' last sigma is 0 and their first a finite sigma_max (e.g. 80)")
 
