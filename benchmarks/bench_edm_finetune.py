@@ -7,7 +7,9 @@ this kit's losses): the batch means of the diffusion term and of w * L_S (lambda
 gradient norms over the network's parameters and their ratio. The same noise is used for every row.
 
 ``--what overhead`` times one optimiser step (loss, backward, Adam) baseline vs regularized in interleaved pairs
-(the order alternates) on the same network and batch, and prints the median ratio per regularizer.
+(the order alternates) on the same network and batch, and prints the median ratio per regularizer; beside it,
+as a load-robust bound on the overhead, the median time of L_S's own forward + backward on the batch relative
+to the median baseline step (on a busy machine the pair ratio is noise of several percent).
 
 Usage: python benchmarks/bench_edm_finetune.py [--what terms|overhead] [--batch 2] [--pairs 10] [--threads 2]
        [--checkpoint edm-afhqv2-64x64-uncond-vp.pkl] [--device cpu] [--tiny]
@@ -76,12 +78,26 @@ def step_time(net: EDMDenoiser, loss: EDMTrainLoss, opt: torch.optim.Optimizer, 
     return time.perf_counter() - t0
 
 
+def spectral_cost(reg: Regularizer, x0_hat: torch.Tensor, x0: torch.Tensor, repeats: int = 20) -> float:
+    """Median seconds of L_S's own forward + backward on a batch of x0_hat (the part a regularizer adds)."""
+    loss = reg.spectral_loss()
+    times = []
+    for _ in range(repeats):
+        leaf = x0_hat.detach().requires_grad_(True)
+        t0 = time.perf_counter()
+        loss(leaf, x0).sum().backward()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def overhead(net: EDMDenoiser, y: torch.Tensor, cond: torch.Tensor, pairs: int) -> None:
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-12)  # the optimiser's cost, weights kept (almost) as they are
     base = EDMTrainLoss(EDMLoss(), "sum")
     step_time(net, base, opt, y, cond, 0)  # warm-up
-    print(f"{'regularizer':<22}{'baseline s':>12}{'regular. s':>12}{'ratio':>8}  (median of {pairs} pairs)")
+    x0_hat = y + 0.1 * torch.randn(y.shape, generator=torch.Generator(y.device).manual_seed(0), device=y.device)
+    print(f"{'regularizer':<22}{'baseline s':>12}{'regular. s':>12}{'ratio':>8}{'L_S s':>10}{'L_S/base':>10}"
+          f"  (medians of {pairs} interleaved pairs; L_S alone: 20 repeats)")
     for name, reg in regularizers().items():
         if not name.endswith("/weighted"):
             continue  # the weighting does not change the cost
@@ -92,7 +108,9 @@ def overhead(net: EDMDenoiser, y: torch.Tensor, cond: torch.Tensor, pairs: int) 
             for fn, out in order:
                 out.append(step_time(net, fn, opt, y, cond, i))
         ratio = statistics.median(rr / bb for rr, bb in zip(r, b))
-        print(f"{name:<22}{statistics.median(b):12.3f}{statistics.median(r):12.3f}{ratio:8.3f}")
+        cost = spectral_cost(reg, x0_hat, y)
+        print(f"{name:<22}{statistics.median(b):12.3f}{statistics.median(r):12.3f}{ratio:8.3f}{cost:10.4f}"
+              f"{cost / statistics.median(b):10.5f}", flush=True)
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ import torch
 import torch.multiprocessing as mp
 
 from specreg_lib.experiments.edm_finetune import edm_experiment
-from specreg_lib.training import train
 from specreg_lib.training import distributed as D
+from specreg_lib.training import train
 
 pytestmark = pytest.mark.slow  # two spawned processes: about 10 s
 

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from specreg_lib.experiments.edm_table1 import Table1Plan, cell_dir, cells, paired_differences, run_table1, table1_status
+from specreg_lib.experiments.edm_table1 import (
+    Table1Plan,
+    cell_dir,
+    cells,
+    paired_differences,
+    run_table1,
+    table1_status,
+)
 
 
 def _rows(variant, weighting, fids):
@@ -57,3 +64,62 @@ def test_plan_refuses_bad_input():
         Table1Plan(presets=("imagenet-64",))
     with pytest.raises(ValueError, match="unknown regularizer"):
         Table1Plan(variants=("l2",))
+
+
+def test_table1_frame_puts_ours_beside_the_paper():
+    from specreg_lib.experiments.edm_table1 import PAPER_TABLE1, table1_frame
+
+    assert PAPER_TABLE1[("ffhq-64", "vp")][("amp", "unweighted")] == (2.31, 0.03)
+    assert PAPER_TABLE1[("afhqv2-64", "ve")][("pretrained", None)] == (2.17, 0.0)
+    assert len(PAPER_TABLE1) == 6 and all(len(block) == 9 for block in PAPER_TABLE1.values())
+    rows = _rows("baseline", None, [2.0, 2.1]) + _rows("amp", "unweighted", [1.9, 2.05])
+    frame = table1_frame(rows).set_index("variant")
+    assert frame.loc["amp", "fid_mean"] == pytest.approx(1.975)
+    assert frame.loc["amp", "fid_std"] == pytest.approx(np.std([1.9, 2.05], ddof=1))
+    assert frame.loc["amp", "paper_mean"] == 2.05  # AFHQ VP unweighted amp
+    assert frame.loc["amp", "diff_vs_baseline"] == pytest.approx(-0.075)
+
+
+def test_finetune_table_pairs_by_arch_and_seed():
+    from types import SimpleNamespace
+
+    from specreg_lib.experiments.edm_figures import finetune_table, headline
+    from specreg_lib.experiments.edm_finetune import edm_experiment
+
+    exp = edm_experiment("afhqv2-64")
+    runs = []
+    for arch, variant, seed, ld in [("vp", "baseline", 1, 1.0), ("vp", "baseline", 2, 2.0), ("vp", "amp", 1, 0.5),
+                                    ("vp", "amp", 2, 1.9), ("ve", "baseline", 1, 9.0)]:
+        cfg = exp.config("smoke", {"model.arch": arch, "regularizer": variant, "train.seed": seed})
+        runs.append(SimpleNamespace(config=cfg, metrics={"log_distance": ld, "fd_pixels": 0.0}))
+    t = finetune_table(runs).set_index(["arch", "variant"])
+    assert t.loc[("vp", "amp"), "log_distance_diff"] == pytest.approx(-0.3)  # (-0.5 - 0.1) / 2
+    assert t.loc[("vp", "amp"), "log_distance_diff_se"] == pytest.approx(0.4 / math.sqrt(2) / math.sqrt(2))
+    assert t.loc[("vp", "baseline"), "log_distance_std"] == pytest.approx(math.sqrt(0.5))
+    head, glossary = headline(t.reset_index())
+    assert head["vp_amp_weighted_log_distance"] == pytest.approx(1.2) and set(head) == set(glossary)
+
+
+def test_table1_plan_profiles():
+    from specreg_lib.experiments.edm_table1 import table1_plan
+
+    smoke = table1_plan("smoke")
+    assert (smoke.features, smoke.seeds, smoke.images_per_set) == ("standin", (1, 2), 3)
+    paper = table1_plan("paper", archs=["vp"])
+    assert paper.presets == ("cifar10-32", "afhqv2-64", "ffhq-64") and paper.archs == ("vp",)
+    assert (paper.images_per_set, paper.features) == (50_000, "inception")
+    assert len(paper.variants) * len(paper.weightings) == 8
+
+
+def test_table1_cli_status_and_bad_input(tmp_path, capsys):
+    import json
+
+    from specreg_lib.kit.cli import main
+
+    assert main(["table1", "--status", "--root", str(tmp_path), "--seeds", "1,2,3"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    # smoke: 1 preset x 1 arch x 3 seeds x (pretrained, baseline, amp/unweighted)
+    assert status["cells"] == 9 and status["left"] == {"finetune": 6, "generate": 9, "fid": 9}
+    assert status["eta_seconds"] is None  # nothing measured yet on this machine
+    assert main(["table1", "--presets", "imagenet-64", "--root", str(tmp_path)]) == 2
+    assert "unknown preset" in capsys.readouterr().err

@@ -361,3 +361,18 @@ def test_notebook_kernel_runs_quietly(tmp_path, capfd):
     err = capfd.readouterr().err
     executed = (tmp_path / "out.ipynb").read_text()
     assert "eavesdropping" not in err and "IProgress not found" not in executed
+
+
+def test_each_kernel_has_private_ipc_sockets(tmp_path, monkeypatch):
+    """Two kernels started at once never share socket files (jupyter's default is ./kernel-ipc-N for all)."""
+    from specreg_lib.kit.runner import kernel_manager_class
+
+    monkeypatch.chdir(tmp_path)
+    a, b = kernel_manager_class()(), kernel_manager_class()()
+    assert a.transport == b.transport == "ipc"
+    assert os.path.dirname(a.ip) != os.path.dirname(b.ip)
+    assert os.path.isabs(a.ip) and os.stat(os.path.dirname(a.ip)).st_mode & 0o077 == 0  # private to the user
+    for km in (a, b):
+        km.cleanup_resources()
+        assert not os.path.exists(os.path.dirname(km.ip))
+    assert not list(tmp_path.iterdir())  # nothing left in the working directory

@@ -28,9 +28,10 @@ down): G = S(1/s) R(theta) [R(-r) S(1/a, a) R(r)] T(-t) with R(phi) = [[cos, -si
 with ``torch.nn.functional.affine_grid`` + ``grid_sample``. What differs from EDM's execution (a choice,
 documented in docs/edm_finetune.md): EDM reflect-pads the image, upsamples it 2x with a sym6 wavelet low-pass,
 samples bilinearly and downsamples 2x with the same filter (less aliasing, slightly softer); we sample
-bilinearly (``resample="bilinear"``, default) or bicubically at the original resolution with
-``padding_mode="reflection"``, which reflects about the image border rather than about the edge pixels'
-centres. Only the samples whose G is not the identity are resampled, so untouched samples stay exact.
+bilinearly (``resample="bilinear"``, default) or bicubically at the original resolution, or
+(``"supersample"``) at 2x resolution (bicubic up, bilinear sampling, 2x2 box down: EDM's scheme with simpler
+filters), always with ``padding_mode="reflection"``, which reflects about the image border rather than about
+the edge pixels' centres. Only the samples whose G is not the identity are resampled, so untouched samples stay exact.
 EDM's colour ops and integer translation/rotation are off at ``--augment`` and are not implemented.
 """
 
@@ -46,7 +47,7 @@ import torch.nn.functional as F
 AUGMENT_DIM = 9  # xflip, yflip, scale, rotate (2), aniso (2), translate (2)
 LABEL_NAMES = ("xflip", "yflip", "scale", "rotate_cos_minus_1", "rotate_sin", "aniso_cos", "aniso_sin",
                "translate_x", "translate_y")
-RESAMPLE = ("bilinear", "bicubic")
+RESAMPLE = ("bilinear", "bicubic", "supersample")
 
 
 @dataclass(frozen=True)
@@ -154,11 +155,20 @@ class AugmentPipe:
             theta_n = (to_norm @ G @ torch.linalg.inv(to_norm))[:, :2, :]  # (B, 2, 3)
             idx = moved.nonzero().flatten()
             sub = y[idx.to(y.device)]
-            grid = F.affine_grid(theta_n[idx].to(device=y.device, dtype=y.dtype), list(sub.shape),
-                                 align_corners=False)
-            warped = F.grid_sample(sub, grid, mode=self.resample, padding_mode="reflection", align_corners=False)
+            warped = _warp(sub, theta_n[idx].to(device=y.device, dtype=y.dtype), self.resample)
             y = y.index_copy(0, idx.to(y.device), warped)
         return y, labels.to(device=x.device, dtype=torch.float32)
+
+
+def _warp(x: torch.Tensor, theta: torch.Tensor, resample: str) -> torch.Tensor:
+    """x (B, C, H, W) sampled at affine_grid(theta) with reflection; "supersample" works at 2x resolution
+    (bicubic up, bilinear sampling, 2x2 box down), closer to EDM's 2x wavelet supersampling."""
+    if resample == "supersample":
+        x = F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # normalised coords: resolution-free
+    mode = "bicubic" if resample == "bicubic" else "bilinear"
+    out = F.grid_sample(x, grid, mode=mode, padding_mode="reflection", align_corners=False)
+    return F.avg_pool2d(out, 2) if resample == "supersample" else out
 
 
 # EDM AugmentPipe settings outside the --augment ops (must be 0 in a record this class reads).

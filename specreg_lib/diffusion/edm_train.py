@@ -97,24 +97,24 @@ class EDMTrainLoss:
 def term_table(net: Any, y: torch.Tensor, regularizers: Mapping[str, Regularizer], cond: torch.Tensor | None = None,
                loss_record: Mapping[str, Any] | None = None, label_dim: int = 0, seed: int = 0
                ) -> list[dict[str, Any]]:
-        """One row per (regularizer, reduction): the batch means of the diffusion term and of w * L_S
-        (lambda_spec = 1), the norms of their gradients over the net's parameters and their ratio.
+    """One row per (regularizer, reduction): the batch means of the diffusion term and of w * L_S
+    (lambda_spec = 1), the norms of their gradients over the net's parameters and their ratio.
 
-        Every row uses the same noise (``seed``), so rows differ only in the regularizer and the reduction;
-        the sum rows are the mean rows' diffusion numbers times C*H*W (the reduction is linear).
-        """
-        rows = []
-        chw = y[0].numel()
-        for name, reg in regularizers.items():
-            reg = Regularizer(reg.kind, 1.0, reg.weighting, reg.options)  # measure the term at lambda_spec = 1
-            loss = edm_loss_from_record(loss_record, reg)
-            inner = EDMTrainLoss(loss, "mean", label_dim)
-            b = term_balance(loss, _Denoise(net, *inner.split(cond)), y, generator=torch.Generator(
-                y.device).manual_seed(seed), params=net.parameters())
-            for reduction, scale in (("sum", chw), ("mean", 1)):
-                diff, g_diff = b["diffusion"] * scale, b["grad_diffusion"] * scale
-                rows.append({"regularizer": name, "weighting": loss.weighting.kind, "reduction": reduction,
-                             "diffusion": diff, "spectral": b["spectral"], "term_ratio": b["spectral"] / diff,
-                             "grad_diffusion": g_diff, "grad_spectral": b["grad_spectral"],
-                             "grad_ratio": b["grad_spectral"] / g_diff})
-        return rows
+    Every row uses the same noise (``seed``), so rows differ only in the regularizer and the reduction;
+    the sum rows are the mean rows' diffusion numbers times C*H*W (the reduction is linear).
+    """
+    rows = []
+    chw = y[0].numel()
+    for name, reg in regularizers.items():
+        reg = Regularizer(reg.kind, 1.0, reg.weighting, reg.options)  # measure the term at lambda_spec = 1
+        loss = edm_loss_from_record(loss_record, reg)
+        inner = EDMTrainLoss(loss, "mean", label_dim)
+        b = term_balance(loss, _Denoise(net, *inner.split(cond)), y, generator=torch.Generator(
+            y.device).manual_seed(seed), params=net.parameters())
+        for reduction, scale in (("sum", chw), ("mean", 1)):
+            diff, g_diff = b["diffusion"] * scale, b["grad_diffusion"] * scale
+            rows.append({"regularizer": name, "weighting": loss.weighting.kind, "reduction": reduction,
+                         "diffusion": diff, "spectral": b["spectral"], "term_ratio": b["spectral"] / diff,
+                         "grad_diffusion": g_diff, "grad_spectral": b["grad_spectral"],
+                         "grad_ratio": b["grad_spectral"] / g_diff})
+    return rows

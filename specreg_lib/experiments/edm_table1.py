@@ -19,9 +19,11 @@ in every row it produces) and the real data and checkpoints for the stand-in one
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,7 +214,8 @@ def paired_differences(rows: list[dict[str, Any]], against: str = BASELINE, alph
                        ) -> list[dict[str, Any]]:
     """For each (preset, arch, variant, weighting): FID(variant) - FID(``against``) per seed index (paired: same
     training seed and generation set), their mean, standard error (ddof 1), a one-sample t-test of mean 0
-    (scipy) and whether the difference is distinguishable from zero at ``alpha``."""
+    (scipy) and whether the difference is distinguishable from zero at ``alpha``; se and p_value are None
+    where undefined (one seed; identical differences)."""
     table: dict[tuple, dict[int, float]] = {}
     for r in rows:
         table.setdefault((r["preset"], r["arch"], r["variant"], r["weighting"]), {})[r["seed_index"]] = r["fid"]
@@ -224,11 +227,12 @@ def paired_differences(rows: list[dict[str, Any]], against: str = BASELINE, alph
         common = sorted(set(fids) & set(ref))
         d = np.array([fids[i] - ref[i] for i in common])
         n = len(d)
-        se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-        p = float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 else math.nan  # NaN when all d are equal
+        se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else None
+        p = float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 else None
+        p = p if p is not None and math.isfinite(p) else None  # undefined: one seed, or identical differences
         out.append({"preset": preset, "arch": arch, "variant": variant, "weighting": weighting, "against": against,
                     "n": n, "mean_diff": float(d.mean()) if n else math.nan, "se": se, "p_value": p,
-                    "distinguishable": bool(n > 1 and p < alpha)})
+                    "distinguishable": p is not None and p < alpha})
     return out
 
 
@@ -263,3 +267,98 @@ def table1_status(plan: Table1Plan, root: str | Path) -> dict[str, Any]:
         steps_left * (s_step or 0) + images_left * (s_img or 0)
     return {"cells": len(cells(plan)), "left": todo, "steps_left": steps_left, "images_left": images_left,
             "seconds_per_step": s_step, "seconds_per_image": s_img, "eta_seconds": eta}
+
+
+def _paper(weighted: tuple[float, ...], unweighted: tuple[float, ...], stds_w: tuple[float, ...],
+           stds_u: tuple[float, ...]) -> dict[tuple[str, str], tuple[float, float]]:
+    out = {}
+    for k, v in enumerate(("amp", "amp_phase", "haar", "bior1.3")):
+        out[(v, "weighted")] = (weighted[k], stds_w[k])
+        out[(v, "unweighted")] = (unweighted[k], stds_u[k])
+    return out
+
+
+# The paper's Table 1 (FID-50k, mean +- std over 3 seeds), transcribed from paper.md: (preset, arch) ->
+# {(variant, weighting): (mean, std)} and the "EDM FID" column under ("pretrained", None).
+PAPER_TABLE1: dict[tuple[str, str], dict[tuple[str, str | None], tuple[float, float]]] = {
+    ("cifar10-32", "ve"): {**_paper((1.82, 1.82, 1.81, 1.82), (1.82, 1.82, 1.81, 1.81), (.01, .01, .01, .01),
+                                    (.01, .01, .02, .02)), (PRETRAINED, None): (1.81, 0.01)},
+    ("cifar10-32", "vp"): {**_paper((1.84, 1.84, 1.84, 1.83), (1.84, 1.84, 1.84, 1.84), (.02, .02, .02, .02),
+                                    (.02, .02, .02, .02)), (PRETRAINED, None): (1.84, 0.02)},
+    ("afhqv2-64", "ve"): {**_paper((2.13, 2.13, 2.14, 2.14), (2.14, 2.16, 2.14, 2.14), (.00, .01, .01, .01),
+                                   (.00, .01, .00, .01)), (PRETRAINED, None): (2.17, 0.00)},
+    ("afhqv2-64", "vp"): {**_paper((2.03, 2.04, 2.05, 2.07), (2.05, 2.03, 2.03, 2.05), (.02, .02, .02, .02),
+                                   (.02, .02, .03, .02)), (PRETRAINED, None): (2.04, 0.00)},
+    ("ffhq-64", "ve"): {**_paper((2.50, 2.49, 2.50, 2.51), (2.51, 2.50, 2.49, 2.50), (.02, .02, .02, .02),
+                                 (.02, .02, .02, .02)), (PRETRAINED, None): (2.56, 0.03)},
+    ("ffhq-64", "vp"): {**_paper((2.35, 2.33, 2.33, 2.34), (2.31, 2.34, 2.33, 2.32), (.03, .03, .04, .04),
+                                 (.03, .03, .04, .04)), (PRETRAINED, None): (2.38, 0.01)},
+}
+
+
+def _nan(x: float | None) -> float:
+    return math.nan if x is None else x
+
+
+def table1_frame(rows: list[dict[str, Any]]) -> Any:
+    """Table 1's layout: one row per (preset, arch, variant, weighting) with our FID mean +- std over seeds
+    (ddof 1), the paper's, and the paired difference to the baseline fine-tune (mean +- SE, p, distinguishable)."""
+    import pandas as pd
+
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["preset"], r["arch"], r["variant"], r["weighting"]), []).append(r["fid"])
+    diffs = {(d["preset"], d["arch"], d["variant"], d["weighting"]): d for d in paired_differences(rows)}
+    out = []
+    for key, fids in groups.items():
+        v = np.asarray(fids, dtype=float)
+        paper = PAPER_TABLE1.get(key[:2], {}).get(key[2:], (math.nan, math.nan))
+        d = diffs.get(key, {})
+        out.append({"preset": key[0], "arch": key[1], "variant": key[2], "weighting": key[3] or "-",
+                    "seeds": v.size, "fid_mean": v.mean(), "fid_std": v.std(ddof=1) if v.size > 1 else math.nan,
+                    "paper_mean": paper[0], "paper_std": paper[1], "diff_vs_baseline": d.get("mean_diff", math.nan),
+                    "diff_se": _nan(d.get("se")), "p_value": _nan(d.get("p_value")),
+                    "distinguishable": d.get("distinguishable", False)})
+    return pd.DataFrame(out)
+
+
+def table1_plan(profile: str, presets: Sequence[str] | None = None, archs: Sequence[str] | None = None,
+                variants: Sequence[str] | None = None, weightings: Sequence[str] | None = None,
+                seeds: Sequence[int] | None = None, images_per_set: int | None = None) -> Table1Plan:
+    """The plan a notebook or script runs: the whole Table 1 in ``paper`` (FID-50k with Inception), a
+    2-seed, one-cell pipeline in ``smoke`` (stand-in features, 3 images per set, 1-step fine-tunes)."""
+    if profile == "smoke":
+        base = Table1Plan(profile="smoke", archs=("vp",), variants=("amp",), weightings=("unweighted",), seeds=(1, 2),
+                          images_per_set=3, features="standin", generate_batch=3, device="cpu",
+                          overrides=(("train.steps", 1), ("sample.n_samples", 2), ("sample.num_steps", 2),
+                                     ("evaluate.n_reference", 8)))
+    else:
+        base = Table1Plan(profile=profile, presets=("cifar10-32", "afhqv2-64", "ffhq-64"))
+    given = {"presets": presets, "archs": archs, "variants": variants, "weightings": weightings, "seeds": seeds}
+    kw = {k: tuple(v) for k, v in given.items() if v is not None}
+    if images_per_set is not None:
+        kw["images_per_set"] = images_per_set
+    return dataclasses.replace(base, **kw)
+
+
+def table1_figure(frame: Any) -> Any:
+    """One panel per (preset, arch): our paired difference to the baseline fine-tune (+- SE over seeds) per
+    regularizer and weighting, beside the paper's difference to its EDM column (no pairing or SE given)."""
+    import matplotlib.pyplot as plt
+
+    blocks = list(dict.fromkeys(zip(frame["preset"], frame["arch"], strict=True)))
+    fig, axes = plt.subplots(1, len(blocks), figsize=(4.2 * len(blocks), 3.2), squeeze=False)
+    for ax, (preset, arch) in zip(axes[0], blocks, strict=True):
+        sub = frame[(frame["preset"] == preset) & (frame["arch"] == arch) & ~frame["variant"].isin([BASELINE,
+                                                                                                    PRETRAINED])]
+        x = np.arange(len(sub))
+        ax.errorbar(x - 0.1, sub["diff_vs_baseline"], yerr=sub["diff_se"], fmt="o", label="ours: paired diff +- SE")
+        edm = PAPER_TABLE1.get((preset, arch), {}).get((PRETRAINED, None), (math.nan, math.nan))[0]
+        ax.plot(x + 0.1, sub["paper_mean"] - edm, "s", label="paper: FID - EDM FID")
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_xticks(x, [f"{v}\n{w}" for v, w in zip(sub["variant"], sub["weighting"], strict=True)], fontsize=7)
+        ax.set_title(f"{preset} {arch.upper()}-EDM", fontsize=9)
+        ax.set_ylabel("FID difference (lower = better)", fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -8,7 +8,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to a subcommand; each subcommand module provides ``add_arguments`` and ``run``."""
-    from . import fid, finetune, generate, reproduce, spectrum, sweep
+    from . import fid, finetune, generate, reproduce, spectrum, sweep, table1
 
     parser = argparse.ArgumentParser(prog="specreg", description="Spectral regularization for diffusion models")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -18,7 +18,10 @@ def main(argv: list[str] | None = None) -> int:
                                 ("generate", generate, "sample images from an EDM checkpoint, one PNG per seed"),
                                 ("fid", fid, "FID of generated images against reference statistics (clean-fid)"),
                                 ("finetune", finetune, "fine-tune a pretrained model with a spectral loss "
-                                                       "(--task audio: DiffWave, Table 2), then evaluate")]:
+                                                       "(--task audio: DiffWave, Table 2; --task edm: EDM, Tables 1 "
+                                                       "and 3), then evaluate"),
+                                ("table1", table1, "the paper's Table 1: fine-tune -> generate -> FID per cell, "
+                                                   "resumable; --status shows what is left")]:
         sp = sub.add_parser(name, help=help_, description=module.__doc__.splitlines()[0],
                             epilog="\n".join(module.__doc__.splitlines()[2:]) or None,
                             formatter_class=argparse.RawDescriptionHelpFormatter)

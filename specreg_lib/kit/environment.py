@@ -21,12 +21,14 @@ EXPERIMENTS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "spectral losses tour": ("01_spectral_losses_tour", ()),
     "checkerboard toy (Figs. 1-2)": ("02_checkerboard_toy", ()),
     "power spectra, natural images": ("03_power_spectra", ()),
-    "EDM fine-tuning AFHQv2-64 (Table 1)": (None, ("edm-afhqv2-64x64-uncond-vp.pkl", "edm-afhqv2-64x64-uncond-ve.pkl",
-                                                   "afhqv2-64x64.npz", "inception-2015-12-05.pt")),
-    "EDM fine-tuning FFHQ-64 (Table 1)": (None, ("edm-ffhq-64x64-uncond-vp.pkl", "edm-ffhq-64x64-uncond-ve.pkl",
-                                                 "ffhq-64x64.npz", "inception-2015-12-05.pt")),
-    "EDM fine-tuning CIFAR-10 (Table 1)": (None, ("edm-cifar10-32x32-cond-vp.pkl", "edm-cifar10-32x32-cond-ve.pkl",
-                                                  "cifar10-32x32.npz", "inception-2015-12-05.pt")),
+    "EDM fine-tuning AFHQv2-64 (Table 1)": ("07_edm_table1", (
+        "edm-afhqv2-64x64-uncond-vp.pkl", "edm-afhqv2-64x64-uncond-ve.pkl", "afhqv2-64x64.npz",
+        "inception-2015-12-05.pt")),
+    "EDM fine-tuning FFHQ-64 (Table 1)": ("07_edm_table1", (
+        "edm-ffhq-64x64-uncond-vp.pkl", "edm-ffhq-64x64-uncond-ve.pkl", "ffhq-64x64.npz", "inception-2015-12-05.pt")),
+    "EDM fine-tuning CIFAR-10 (Table 1)": ("07_edm_table1", (
+        "edm-cifar10-32x32-cond-vp.pkl", "edm-cifar10-32x32-cond-ve.pkl", "cifar10-32x32.npz",
+        "inception-2015-12-05.pt")),
     "DiffWave fine-tuning (Table 2)": (None, ("diffwave-ljspeech-22kHz-1000578.pt", "LJSpeech-1.1.tar.bz2")),
 }
 

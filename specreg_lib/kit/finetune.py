@@ -28,7 +28,7 @@ from ..experiments import EXPERIMENTS, PROFILES, RunLocked, StepsConflict, Sweep
 from ..experiments.config import parse_values
 from ..experiments.runs import run_dir, run_state
 from ..experiments.sweep import run_sweep, sweep_status
-from ..training.distributed import init_distributed, is_main
+from ..training.distributed import init_distributed, is_main, world_size
 from .paths import resolve_repo_path
 
 # --task -> experiment name; a task is a pretrained model plus the data it is fine-tuned on (EDM adds "edm")
@@ -165,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     say = print if is_main() else (lambda *a, **k: None)
     say(f"finetune --task {args.task} ({sweep.experiment.name}), profile {sweep.profile}: "
         f"{len(sweep.configs())} runs under {root / sweep.experiment.name}")
+    tcfg = sweep.experiment.train_config(sweep.base_config())
+    say(f"global batch per optimiser step: {tcfg.batch_size} (world size {world_size()})")
     say(format_status(sweep_status(sweep, root)))
     if args.dry_run:
         return 0

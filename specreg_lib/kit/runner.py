@@ -13,8 +13,10 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,11 +88,24 @@ def kernel_manager_class() -> type:
         return AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
-        """AsyncKernelManager whose kernels talk over IPC sockets instead of localhost TCP."""
+        """AsyncKernelManager whose kernels talk over IPC sockets instead of localhost TCP.
+
+        Each kernel gets its sockets in a private folder of its own: jupyter's default IPC path is
+        ``kernel-ipc-N`` in the working directory, where two kernels started at once (two notebooks run side
+        by side from one checkout) can pick the same N and fail with "Invalid Signature"."""
 
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.transport = "ipc"
+            self._ipc_dir = tempfile.mkdtemp(prefix="specreg-kernel-")  # 0700, removed at clean-up
+            self.ip = os.path.join(self._ipc_dir, "ipc")
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart:
+                shutil.rmtree(self._ipc_dir, ignore_errors=True)
+
+        cleanup_resources = _async_cleanup_resources
 
     return IPCKernelManager
 

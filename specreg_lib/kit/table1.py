@@ -1,0 +1,87 @@
+"""``specreg table1``: the paper's Table 1 unattended: checkpoint x regularizer x weighting x seed -> fine-tune ->
+generate -> FID, every stage skipped when complete; ``--status`` lists what is left and the time it needs.
+
+Examples:
+
+    specreg table1 --profile smoke                               # one tiny cell, stand-in features, seconds
+    specreg table1 --profile paper --status                      # what is left, and an estimate of the time
+    specreg table1 --profile paper --presets afhqv2-64 --archs vp --data ~/afhqv2-64x64.zip
+    specreg table1 --profile paper --presets ffhq-64 --archs ve  # another process / GPU: a disjoint part
+
+Each FID row is written to <root>/table1/<preset>/<arch>/<cell>/fid.json; the paired differences (same training
+seed and generation seeds as the baseline fine-tune) are printed at the end with their standard errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from ..experiments.edm_table1 import paired_differences, run_table1, table1_frame, table1_plan, table1_status
+from .paths import resolve_repo_path
+
+
+def _list(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``table1`` options."""
+    p.add_argument("--profile", default="smoke", choices=("smoke", "paper"),
+                   help="smoke: one tiny cell with stand-in features; paper: FID-50k with Inception (GPU box)")
+    p.add_argument("--presets", default=None, metavar="P1,P2",
+                   help="afhqv2-64, ffhq-64, cifar10-32 (default: smoke afhqv2-64; paper all three)")
+    p.add_argument("--archs", default=None, metavar="A1,A2", help="vp and/or ve (default: smoke vp; paper both)")
+    p.add_argument("--variants", default=None, metavar="V1,V2",
+                   help="amp, amp_phase, haar, bior1.3 (default: smoke amp; paper all four)")
+    p.add_argument("--weightings", default=None, metavar="W1,W2",
+                   help="weighted and/or unweighted (default: smoke unweighted; paper both)")
+    p.add_argument("--seeds", default=None, metavar="S1,S2",
+                   help="training seeds, one generation seed set each (default: smoke 1,2; paper 1,2,3)")
+    p.add_argument("--images", type=int, default=None, help="images per FID set (default: smoke 3; paper 50000)")
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help="the dataset zip/folder in EDM's layout for the fine-tunes (default: data/<dataset>.zip)")
+    p.add_argument("--root", default="checkpoints",
+                   help="run folders and generated images (relative: from the repository root)")
+    p.add_argument("--status", action="store_true", help="list what is left per stage and the time estimate, then exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``specreg table1``; returns the exit code."""
+    try:
+        seeds = None if args.seeds is None else [int(s) for s in _list(args.seeds)]
+        plan = table1_plan(args.profile, _list(args.presets), _list(args.archs), _list(args.variants),
+                           _list(args.weightings), seeds, args.images)
+        if args.data is not None:
+            plan = dataclasses.replace(plan, overrides=(*plan.overrides, ("data.path", args.data)))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    root = resolve_repo_path(args.root)
+    status = table1_status(plan, root)
+    print(json.dumps(status, indent=1))
+    if args.status:
+        return 0
+    rows = run_table1(plan, root)
+    print(table1_frame(rows).to_string(index=False))
+    for d in paired_differences(rows):
+        mark = "*" if d["distinguishable"] else " "
+        se = "n/a" if d["se"] is None else f"{d['se']:.4f}"
+        print(f"{mark} {d['preset']} {d['arch']} {d['variant']} {d['weighting'] or ''}: "
+              f"diff {d['mean_diff']:+.4f} +- {se} (n={d['n']})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m specreg_lib.kit.table1``."""
+    parser = argparse.ArgumentParser(prog="specreg table1", description=__doc__.splitlines()[0],
+                                     epilog="\n".join(__doc__.splitlines()[2:]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
