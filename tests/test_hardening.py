@@ -3,6 +3,7 @@ files, the spectrum CLI's numbers, and the notebook kernel's noise. Bad-input me
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import pickle
@@ -373,6 +374,6 @@ def test_each_kernel_has_private_ipc_sockets(tmp_path, monkeypatch):
     assert os.path.dirname(a.ip) != os.path.dirname(b.ip)
     assert os.path.isabs(a.ip) and os.stat(os.path.dirname(a.ip)).st_mode & 0o077 == 0  # private to the user
     for km in (a, b):
-        km.cleanup_resources()
+        asyncio.run(km.cleanup_resources())  # what papermill awaits at kernel shutdown
         assert not os.path.exists(os.path.dirname(km.ip))
     assert not list(tmp_path.iterdir())  # nothing left in the working directory
