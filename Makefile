@@ -10,9 +10,23 @@ ARGS ?=
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.specreg-installed
 
-.PHONY: setup figures test lint bench clean-runs
+.PHONY: setup figures test lint bench clean-runs espeak
 
-setup: $(STAMP)
+setup: $(STAMP) espeak
+
+# The audio notebooks' offline stand-in corpus is spoken by espeak-ng (a Debian package; seconds to install).
+# Installed with apt-get when missing and we are root (or have password-less sudo); otherwise we say how.
+espeak:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "== installing espeak-ng (the speech stand-in of the audio notebooks)"; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null; \
+	  elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	    echo "== installing espeak-ng with sudo (the speech stand-in of the audio notebooks)"; \
+	    sudo -n apt-get update -qq && sudo -n apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null; \
+	  fi; \
+	  command -v espeak-ng >/dev/null 2>&1 || echo "!! espeak-ng is missing and could not be installed here; the audio notebooks (08, 09) need it: sudo apt-get install espeak-ng | brew install espeak-ng | conda install -c conda-forge espeak-ng" >&2; \
+	}
 
 # Re-installs only when requirements.txt or pyproject.toml change. uv is ~4x faster than pip;
 # pip is the fallback. The venv's kernel is registered inside the venv (--sys-prefix).
@@ -39,6 +53,11 @@ bench: setup
 	$(PY) benchmarks/bench_spectral.py
 	$(PY) benchmarks/bench_samplers.py
 	$(PY) benchmarks/bench_runner.py
+	$(PY) benchmarks/bench_phase_eps.py
+	$(PY) benchmarks/bench_generate.py
+	$(PY) benchmarks/bench_edm_checkpoint.py
+	$(PY) benchmarks/bench_edm_finetune.py
+	$(PY) benchmarks/bench_audio.py
 
 clean-runs:
 	rm -rf runs
