@@ -41,6 +41,7 @@ from ..models.diffwave import (
 from ..spectral import SpectralLoss
 from ..training import TrainConfig
 from ..training.distributed import barrier, is_main, resolve_device, world_size
+from .config import check_run_fields
 from .protocol import Experiment
 
 CORPORA = ("ljspeech", "standin")
@@ -155,14 +156,10 @@ class AudioConfig:
     threads: int = 0  # torch.set_num_threads while this run trains; 0 = leave as is
 
     def __post_init__(self) -> None:
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0, got {self.threads}")
+        check_run_fields(self.threads, self.regularizer)
         reg = self.regularizer
-        if reg is not None:
-            if not isinstance(reg.kind, str):
-                raise ValueError("a config's regularizer must use a built-in kind (it is saved as JSON)")
-            if reg.options.get("ndim") != 1:
-                raise ValueError(f"audio regularizers work on the waveform: options need ndim=1, got {reg.options}")
+        if reg is not None and reg.options.get("ndim") != 1:
+            raise ValueError(f"audio regularizers work on the waveform: options need ndim=1, got {reg.options}")
 
     def mel_config(self) -> MelConfig:
         return MelConfig(n_mels=self.model.n_mels)

@@ -41,6 +41,29 @@ def check_profile(profile: str) -> str:
 # ------------------------------------------------------------------ dict <-> dataclass
 
 
+def check_run_fields(threads: int, regularizer: Regularizer | None) -> None:
+    """The checks every experiment config shares: a thread count >= 0 and a regularizer that JSON can hold."""
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0, got {threads}")
+    if regularizer is not None and not isinstance(regularizer.kind, str):
+        raise ValueError("a config's regularizer must use a built-in kind (it is saved as JSON)")
+
+
+def parse_set_options(cls: type, items: list[str], variants: Mapping[str, Regularizer | None] | None = None
+                      ) -> dict[str, Any]:
+    """CLI ``--set FIELD=VALUE`` items -> {dotted path: value}, each converted by the field's declared type."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r} is not FIELD=VALUE")
+        path, values = parse_values(cls, key.strip(), text, variants)
+        if len(values) != 1:
+            raise ValueError(f"--set {item!r} gives {len(values)} values; one value per --set (a sweep takes --grid)")
+        overrides[path] = values[0]
+    return overrides
+
+
 def to_dict(cfg: Any) -> Any:
     """A config as plain JSON-able data (nested dicts, lists, scalars); Regularizer via its ``to_dict``."""
     if isinstance(cfg, Regularizer):

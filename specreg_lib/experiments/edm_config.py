@@ -9,6 +9,7 @@ from ..data.augment import AugmentPipe
 from ..diffusion import Regularizer
 from ..diffusion.edm_train import REDUCTIONS
 from ..training import TrainConfig
+from .config import check_run_fields
 
 ARCHS = ("vp", "ve")  # the paper's "VP-EDM" = DDPM++, "VE-EDM" = NCSN++, both under EDMPrecond
 LENGTHS = ("table3", "five_steps")
@@ -134,7 +135,4 @@ class EDMFinetuneConfig:
     threads: int = 0  # torch.set_num_threads while this run trains; 0 = leave as is (not part of the results)
 
     def __post_init__(self) -> None:
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0, got {self.threads}")
-        if self.regularizer is not None and not isinstance(self.regularizer.kind, str):
-            raise ValueError("a config's regularizer must use a built-in kind (it is saved as JSON)")
+        check_run_fields(self.threads, self.regularizer)

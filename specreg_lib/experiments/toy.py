@@ -19,6 +19,7 @@ from ..diffusion import DDPMLoss, DDPMSchedule, Regularizer, ancestral_sample, d
 from ..metrics import floored_spectrum, spectral_log_distance, structure_metrics
 from ..models import UNet, UNetConfig
 from ..training import TrainConfig
+from .config import check_run_fields
 from .protocol import Experiment
 
 DATASETS = ("checkerboard", "patches")
@@ -124,10 +125,7 @@ class ToyConfig:
     threads: int = 1  # torch.set_num_threads while this run trains; 0 = leave as is (not part of the results)
 
     def __post_init__(self) -> None:
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0, got {self.threads}")
-        if self.regularizer is not None and not isinstance(self.regularizer.kind, str):
-            raise ValueError("a config's regularizer must use a built-in kind (it is saved as JSON)")
+        check_run_fields(self.threads, self.regularizer)
         self.unet_config()  # validates the architecture against the image size
 
     def unet_config(self) -> UNetConfig:

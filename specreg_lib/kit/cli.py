@@ -1,9 +1,13 @@
-"""The ``specreg`` console script: ``specreg reproduce``, ``specreg sweep EXPERIMENT`` and ``specreg spectrum A B``."""
+"""The ``specreg`` console script: one subcommand per module of the kit (reproduce, sweep, spectrum, generate, fid,
+finetune, table1); each module provides ``add_arguments(parser)`` and ``run(args)``, and also runs on its own as
+``python -m specreg_lib.kit.<module>`` (e.g. under torchrun) through :func:`standalone`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from types import ModuleType
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,13 +26,25 @@ def main(argv: list[str] | None = None) -> int:
                                                        "and 3), then evaluate"),
                                 ("table1", table1, "the paper's Table 1: fine-tune -> generate -> FID per cell, "
                                                    "resumable; --status shows what is left")]:
-        sp = sub.add_parser(name, help=help_, description=module.__doc__.splitlines()[0],
-                            epilog="\n".join(module.__doc__.splitlines()[2:]) or None,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp = sub.add_parser(name, help=help_, **_texts(module))
         module.add_arguments(sp)
         sp.set_defaults(_run=module.run)
     args = parser.parse_args(argv)
     return args._run(args)
+
+
+def _texts(module: ModuleType) -> dict[str, Any]:
+    """A subcommand's --help texts: its module docstring's first line, then the rest as the epilog."""
+    doc = (module.__doc__ or "").splitlines()
+    return dict(description=doc[0] if doc else None, epilog="\n".join(doc[2:]) or None,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def standalone(name: str, module: ModuleType, argv: list[str] | None = None) -> int:
+    """Run one subcommand module on its own (``python -m specreg_lib.kit.<module>``) with the same --help."""
+    parser = argparse.ArgumentParser(prog=f"specreg {name}", **_texts(module))
+    module.add_arguments(parser)
+    return module.run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -103,10 +103,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m specreg_lib.kit.fid``."""
-    parser = argparse.ArgumentParser(prog="specreg fid", description=__doc__.splitlines()[0],
-                                     epilog="\n".join(__doc__.splitlines()[2:]),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    return run(add_arguments(parser).parse_args(argv))
+    from .cli import standalone
+
+    return standalone("fid", sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

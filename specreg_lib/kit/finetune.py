@@ -25,7 +25,7 @@ import argparse
 import sys
 
 from ..experiments import EXPERIMENTS, PROFILES, RunLocked, StepsConflict, Sweep, format_status
-from ..experiments.config import parse_values
+from ..experiments.config import parse_set_options, parse_values
 from ..experiments.runs import run_dir, run_state
 from ..experiments.sweep import run_sweep, sweep_status
 from ..training.distributed import init_distributed, is_main, world_size
@@ -129,14 +129,7 @@ def build(args: argparse.Namespace) -> Sweep:
             raise ValueError(f"--{opt.replace('_', '-')} applies to --task {'/'.join(_TASK_OPTIONS[opt])} only")
     if args.utmos:
         overrides["evaluate.utmos"] = True
-    for item in args.set:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r} is not FIELD=VALUE")
-        path, values = parse_values(cls, key.strip(), text, exp.variants)
-        if len(values) != 1:
-            raise ValueError(f"--set {item!r} gives {len(values)} values")
-        overrides[path] = values[0]
+    overrides.update(parse_set_options(cls, args.set, exp.variants))
     names = [v.strip() for v in (args.regularizer or ",".join(exp.default_variants)).split(",") if v.strip()]
     grid: dict = {"regularizer": names}
     if args.lambda_spec is not None:
@@ -198,11 +191,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m specreg_lib.kit.finetune`` (e.g. under torchrun)."""
-    parser = argparse.ArgumentParser(prog="specreg finetune", description=__doc__.splitlines()[0],
-                                     epilog="\n".join(__doc__.splitlines()[2:]),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from .cli import standalone
+
+    return standalone("finetune", sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

@@ -168,10 +168,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m specreg_lib.kit.generate`` (also under torchrun)."""
-    parser = argparse.ArgumentParser(prog="specreg generate", description=__doc__.splitlines()[0],
-                                     epilog="\n".join(__doc__.splitlines()[2:]),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    return run(add_arguments(parser).parse_args(argv))
+    from .cli import standalone
+
+    return standalone("generate", sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

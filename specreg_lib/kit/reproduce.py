@@ -149,9 +149,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m specreg_lib.kit.reproduce``."""
-    parser = argparse.ArgumentParser(prog="specreg reproduce", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from .cli import standalone
+
+    return standalone("reproduce", sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

@@ -160,8 +160,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry point: ``python -m specreg_lib.kit.spectrum A B [--out FIG]``."""
-    parser = add_arguments(argparse.ArgumentParser(prog="specreg spectrum", description=__doc__.splitlines()[0]))
-    return run(parser.parse_args(argv))
+    from .cli import standalone
+
+    return standalone("spectrum", sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from ..experiments import EXPERIMENTS, PROFILES, RunLocked, StepsConflict, Sweep, field_paths, format_status
-from ..experiments.config import get_path, parse_values
+from ..experiments.config import get_path, parse_set_options, parse_values
 from ..experiments.sweep import run_sweep, sweep_status
 from ..training.distributed import init_distributed, is_main
 from .paths import resolve_repo_path
@@ -65,15 +65,7 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
             raise ValueError(f"--grid {item!r} is not FIELD=V1,V2")
         path, values = parse_values(cls, key.strip(), text, exp.variants)
         grid[path] = values
-    overrides = {}
-    for item in args.set:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r} is not FIELD=VALUE")
-        path, values = parse_values(cls, key.strip(), text, exp.variants)
-        if len(values) != 1:
-            raise ValueError(f"--set {item!r} gives {len(values)} values; use --grid for several")
-        overrides[path] = values[0]
+    overrides = parse_set_options(cls, args.set, exp.variants)
     if "regularizer" not in grid and "regularizer" not in overrides and exp.default_variants:
         grid = {"regularizer": [exp.variants[v] for v in exp.default_variants], **grid}
     if args.seeds is not None:
@@ -142,11 +134,9 @@ def _print_results(sweep: Sweep, results: list) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m specreg_lib.kit.sweep``."""
-    parser = argparse.ArgumentParser(prog="specreg sweep", description=__doc__.splitlines()[0],
-                                     epilog="\n".join(__doc__.splitlines()[2:]),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from .cli import standalone
+
+    return standalone("sweep", sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

@@ -76,11 +76,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m specreg_lib.kit.table1``."""
-    parser = argparse.ArgumentParser(prog="specreg table1", description=__doc__.splitlines()[0],
-                                     epilog="\n".join(__doc__.splitlines()[2:]),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from .cli import standalone
+
+    return standalone("table1", sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
