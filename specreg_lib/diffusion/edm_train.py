@@ -11,7 +11,7 @@ lambda_spec means next to it (Eq. 17). :class:`EDMTrainLoss` makes the reduction
 - ``reduction="mean"``: L = mean_{C,H,W} lambda (D - y)^2 + lambda_spec * w * L_S(D, y) (this kit's losses).
 
 :func:`term_table` measures both terms and their gradient norms on one batch for each regularizer, so the
-choice can be seen (``benchmarks/edm_term_balance.py`` prints it for the AFHQ DDPM++ configuration).
+choice can be seen (``benchmarks/bench_edm_finetune.py`` prints it for the AFHQ DDPM++ configuration).
 """
 
 from __future__ import annotations
