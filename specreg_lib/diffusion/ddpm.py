@@ -102,7 +102,8 @@ class DDPMLoss(SpectralHookLoss):
     its time weighting (see ``weighting.py``) defaults to "alpha_bar", our choice:
     the paper only states a constant lambda ("unweighted") for DiffWave; its reproduction should pass that.
     "weighted" here means SNR(t) for L2 and sqrt(SNR(t)) for L1, the eps loss's own weight on the x0 error.
-    ``return_parts=True`` returns a dict with 'loss', 'diffusion', 'spectral', 'weight', 'sigma', 't'.
+    ``return_parts=True`` returns a dict with 'loss', 'diffusion', 'term' (lambda_spec * w * L_S), 'spectral',
+    'weight', 'sigma', 't'.
     """
 
     default_weighting = "alpha_bar"

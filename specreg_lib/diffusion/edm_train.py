@@ -84,8 +84,8 @@ class EDMTrainLoss:
         if self.reduction == "sum":
             diffusion = diffusion * y[0].numel()  # EDM's loop: the sum over C*H*W
         loss = diffusion
-        if self.loss.regularized:  # the same product as the hook's, added once per sample (Eq. 17)
-            loss = diffusion + self.loss.lambda_spec * parts["weight"] * parts["spectral"]
+        if self.loss.regularized:  # the hook's lambda_spec * w * L_S, added once per sample (Eq. 17)
+            loss = diffusion + parts["term"]
         if not return_parts:
             return loss
         return {**parts, "loss": loss, "diffusion": diffusion}

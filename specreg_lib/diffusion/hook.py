@@ -204,14 +204,15 @@ class SpectralHookLoss:
                       ) -> torch.Tensor | dict[str, torch.Tensor]:
         """l_diff (B,) + lambda_spec * w * L_S(x0_hat, x0); gradients reach the net via x0_hat only."""
         if not self.regularized:
-            loss, l_spec, w = l_diff, torch.zeros_like(l_diff), torch.zeros_like(l_diff)
+            loss, term, l_spec, w = l_diff, *(torch.zeros_like(l_diff) for _ in range(3))
         else:
             term, l_spec, w = weighted_spectral_term(self.spectral, self.lambda_spec, self.weighting, x0_hat, x0,
                                                      sigma, lam, t, l_diff.dtype)
             loss = l_diff + term  # Eq. 17
         if not return_parts:
             return loss
-        parts = {"loss": loss, "diffusion": l_diff, "spectral": l_spec, "weight": w, "sigma": sigma.detach()}
+        parts = {"loss": loss, "diffusion": l_diff, "term": term, "spectral": l_spec, "weight": w,
+                 "sigma": sigma.detach()}
         if t is not None:
             parts["t"] = t
         return parts
