@@ -24,3 +24,13 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """Tests never see the user's asset cache, and never touch the network."""
     monkeypatch.setenv("SPECREG_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("SPECREG_ROOT", raising=False)  # outputs resolve against the checkout unless a test says
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny nets run fastest on one intra-op thread (and do not spin against other processes on a busy CPU);
+    a module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -31,13 +31,7 @@ from specreg_lib.models.songunet import DDPMPP, NCSNPP
 ARCHS = {"ddpmpp": DDPMPP, "ncsnpp": NCSNPP}
 DEFAULTED = ("channel_mult_emb", "label_dropout", "sigma_min", "sigma_max", "sigma_data")  # absent from EDM's files
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny nets run fastest on one intra-op thread (and do not spin against other processes on a busy CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

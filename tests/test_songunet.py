@@ -18,13 +18,7 @@ from specreg_lib.models.songunet import DDPMPP, NCSNPP
 AFHQ = dict(img_resolution=64, in_channels=3, out_channels=3, channel_mult=[1, 2, 2, 2], dropout=0.25,
             augment_dim=9)  # train.py --cres=1,2,2,2 --dropout=0.25 --augment=0.15
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny nets run fastest on one intra-op thread (and do not spin against other processes on a busy CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 
