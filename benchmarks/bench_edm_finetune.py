@@ -27,7 +27,7 @@ from specreg_lib.data.augment import AugmentPipe
 from specreg_lib.data.patches import ImagePatches
 from specreg_lib.diffusion import EDMLoss, Regularizer
 from specreg_lib.diffusion.edm_train import EDMTrainLoss, term_table
-from specreg_lib.experiments.edm_finetune import EDM_VARIANTS
+from specreg_lib.experiments.edm.experiment import EDM_VARIANTS
 from specreg_lib.models import EDMDenoiser, SongUNet, load_edm_checkpoint
 from specreg_lib.models.songunet import DDPMPP
 

@@ -12,7 +12,7 @@ import torch
 
 from specreg_lib.diffusion import Regularizer
 from specreg_lib.experiments import DIFFWAVE, Sweep, run
-from specreg_lib.experiments.audio import PAPER_LAMBDAS, PAPER_SEEDS, SummedSpectralLoss
+from specreg_lib.experiments.audio.experiment import PAPER_LAMBDAS, PAPER_SEEDS, SummedSpectralLoss
 from specreg_lib.training import train
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,

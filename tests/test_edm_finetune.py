@@ -1,4 +1,4 @@
-"""EDM fine-tuning (specreg_lib.experiments.edm_finetune): smoke path end to end on a tiny official-format
+"""EDM fine-tuning (specreg_lib.experiments.edm.experiment): smoke path end to end on a tiny official-format
 checkpoint, lambda = 0 == baseline, resume == uninterrupted, export loads back, the loss reduction, bad input."""
 
 import pytest
@@ -8,9 +8,9 @@ from specreg_lib.data.edm_datasets import DatasetError, write_standin
 from specreg_lib.diffusion import EDMLoss, Regularizer
 from specreg_lib.diffusion.edm_train import EDMTrainLoss, term_table
 from specreg_lib.experiments import run
-from specreg_lib.experiments.edm_finetune import PRESETS, edm_experiment
-from specreg_lib.experiments.tiny_edm import write_tiny_checkpoint
+from specreg_lib.experiments.edm.experiment import PRESETS, edm_experiment
 from specreg_lib.models import load_edm_checkpoint
+from specreg_lib.models.tiny_edm import write_tiny_checkpoint
 from specreg_lib.training import train
 
 EXP = edm_experiment("afhqv2-64")

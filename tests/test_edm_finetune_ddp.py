@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from specreg_lib.experiments.edm_finetune import edm_experiment
+from specreg_lib.experiments.edm.experiment import edm_experiment
 from specreg_lib.training import distributed as D
 from specreg_lib.training import train
 

@@ -1,4 +1,4 @@
-"""Table 1 pipeline (specreg_lib.experiments.edm_table1): paired statistics against scipy, and the smoke
+"""Table 1 pipeline (specreg_lib.experiments.edm.table1): paired statistics against scipy, and the smoke
 pipeline end to end (fine-tune -> generate -> stand-in FID), resumable and skipped when complete."""
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from specreg_lib.experiments.edm_table1 import (
+from specreg_lib.experiments.edm.table1 import (
     Table1Plan,
     cell_dir,
     cells,
@@ -67,7 +67,7 @@ def test_plan_refuses_bad_input():
 
 
 def test_table1_frame_puts_ours_beside_the_paper():
-    from specreg_lib.experiments.edm_table1 import PAPER_TABLE1, table1_frame
+    from specreg_lib.experiments.edm.table1 import PAPER_TABLE1, table1_frame
 
     assert PAPER_TABLE1[("ffhq-64", "vp")][("amp", "unweighted")] == (2.31, 0.03)
     assert PAPER_TABLE1[("afhqv2-64", "ve")][("pretrained", None)] == (2.17, 0.0)
@@ -83,8 +83,8 @@ def test_table1_frame_puts_ours_beside_the_paper():
 def test_finetune_table_pairs_by_arch_and_seed():
     from types import SimpleNamespace
 
-    from specreg_lib.experiments.edm_figures import finetune_table, headline
-    from specreg_lib.experiments.edm_finetune import edm_experiment
+    from specreg_lib.experiments.edm.experiment import edm_experiment
+    from specreg_lib.experiments.edm.figures import finetune_table, headline
 
     exp = edm_experiment("afhqv2-64")
     runs = []
@@ -101,7 +101,7 @@ def test_finetune_table_pairs_by_arch_and_seed():
 
 
 def test_table1_plan_profiles():
-    from specreg_lib.experiments.edm_table1 import table1_plan
+    from specreg_lib.experiments.edm.table1 import table1_plan
 
     smoke = table1_plan("smoke")
     assert (smoke.features, smoke.seeds, smoke.images_per_set) == ("standin", (1, 2), 3)

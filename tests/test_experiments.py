@@ -34,8 +34,8 @@ from specreg_lib.experiments import (
     to_dict,
     variant_sweep,
 )
-from specreg_lib.experiments.runs import run_lock
-from specreg_lib.experiments.toy import TOY_VARIANTS
+from specreg_lib.experiments.core.runs import run_lock
+from specreg_lib.experiments.toy.experiment import TOY_VARIANTS
 
 torch.set_num_threads(1)
 # A checkerboard run small enough to train in well under a second.

@@ -6,24 +6,34 @@ in its own folder, :class:`Sweep` + :func:`run_sweep` a grid of them times seeds
 """
 
 from .audio import DIFFWAVE, AudioConfig, AudioExperiment
-from .config import (
+from .core import (
     PROFILES,
+    RUNTIME_FIELDS,
+    Experiment,
     NotApplicable,
+    RunLocked,
+    RunResult,
+    StepsConflict,
+    Sweep,
     apply_overrides,
     check_profile,
     config_hash,
     field_paths,
+    format_status,
     from_dict,
     load_config,
     parse_values,
+    run,
+    run_dir,
+    run_state,
+    run_sweep,
     save_config,
+    sweep_status,
     to_dict,
+    variant_sweep,
 )
-from .edm_finetune import PRESETS as EDM_PRESETS
-from .edm_finetune import EDMFinetuneConfig, EDMFinetuneExperiment, edm_experiment
-from .protocol import RUNTIME_FIELDS, Experiment
-from .runs import RunLocked, RunResult, StepsConflict, run, run_dir, run_state
-from .sweep import Sweep, format_status, run_sweep, sweep_status, variant_sweep
+from .edm import PRESETS as EDM_PRESETS
+from .edm import EDMFinetuneConfig, EDMFinetuneExperiment, edm_experiment
 from .toy import CHECKERBOARD, POWER_SPECTRA, ToyConfig, ToyExperiment
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (CHECKERBOARD, POWER_SPECTRA, DIFFWAVE,

@@ -25,9 +25,9 @@ import argparse
 import sys
 
 from ..experiments import EXPERIMENTS, PROFILES, RunLocked, StepsConflict, Sweep, format_status
-from ..experiments.config import parse_set_options, parse_values
-from ..experiments.runs import run_dir, run_state
-from ..experiments.sweep import run_sweep, sweep_status
+from ..experiments.core.config import parse_set_options, parse_values
+from ..experiments.core.runs import run_dir, run_state
+from ..experiments.core.sweep import run_sweep, sweep_status
 from ..training.distributed import init_distributed, is_main, world_size
 from .paths import resolve_repo_path
 
@@ -113,7 +113,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def build(args: argparse.Namespace) -> Sweep:
     """The grid the options describe: variants x lambdas x seeds on the profile, with the overrides."""
     if args.task == "edm":
-        from ..experiments.edm_finetune import edm_experiment
+        from ..experiments.edm.experiment import edm_experiment
 
         exp = edm_experiment(getattr(args, "preset", None) or "afhqv2-64")
     else:

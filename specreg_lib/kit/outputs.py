@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..experiments.config import check_profile
+from ..experiments.core.config import check_profile
 from ..io import save_figure, write_json
 
 METRICS_FILE = "metrics.json"

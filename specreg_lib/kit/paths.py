@@ -13,7 +13,7 @@ import os
 import string
 from pathlib import Path
 
-from ..experiments.config import PROFILES, check_profile
+from ..experiments.core.config import PROFILES, check_profile
 from ..io import REPO_ROOT, output_root, resolve_repo_path  # noqa: F401  (the kit's path API, re-exported)
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"

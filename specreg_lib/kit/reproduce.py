@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..experiments.config import PROFILES
+from ..experiments.core.config import PROFILES
 from ..io import write_json
 from .html_report import gather, write_report
 from .outputs import headline_text

@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from ..experiments import EXPERIMENTS, PROFILES, RunLocked, StepsConflict, Sweep, field_paths, format_status
-from ..experiments.config import get_path, parse_set_options, parse_values
-from ..experiments.sweep import run_sweep, sweep_status
+from ..experiments.core.config import get_path, parse_set_options, parse_values
+from ..experiments.core.sweep import run_sweep, sweep_status
 from ..training.distributed import init_distributed, is_main
 from .paths import resolve_repo_path
 

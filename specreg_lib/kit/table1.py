@@ -19,7 +19,7 @@ import dataclasses
 import json
 import sys
 
-from ..experiments.edm_table1 import paired_differences, run_table1, table1_frame, table1_plan, table1_status
+from ..experiments.edm.table1 import paired_differences, run_table1, table1_frame, table1_plan, table1_status
 from .paths import resolve_repo_path
 
 

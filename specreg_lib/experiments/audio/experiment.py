@@ -26,11 +26,11 @@ import pywt
 import torch
 from torch import nn
 
-from ..assets import fetch
-from ..data.speech import MelConfig, SpeechCorpus, SpeechCrops, pad_batch, write_wav
-from ..data.speech_corpora import prepare_ljspeech, prepare_standin
-from ..diffusion import DDPMLoss, DDPMSchedule, Regularizer
-from ..models.diffwave import (
+from ...assets import fetch
+from ...data.speech import MelConfig, SpeechCorpus, SpeechCrops, pad_batch, write_wav
+from ...data.speech_corpora import prepare_ljspeech, prepare_standin
+from ...diffusion import DDPMLoss, DDPMSchedule, Regularizer
+from ...models.diffwave import (
     OFFICIAL_CHECKPOINT,
     build_diffwave,
     diffwave_params,
@@ -38,11 +38,11 @@ from ..models.diffwave import (
     read_lmnt_checkpoint,
     vocode,
 )
-from ..spectral import SpectralLoss
-from ..training import TrainConfig
-from ..training.distributed import barrier, is_main, resolve_device, world_size
-from .config import check_run_fields
-from .protocol import Experiment
+from ...spectral import SpectralLoss
+from ...training import TrainConfig
+from ...training.distributed import barrier, is_main, resolve_device, world_size
+from ..core.config import check_run_fields
+from ..core.protocol import Experiment
 
 CORPORA = ("ljspeech", "standin")
 LATENT_SEED = 30_000  # + run seed: vocoding noise depends on the seed only, so variants are paired
@@ -323,8 +323,8 @@ class AudioExperiment(Experiment):
         return pad_batch(clips)[0].unsqueeze(1)
 
     def evaluate(self, cfg: AudioConfig, samples: torch.Tensor) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        from ..metrics.audio import fad, mr_stft_distance, ndb, pesq_wb
-        from ..metrics.audio_embed import mel_frame_features
+        from ...metrics.audio import fad, mr_stft_distance, ndb, pesq_wb
+        from ...metrics.audio_embed import mel_frame_features
 
         refs, _ = self.eval_clips(cfg)
         sr, ev = cfg.mel_config().sample_rate, cfg.evaluate
@@ -341,12 +341,12 @@ class AudioExperiment(Experiment):
         if ev.fad_embedding == "mel":
             metrics["fd_mel"] = fad(f_ref, f_gen)
         else:
-            from ..metrics.audio_embed import load_vggish, vggish_embeddings
+            from ...metrics.audio_embed import load_vggish, vggish_embeddings
 
             net = load_vggish(ev.vggish_path or None, device="cuda" if torch.cuda.is_available() else "cpu")
             metrics["fad"] = fad(vggish_embeddings(refs, sr, net), vggish_embeddings(gens, sr, net))
         if ev.utmos:
-            from ..metrics.audio_embed import utmos_scores
+            from ...metrics.audio_embed import utmos_scores
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
             metrics["utmos"] = float(np.mean(utmos_scores(gens, sr, allow_remote_code=True, device=device)))

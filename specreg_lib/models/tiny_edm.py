@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from ..models import EDMDenoiser, SongUNet, save_edm_checkpoint
-from ..models.edm_pickle import PersistentRecord
-from ..models.songunet import DDPMPP, NCSNPP
+from .edm_checkpoint import save_edm_checkpoint
+from .edm_pickle import PersistentRecord
+from .edm_precond import EDMDenoiser
+from .songunet import DDPMPP, NCSNPP, SongUNet
 
 TINY_SEED = 0  # every tiny checkpoint of a given shape has the same weights, like a downloaded file
 # EDM's AugmentPipe at train.py --augment=0.12 (its CIFAR-10 default): the settings an official file records.

@@ -1,7 +1,7 @@
 """What an experiment is: one typed config class plus a small protocol (build data, model, loss; sample; evaluate).
 
 The toy, the power-spectra experiment, EDM fine-tuning and DiffWave each subclass :class:`Experiment`;
-:func:`specreg_lib.experiments.runs.run` does the rest (run folder, lock, training, snapshots, caching), the
+:func:`specreg_lib.experiments.core.runs.run` does the rest (run folder, lock, training, snapshots, caching), the
 same for all of them. Profiles are named overrides of the SAME dataclass: ``experiment.config("cpu")`` is the
 dataclass defaults, then the experiment's ``base`` overrides, then the profile's, then the caller's.
 """
@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..diffusion import Regularizer
-from ..training import TrainConfig
-from ..training.distributed import world_size
+from ...diffusion import Regularizer
+from ...training import TrainConfig
+from ...training.distributed import world_size
 from .config import PROFILES, apply_overrides, check_profile, config_hash
 
 # Dotted paths that never change what a run computes: left out of the run folder's hash.

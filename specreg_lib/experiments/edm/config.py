@@ -1,15 +1,15 @@
-"""The typed config of EDM fine-tuning (``experiments/edm_finetune.py``): one frozen dataclass per concern,
+"""The typed config of EDM fine-tuning (``experiments/edm/experiment.py``): one frozen dataclass per concern,
 validated on construction; profiles and Table 3 presets are dotted overrides of these defaults."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..data.augment import AugmentPipe
-from ..diffusion import Regularizer
-from ..diffusion.edm_train import REDUCTIONS
-from ..training import TrainConfig
-from .config import check_run_fields
+from ...data.augment import AugmentPipe
+from ...diffusion import Regularizer
+from ...diffusion.edm_train import REDUCTIONS
+from ...training import TrainConfig
+from ..core.config import check_run_fields
 
 ARCHS = ("vp", "ve")  # the paper's "VP-EDM" = DDPM++, "VE-EDM" = NCSN++, both under EDMPrecond
 LENGTHS = ("table3", "five_steps")

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..diffusion import Regularizer, SpectralWeighting
-from ..io import write_json
+from ...diffusion import Regularizer, SpectralWeighting
+from ...io import write_json
 
 PROFILES = ("smoke", "cpu", "paper")
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..diffusion import Regularizer
+from ...diffusion import Regularizer
 from .config import apply_overrides, get_path, resolve_path
 from .protocol import Experiment
 from .runs import RunLocked, RunResult, run, run_dir, run_state

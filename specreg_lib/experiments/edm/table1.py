@@ -32,13 +32,13 @@ import numpy as np
 import torch
 from scipy import stats
 
-from ..diffusion.generate import SamplerSettings, generate_to_folder, list_seed_images
-from ..io import write_json
-from ..metrics.fid import fid_seed_sets, inception_extractor, reference_stats, save_reference_stats
-from ..training.checkpoint import load_checkpoint
-from ..training.distributed import resolve_device
-from .edm_finetune import EDM_VARIANTS, edm_experiment
-from .runs import run, run_state, snapshot_path
+from ...diffusion.generate import SamplerSettings, generate_to_folder, list_seed_images
+from ...io import write_json
+from ...metrics.fid import fid_seed_sets, inception_extractor, reference_stats, save_reference_stats
+from ...training.checkpoint import load_checkpoint
+from ...training.distributed import resolve_device
+from ..core.runs import run, run_state, snapshot_path
+from .experiment import EDM_VARIANTS, edm_experiment
 
 PRETRAINED, BASELINE = "pretrained", "baseline"
 FEATURES = ("inception", "standin")
@@ -157,8 +157,8 @@ def reference(plan: Table1Plan, preset: str, root: Path, extractor: torch.nn.Mod
     exp = edm_experiment(preset)
     cfg = exp.config(plan.profile, dict(plan.overrides))
     if plan.features == "inception":
-        from ..assets import fetch
-        from ..metrics.fid import load_reference_stats
+        from ...assets import fetch
+        from ...metrics.fid import load_reference_stats
 
         return load_reference_stats(fetch(f"{cfg.data.dataset}.npz"), "legacy_tensorflow")
     path = Path(root) / "table1" / preset / "reference-standin.npz"

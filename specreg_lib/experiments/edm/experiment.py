@@ -26,28 +26,28 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.augment import AUGMENT_DIM, AugmentPipe
-from ..data.edm_datasets import DatasetError, EDMImageDataset, write_standin
-from ..diffusion import Regularizer
-from ..diffusion.edm_train import EDMTrainLoss, edm_loss_from_record
-from ..diffusion.generate import SamplerSettings, sample_images
-from ..io import resolve_repo_path
-from ..metrics import floored_spectrum, spectral_log_distance
-from ..metrics.frechet import frechet_distance, gaussian_stats
-from ..models import EDMDenoiser, read_edm_pickle, save_edm_checkpoint
-from ..models.edm_checkpoint import denoiser_from_pickle, resolve_checkpoint
-from ..models.edm_layers import UNetBlock
-from ..training import TrainConfig
-from ..training.checkpoint import load_checkpoint
-from ..training.distributed import world_size
-from .config import apply_overrides, config_hash
-from .edm_config import (
+from ...data.augment import AUGMENT_DIM, AugmentPipe
+from ...data.edm_datasets import DatasetError, EDMImageDataset, write_standin
+from ...diffusion import Regularizer
+from ...diffusion.edm_train import EDMTrainLoss, edm_loss_from_record
+from ...diffusion.generate import SamplerSettings, sample_images
+from ...io import resolve_repo_path
+from ...metrics import floored_spectrum, spectral_log_distance
+from ...metrics.frechet import frechet_distance, gaussian_stats
+from ...models import EDMDenoiser, read_edm_pickle, save_edm_checkpoint
+from ...models.edm_checkpoint import denoiser_from_pickle, resolve_checkpoint
+from ...models.edm_layers import UNetBlock
+from ...models.tiny_edm import write_tiny_checkpoint
+from ...training import TrainConfig
+from ...training.checkpoint import load_checkpoint
+from ...training.distributed import world_size
+from ..core.config import apply_overrides, config_hash
+from ..core.protocol import Experiment
+from .config import (
     ARCHS,
     REFERENCE_SEED,
     EDMFinetuneConfig,
 )
-from .protocol import Experiment
-from .tiny_edm import write_tiny_checkpoint
 
 
 def _wavelet(wave: str) -> Regularizer:

@@ -11,10 +11,10 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..data.speech import MelConfig, log_mel
-from .audio import AUDIO_GLOSSARY, DIFFWAVE, PAPER_LAMBDAS, PAPER_SEEDS, AudioConfig
-from .runs import RunResult
-from .sweep import Sweep
+from ...data.speech import MelConfig, log_mel
+from ..core.runs import RunResult
+from ..core.sweep import Sweep
+from .experiment import AUDIO_GLOSSARY, DIFFWAVE, PAPER_LAMBDAS, PAPER_SEEDS, AudioConfig
 
 STANDIN = "espeak-ng speech and a tiny DiffWave from scratch, not LJSpeech and LMNT's checkpoint"
 METRICS = ("fad", "utmos", "pesq", "mr_stft", "ndb")  # Table 2's columns, in its order

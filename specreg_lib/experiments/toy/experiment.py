@@ -14,13 +14,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import CheckerboardFamily, ImagePatches
-from ..diffusion import DDPMLoss, DDPMSchedule, Regularizer, ancestral_sample, ddim_sample, ddim_timesteps
-from ..metrics import floored_spectrum, spectral_log_distance, structure_metrics
-from ..models import UNet, UNetConfig
-from ..training import TrainConfig
-from .config import check_run_fields
-from .protocol import Experiment
+from ...data import CheckerboardFamily, ImagePatches
+from ...diffusion import DDPMLoss, DDPMSchedule, Regularizer, ancestral_sample, ddim_sample, ddim_timesteps
+from ...metrics import floored_spectrum, spectral_log_distance, structure_metrics
+from ...models import UNet, UNetConfig
+from ...training import TrainConfig
+from ..core.config import check_run_fields
+from ..core.protocol import Experiment
 
 DATASETS = ("checkerboard", "patches")
 SAMPLERS = ("ancestral", "ddim")

@@ -13,9 +13,9 @@ import matplotlib.ticker
 import numpy as np
 import torch
 
-from ..metrics import fit_power_law_slope, floored_spectrum, high_frequency_energy_ratio
-from .runs import RunResult
-from .toy import TOY_GLOSSARY, ToyConfig, reference
+from ...metrics import fit_power_law_slope, floored_spectrum, high_frequency_energy_ratio
+from ..core.runs import RunResult
+from .experiment import TOY_GLOSSARY, ToyConfig, reference
 
 LABELS = {"baseline": "baseline (MSE)", "amp": "+amplitude (Eq. 14)", "amp_phase": "+amp-phase (Eq. 15)",
           "haar": "+Haar (Eq. 16)", "bior1.3": "+bior1.3 (Eq. 16)"}

@@ -33,10 +33,10 @@ from typing import Any
 
 import torch
 
-from ..io import atomic_path, write_json
-from ..training import train
-from ..training.checkpoint import load_checkpoint
-from ..training.distributed import barrier, from_rank0, is_main
+from ...io import atomic_path, write_json
+from ...training import train
+from ...training.checkpoint import load_checkpoint
+from ...training.distributed import barrier, from_rank0, is_main
 from .config import save_config
 from .protocol import Experiment
 

@@ -11,10 +11,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..diffusion.generate import image_grid, to_uint8
-from .edm_finetune import EDM_GLOSSARY, edm_experiment
-from .runs import RunResult
-from .sweep import Sweep
+from ...diffusion.generate import image_grid, to_uint8
+from ..core.runs import RunResult
+from ..core.sweep import Sweep
+from .experiment import EDM_GLOSSARY, edm_experiment
 
 METRICS = ("log_distance", "fd_pixels")
 ARCH_TITLES = {"ve": "VE-EDM (NCSN++)", "vp": "VP-EDM (DDPM++)"}  # the paper's panel order: (a) VE, (b) VP
