@@ -2,12 +2,21 @@
 
 Every loss takes (B, C, *spatial) tensors (audio: (B, C, T)) and returns per-sample values (B,) on the
 input's device: float32, or float64 for float64 inputs; half precision is computed in float32.
-Spectral *measurements* (radially averaged power spectra, log distance, power-law slope) live in
-``specreg_lib.metrics``.
+``bins`` reduces over frequency bins / wavelet coefficients and channels: "mean" (default) or "sum" (the L1
+norms of Eqs. 14-16 as written). Spectral *measurements* (radially averaged power spectra, log distance,
+power-law slope) live in ``specreg_lib.metrics``.
+
+A new kind is one file: define ``fn(x0_hat, x0, *, <options>, check_finite=True, bins="mean") -> (B,)``
+((B, C, *S) x 2 -> (B,), validating its inputs unless ``check_finite=False``, and honouring ``bins``) at module
+level and call ``register_kind("name", fn)`` (or decorate it with ``@register_kind("name")``). Then
+``SpectralLoss("name", **options)``, ``Regularizer(kind="name", options=...)`` and experiment configs accept it;
+a pickled loss or a saved config refers to the kind by name, so the defining module must be imported before
+loading one.
 """
 
 from .fourier import amplitude_loss, amplitude_phase_loss
-from .loss import KINDS, SpectralLoss
+from .loss import KINDS, SpectralLoss, register_kind
 from .wavelet import wavedec, wavelet_loss
 
-__all__ = ["KINDS", "SpectralLoss", "amplitude_loss", "amplitude_phase_loss", "wavedec", "wavelet_loss"]
+__all__ = ["KINDS", "SpectralLoss", "amplitude_loss", "amplitude_phase_loss", "register_kind", "wavedec",
+           "wavelet_loss"]

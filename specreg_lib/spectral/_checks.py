@@ -9,6 +9,7 @@ from typing import TypeVar
 import torch
 
 FFT_NORMS = ("backward", "ortho", "forward")
+BINS = ("mean", "sum")  # how a loss reduces over frequency bins / wavelet coefficients (and channels)
 
 
 _F = TypeVar("_F", bound=Callable[..., torch.Tensor])
@@ -82,3 +83,10 @@ def check_norm(norm: str) -> str:
     if norm not in FFT_NORMS:
         raise ValueError(f"unknown FFT norm {norm!r}; choose one of {', '.join(FFT_NORMS)}")
     return norm
+
+
+def check_bins(bins: str) -> str:
+    """Validate a spectral reduction: "mean" or "sum" over bins/coefficients (never the EDM pixel-sum word)."""
+    if bins not in BINS:
+        raise ValueError(f"unknown bins reduction {bins!r}; choose one of {', '.join(BINS)}")
+    return bins

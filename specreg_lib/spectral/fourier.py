@@ -2,9 +2,11 @@
 
 Choices the paper leaves open (paper.md 1.2 (a)-(d)), all explicit keyword options:
 * ``norm``: FFT normalisation as in ``torch.fft`` (default ``"ortho"``: Parseval holds bin for bin).
-* reduction: the MEAN over channels and over ALL bins of the full two-sided DFT. We compute a one-sided
-  ``rfftn`` and weight its last-axis bins (1 for the self-conjugate DC/Nyquist columns, 2 for the others),
-  which gives exactly the two-sided mean at half the cost: |F x|(-k) = |F x|(k) for real x.
+* ``bins``: the reduction over channels and ALL N = C * prod(S) bins of the full two-sided DFT: ``"mean"``
+  (default) or ``"sum"`` (the L1 norms ||.||_1 of Eqs. 14-15 as written; "sum" = N x "mean" for Eq. 14 and
+  per-frequency Eq. 15). We compute a one-sided ``rfftn`` and weight its last-axis bins (1 for the
+  self-conjugate DC/Nyquist columns, 2 for the others), which gives exactly the two-sided value at half the
+  cost: |F x|(-k) = |F x|(k) for real x.
 * Eq. 15 ``coupling``: ``"per_frequency"`` (mean of |dA| (1 + |dphi|), the prose's reading) or ``"global"``
   (mean|dA| (1 + mean|dphi|), the formula read literally); ``wrap_phase`` maps dphi into [-pi, pi].
 * ``phase_eps``: gradient safety of the phase term, see ``_PhaseDifference``.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_norm, check_pair, full_precision
+from ._checks import check_bins, check_norm, check_pair, full_precision
 
 COUPLINGS = ("per_frequency", "global")
 
@@ -43,10 +45,12 @@ def _bin_weights(x: torch.Tensor) -> torch.Tensor:
     return w
 
 
-def _two_sided_mean(v: torch.Tensor, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean over channels and all two-sided bins from one-sided values: (B, C, *S_r) -> (B,)."""
-    n_full = x[0].numel()  # C * prod(spatial): the number of two-sided bins per sample
-    return (v @ w).flatten(1).sum(1) / n_full  # weighted sum over the last axis in one matmul
+def _two_sided(v: torch.Tensor, w: torch.Tensor, x: torch.Tensor, bins: str = "mean") -> torch.Tensor:
+    """Sum (or mean) over channels and all two-sided bins from one-sided values: (B, C, *S_r) -> (B,)."""
+    total = (v @ w).flatten(1).sum(1)  # weighted sum over the last axis in one matmul
+    if bins == "sum":
+        return total
+    return total / x[0].numel()  # C * prod(spatial): the number of two-sided bins per sample
 
 
 class _PhaseDifference(torch.autograd.Function):
@@ -95,15 +99,24 @@ class _PhaseDifference(torch.autograd.Function):
 
 @full_precision
 def amplitude_loss(
-    x0_hat: torch.Tensor, x0: torch.Tensor, ndim: int = 2, norm: str = "ortho", check_finite: bool = True
+    x0_hat: torch.Tensor,
+    x0: torch.Tensor,
+    ndim: int = 2,
+    norm: str = "ortho",
+    check_finite: bool = True,
+    bins: str = "mean",
 ) -> torch.Tensor:
-    """Eq. 14: mean over channels and two-sided DFT bins of | |F x0_hat| - |F x0| |; (B, C, *S) -> (B,)."""
+    """Eq. 14: | |F x0_hat| - |F x0| | over channels and two-sided DFT bins; (B, C, *S) -> (B,).
+
+    ``bins="sum"``: ||A_0 - A_0_hat||_1 summed over the N = C * prod(S) bins; ``"mean"``: that sum / N.
+    """
     check_norm(norm)
+    check_bins(bins)
     x0_hat, x0 = check_pair(x0_hat, x0, ndim, check_finite)
     F_hat, F = _rfft_pair(x0_hat, x0, ndim, norm)
     # torch.abs of a complex 0 has subgradient 0 (sgn(0) = 0), so |F| is safe at exact zeros (tested).
     dA = (F_hat.abs() - F.abs()).abs()  # Eq. 14
-    return _two_sided_mean(dA, _bin_weights(x0_hat), x0_hat)
+    return _two_sided(dA, _bin_weights(x0_hat), x0_hat, bins)
 
 
 @full_precision
@@ -116,13 +129,18 @@ def amplitude_phase_loss(
     wrap_phase: bool = True,
     phase_eps: float = 0.01,
     check_finite: bool = True,
+    bins: str = "mean",
 ) -> torch.Tensor:
-    """Eq. 15: |dA| (1 + |dphi|) averaged per frequency, or mean|dA| (1 + mean|dphi|) if global; -> (B,).
+    """Eq. 15: |dA| (1 + |dphi|) reduced per frequency, or red|dA| (1 + red|dphi|) if global; (B, C, *S) -> (B,).
 
+    red = ``bins`` over channels and the N = C * prod(S) two-sided bins: ``"sum"`` gives the L1 norms of Eq. 15,
+    per frequency sum(|dA| (1 + |dphi|)) or global ||dA||_1 (1 + ||dphi||_1); ``"mean"`` divides each sum by N
+    (per frequency: the sum / N; global: (||dA||_1 / N) (1 + ||dphi||_1 / N)).
     ``phase_eps`` softens the phase term's gradient where a bin's amplitude is small relative to the bin's
     and the sample's energy (see ``_PhaseDifference``); it never changes the value.
     """
     check_norm(norm)
+    check_bins(bins)
     if coupling not in COUPLINGS:
         raise ValueError(f"unknown coupling {coupling!r}; choose one of {', '.join(COUPLINGS)}")
     if not phase_eps > 0:
@@ -132,10 +150,10 @@ def amplitude_phase_loss(
     A_hat, A = F_hat.abs(), F.abs()
     w = _bin_weights(x0_hat)
     with torch.no_grad():  # s^2: a scale, not a path for gradients
-        s2 = 0.5 * (_two_sided_mean(A_hat * A_hat, w, x0_hat) + _two_sided_mean(A * A, w, x0_hat))
+        s2 = 0.5 * (_two_sided(A_hat * A_hat, w, x0_hat) + _two_sided(A * A, w, x0_hat))  # mean power, any bins
         s2 = s2.view(-1, *([1] * (A.dim() - 1)))  # (B,) -> (B, 1, ..., 1)
     dA = (A_hat - A).abs()
     dphi = _PhaseDifference.apply(F_hat.real, F_hat.imag, F.real, F.imag, s2, phase_eps, wrap_phase).abs()
     if coupling == "per_frequency":
-        return _two_sided_mean(dA * (1 + dphi), w, x0_hat)  # Eq. 15, coupled bin by bin
-    return _two_sided_mean(dA, w, x0_hat) * (1 + _two_sided_mean(dphi, w, x0_hat))  # Eq. 15, literal
+        return _two_sided(dA * (1 + dphi), w, x0_hat, bins)  # Eq. 15, coupled bin by bin
+    return _two_sided(dA, w, x0_hat, bins) * (1 + _two_sided(dphi, w, x0_hat, bins))  # Eq. 15, literal

@@ -21,7 +21,7 @@ import pywt
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_ndim, check_pair, check_tensor, full_precision
+from ._checks import check_bins, check_ndim, check_pair, check_tensor, full_precision
 
 MODES = ("zero", "symmetric", "reflect", "periodic")
 
@@ -172,8 +172,14 @@ def wavelet_loss(
     gamma: Sequence[float] | None = None,
     mode: str = "zero",
     check_finite: bool = True,
+    bins: str = "mean",
 ) -> torch.Tensor:
-    """Eq. 16: sum over sub-bands of gamma_{s,l} * mean |W x0_hat - W x0| over the band; (B, C, *S) -> (B,)."""
+    """Eq. 16: sum over sub-bands of gamma_{s,l} * red |W x0_hat - W x0| over the band; (B, C, *S) -> (B,).
+
+    red = ``bins`` over a band's C x (its locations) coefficients, e.g. (B, C, H_j, W_j) -> (B,): ``"sum"`` gives
+    the L1 norms ||W_0^(s,l) - W_0_hat^(s,l)||_1 of Eq. 16, ``"mean"`` divides each band's norm by its size.
+    """
+    check_bins(bins)
     if ndim not in (1, 2):  # before check_pair, whose axis count would blame the tensor
         raise ValueError(f"wavelet transforms support ndim=1 (audio) or ndim=2 (images), got {ndim!r}; "
                          "pass one of them")
@@ -184,5 +190,6 @@ def wavelet_loss(
     # Linearity: W x0_hat - W x0 = W (x0_hat - x0), so one transform of the difference suffices.
     for scale in _subbands(x0_hat - x0, taps, levels, ndim, mode):
         for band in scale:
-            loss = loss + next(weights) * band.abs().flatten(1).mean(1)  # Eq. 16
+            err = band.abs().flatten(1)  # (B, C, *band) -> (B, C * band size)
+            loss = loss + next(weights) * (err.sum(1) if bins == "sum" else err.mean(1))  # Eq. 16
     return loss
