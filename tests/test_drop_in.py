@@ -1,4 +1,4 @@
-"""The drop-in API (diffusion/dropin.py, schedules' constructors, term_balance): a diffusers loop with the
+"""The drop-in API (diffusion/hook.py, schedules' constructors, term_balance): a diffusers loop with the
 term added in three lines, schedules equal to diffusers', the mix-ups refused, sigma shapes, and the drop-in
 term equal bit for bit to what DDPMLoss / EDMLoss add internally."""
 

@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from specreg_lib.assets import AssetMissingError
-from specreg_lib.diffusion.generate import image_path
+from specreg_lib.data.seed_images import image_path
 from specreg_lib.metrics import fid as F
 from specreg_lib.metrics import frechet_distance, gaussian_stats
 

@@ -1,5 +1,5 @@
 """Generation: per-seed latents (identical images whatever the batch size or rank split, bit for bit on CPU),
-the paper's sampler settings, the sigma range clamped to the net's, labels, uint8 conversion, resumable folders."""
+the paper's sampler settings, the sigma range clamped to the net's, labels, resumable folders."""
 
 from __future__ import annotations
 
@@ -11,18 +11,14 @@ import torch
 from gaussian_oracles import GaussianDenoiser
 from PIL import Image
 
+from specreg_lib.data.seed_images import image_path, list_seed_images, parse_seeds
 from specreg_lib.diffusion import Precond
 from specreg_lib.diffusion.generate import (
     SamplerSettings,
     generate_to_folder,
-    image_grid,
-    image_path,
-    list_seed_images,
     net_geometry,
-    parse_seeds,
     sample_images,
     seed_latents,
-    to_uint8,
 )
 from specreg_lib.models import UNet, UNetConfig
 
@@ -44,14 +40,6 @@ def tiny_net(label_dim: int = 0) -> Precond:
 
 
 FAST = SamplerSettings(num_steps=3)
-
-
-def test_parse_seeds():
-    assert parse_seeds("0-3,7,10-11") == [0, 1, 2, 3, 7, 10, 11]
-    assert parse_seeds(5) == [5] and parse_seeds([2, 1]) == [2, 1]
-    for bad in ("", "1-", "3-1", "a", "-2", "1,1"):
-        with pytest.raises(ValueError, match="seeds"):
-            parse_seeds(bad)
 
 
 def test_latents_depend_on_the_seed_only():
@@ -120,18 +108,6 @@ def test_paper_settings_nfe_and_clamped_range():
     assert len(ve.sigmas) == 18 and ve.sigmas[0] == pytest.approx(80.0) and ve.sigmas[-1] == pytest.approx(0.02)
     with pytest.raises(ValueError, match="num_steps"):
         SamplerSettings().steps_for(48)
-
-
-def test_to_uint8_is_edms_quantisation():
-    x = torch.tensor([-1.5, -1.0, -0.5, 0.0, 0.99, 1.0, 2.0]).view(1, 1, 1, -1)
-    want = np.clip(np.floor(x.numpy() * 127.5 + 128), 0, 255).astype(np.uint8)
-    assert to_uint8(x).numpy().tolist() == want.tolist() and to_uint8(x).flatten().tolist()[3] == 128
-
-
-def test_grid_layout():
-    imgs = torch.arange(6, dtype=torch.uint8).view(6, 1, 1, 1).expand(6, 3, 2, 2).contiguous()
-    g = image_grid(imgs, nrow=3)
-    assert g.shape == (4, 6, 3) and g[0, 0, 0] == 0 and g[0, 4, 0] == 2 and g[2, 0, 0] == 3 and g[3, 5, 0] == 5
 
 
 def test_geometry_errors_name_the_fix():

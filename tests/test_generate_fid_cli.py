@@ -14,7 +14,8 @@ import torch.multiprocessing as mp
 from PIL import Image
 from test_fid import RandomConvFeatures, _images
 
-from specreg_lib.diffusion.generate import generate_to_folder, image_path, list_seed_images
+from specreg_lib.data.seed_images import image_path, list_seed_images
+from specreg_lib.diffusion.generate import generate_to_folder
 from specreg_lib.kit import cli
 
 SEEDS = list(range(7))
@@ -130,7 +131,8 @@ def tiny_songunet_checkpoint(path):
 
 
 def test_generate_cli_with_an_edm_checkpoint(tmp_path, capsys):
-    from specreg_lib.diffusion.generate import SamplerSettings, sample_images, to_uint8
+    from specreg_lib.data.seed_images import to_uint8
+    from specreg_lib.diffusion.generate import SamplerSettings, sample_images
     from specreg_lib.models import load_edm_checkpoint
 
     pkl = tiny_songunet_checkpoint(tmp_path / "tiny.pkl")

@@ -1,6 +1,6 @@
 """Diffusion formulations and samplers with the spectral hook: DDPM / DDIM (``ddpm``) and EDM VP / VE / EDM
 (``edm``), beta schedules (``schedules``), the spectral term's time weighting (``weighting``) and the single
-place the spectral term is added (``hook``); ``dropin`` adds that term to a loop you already have and
+place the spectral term is computed (``hook``, also the drop-in ``spectral_term`` for a loop you already have);
 ``balance`` measures it against the diffusion loss to choose lambda_spec.
 """
 
@@ -10,11 +10,9 @@ from .ddpm import (
     ancestral_sample,
     ddim_sample,
     ddim_timesteps,
-    ddpm_noise_level,
     predict_eps_x0,
     q_sample,
 )
-from .dropin import spectral_term, time_weight
 from .edm import (
     EDMLoss,
     Precond,
@@ -22,14 +20,20 @@ from .edm import (
     VPLoss,
     euler_sample,
     heun_sample,
-    lambda_edm,
     preconditioning,
     sampler_sigmas,
     sigma_steps,
 )
-from .hook import Regularizer, SpectralFn, network_output
-from .schedules import DIFFWAVE_FAST_BETAS, DDPMSchedule, align_steps, beta_schedule, diffusers_parametrization
-from .weighting import WEIGHTING_KINDS, SpectralWeighting, spectral_weight
+from .hook import Regularizer, SpectralFn, network_output, spectral_term, time_weight
+from .schedules import (
+    DIFFWAVE_FAST_BETAS,
+    DDPMSchedule,
+    align_steps,
+    beta_schedule,
+    ddpm_noise_level,
+    diffusers_parametrization,
+)
+from .weighting import WEIGHTING_KINDS, SpectralWeighting, lambda_edm, spectral_weight
 
 __all__ = [
     "DDPMLoss", "ancestral_sample", "ddim_sample", "ddim_timesteps", "predict_eps_x0", "q_sample",

@@ -15,10 +15,9 @@ from typing import Any
 import torch
 
 from .hook import Regularizer, SpectralHookLoss, check_x0, network_output, per_sample_mean
-from .schedules import DDPMSchedule
+from .schedules import NORMS, DDPMSchedule, ddpm_noise_level
 
 PARAMETRIZATIONS = ("eps", "x0", "v")
-NORMS = ("l2", "l1")
 Model = Callable[..., torch.Tensor]
 
 
@@ -67,7 +66,7 @@ def predict_eps_x0(schedule: DDPMSchedule, output: torch.Tensor, x_t: torch.Tens
 
     Zero terminal SNR: where alpha_bar_t = 0, x_t = eps carries nothing about x0 and Eq. 5 divides by 0, so
     an eps output gives x0_hat = 0 there (finite, no gradient); the spectral term weighs those samples 0
-    (``hook.weighted_spectral_term``). v and x0 outputs define x0_hat at every step (x0_hat = -v there).
+    (``hook.guarded_weight``). v and x0 outputs define x0_hat at every step (x0_hat = -v there).
     """
     _check_param(parametrization)
     output = network_output(output)
@@ -77,16 +76,6 @@ def predict_eps_x0(schedule: DDPMSchedule, output: torch.Tensor, x_t: torch.Tens
     defined = ab > 0
     eps_hat, x0_hat = _convert(output, x_t, torch.where(defined, ab, torch.ones_like(ab)), parametrization)
     return eps_hat, torch.where(defined, x0_hat, torch.zeros_like(x0_hat))
-
-
-def ddpm_noise_level(schedule: DDPMSchedule, t: torch.Tensor, like: torch.Tensor, norm: str = "l2"
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sigma_t, lambda_t), (B,) in like's dtype and device: the noise level and the eps loss's own x0-space
-    weight, SNR(t) for ``norm="l2"`` (||eps - eps_hat||^2 = SNR ||x0 - x0_hat||^2), sqrt(SNR(t)) for "l1"."""
-    if norm not in NORMS:
-        raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
-    snr = schedule.snr(t).to(device=like.device, dtype=like.dtype)  # (B,)
-    return snr.rsqrt(), (snr if norm == "l2" else snr.sqrt())
 
 
 def _call(model: Model, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
@@ -106,7 +95,7 @@ class DDPMLoss(SpectralHookLoss):
     'weight', 'sigma', 't'.
     """
 
-    default_weighting = "alpha_bar"
+    noise_form = "t"  # default weighting "alpha_bar" (hook.DEFAULT_WEIGHTING)
 
     def __init__(self, schedule: DDPMSchedule, parametrization: str = "eps", norm: str = "l2",
                  regularizer: Regularizer | None = None) -> None:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .hook import Regularizer, SpectralHookLoss, check_positive, check_x0, network_output, per_sample_mean
+from .weighting import lambda_edm
 
 KINDS = ("vp", "ve", "edm")
 Denoiser = Callable[..., torch.Tensor]
@@ -29,11 +30,6 @@ def vp_sigma(t: torch.Tensor | float, beta_d: float = 19.9, beta_min: float = 0.
 def vp_sigma_inv(sigma: torch.Tensor, beta_d: float = 19.9, beta_min: float = 0.1) -> torch.Tensor:
     """VP inverse t(sigma) = (sqrt(beta_min^2 + 2 beta_d ln(1 + sigma^2)) - beta_min) / beta_d."""
     return ((beta_min**2 + 2 * beta_d * torch.log1p(sigma**2)).sqrt() - beta_min) / beta_d
-
-
-def lambda_edm(sigma: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
-    """lambda_EDM(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2 (Eq. 7; the paper's "weighted")."""
-    return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
 
 
 def _check_kind(kind: str) -> None:

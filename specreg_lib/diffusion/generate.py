@@ -1,5 +1,5 @@
-"""Image generation with an EDM denoiser: per-seed latents, the EDM sampler settings, uint8 images, grids and
-resumable generation of N images to a folder (edm.md 1c).
+"""Image generation with an EDM denoiser: per-seed latents, the EDM sampler settings and resumable generation of
+N images to a folder, one PNG per seed (edm.md 1c).
 
 * **Seeds.** Every image has its own seed: its latent (C, H, W) ~ N(0, I) and, for a conditional net, its class
   label come from a CPU ``torch.Generator`` seeded with that seed alone, so an image never depends on the batch
@@ -13,8 +13,9 @@ resumable generation of N images to a folder (edm.md 1c).
   steps, the requested sigma range clamped to the net's (``sampler_sigmas``). The paper uses 18 steps for
   CIFAR-10 32x32 and 40 for AFHQv2/FFHQ 64x64 (NFE 35 and 79). The ODE state is kept in float64 and the
   denoiser runs in float32 (or bf16 autocast), as EDM's sampler does.
-* **Files.** ``outdir/{seed - seed % 1000:06d}/{seed:06d}.png``; written atomically; images already on disk
-  are skipped, so a killed run resumes.
+* **Files.** ``outdir/{seed - seed % 1000:06d}/{seed:06d}.png`` (the layout, seed ranges, uint8 quantisation
+  and grids: ``data.seed_images``); written atomically; images already on disk are skipped, so a killed run
+  resumes.
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ import contextlib
 import dataclasses
 import math
 import os
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..io import atomic_path
+from ..data.seed_images import image_path, parse_seeds, to_uint8, write_png
 from .edm import euler_sample, heun_sample, sampler_sigmas
 
 # EDM "steps" N per resolution as the paper uses them (paper.md 2.2): Heun, NFE = 2N - 1.
@@ -78,29 +77,6 @@ class SamplerSettings:
         """Network evaluations per image: 2N - 1 for Heun (no correction on the last step), N for Euler."""
         n = self.steps_for(resolution)
         return 2 * n - 1 if self.solver == "heun" else n
-
-
-def parse_seeds(text: str | int | Iterable[int]) -> list[int]:
-    """Seeds from ``"0-49999"``, ``"0,5,10-12"``, an int or a list; non-negative, no duplicates, order kept."""
-    if isinstance(text, int):
-        seeds = [text]
-    elif isinstance(text, str):
-        seeds = []
-        for part in (p.strip() for p in text.split(",")):
-            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-            if not m:
-                raise ValueError(f"seeds {text!r}: {part!r} is not N or A-B (e.g. '0-49999' or '0,5,10-12')")
-            lo, hi = int(m[1]), int(m[2] or m[1])
-            if hi < lo:
-                raise ValueError(f"seeds {text!r}: range {part!r} is empty (A-B needs A <= B)")
-            seeds.extend(range(lo, hi + 1))
-    else:
-        seeds = [int(s) for s in text]
-    if not seeds or min(seeds) < 0:
-        raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {text!r}")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds {text!r} repeat a seed; each image needs its own")
-    return seeds
 
 
 def seed_latents(seeds: Sequence[int], shape: Sequence[int], label_dim: int = 0, class_idx: int | None = None
@@ -185,45 +161,6 @@ def sample_images(net: Any, seeds: Sequence[int], settings: SamplerSettings = Sa
     return x.to(torch.float32)
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] floats (B, C, H, W) -> uint8 (B, C, H, W) on CPU as EDM: (x * 127.5 + 128).clip(0, 255), truncated."""
-    return (images.detach().to(torch.float32) * 127.5 + 128).clip(0, 255).to(torch.uint8).cpu()
-
-
-def image_path(outdir: str | os.PathLike, seed: int) -> Path:
-    """Where seed s is stored: ``outdir/{s - s % 1000:06d}/{s:06d}.png`` (EDM's layout, 1000 files a folder)."""
-    return Path(outdir) / f"{seed - seed % 1000:06d}" / f"{seed:06d}.png"
-
-
-def write_png(image: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
-    """One uint8 image (C, H, W) (C = 1 or 3) as a PNG, atomically."""
-    from PIL import Image
-
-    a = np.asarray(image)
-    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[0] not in (1, 3):
-        raise ValueError(f"write_png takes a uint8 (C, H, W) image with C in (1, 3), got {a.dtype} {a.shape}")
-    pil = Image.fromarray(a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0))
-    with atomic_path(path) as tmp:
-        pil.save(tmp, format="PNG")
-    return Path(path)
-
-
-def image_grid(images: torch.Tensor, nrow: int, padding: int = 0, pad_value: int = 255) -> np.ndarray:
-    """uint8 (B, C, H, W) -> one (rows*H, nrow*W, C) uint8 array, row-major (torchvision's make_grid)."""
-    from torchvision.utils import make_grid
-
-    if images.dtype != torch.uint8 or images.ndim != 4:
-        raise ValueError(f"image_grid takes uint8 (B, C, H, W) images (see to_uint8), got {images.dtype} "
-                         f"{tuple(images.shape)}")
-    grid = make_grid(images, nrow=nrow, padding=padding, pad_value=pad_value)  # (3, rows*H, nrow*W)
-    return grid[: images.shape[1]].permute(1, 2, 0).numpy()
-
-
-def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int, padding: int = 0) -> Path:
-    """Write ``image_grid(images, nrow)`` as a PNG, atomically."""
-    return write_png(torch.from_numpy(image_grid(images, nrow, padding)).permute(2, 0, 1), path)
-
-
 def generate_to_folder(net: Any, outdir: str | os.PathLike, seeds: Sequence[int],
                        settings: SamplerSettings = SamplerSettings(), batch_size: int = 64,
                        class_idx: int | None = None, device: str | torch.device = "cpu", bf16: bool = False,
@@ -262,25 +199,3 @@ def generate_to_folder(net: Any, outdir: str | os.PathLike, seeds: Sequence[int]
         bar.update(len(batch))
     bar.close()
     return written
-
-
-def list_seed_images(outdir: str | os.PathLike) -> dict[int, Path]:
-    """The ``{seed: path}`` of the generated PNGs in ``outdir`` (names ``NNNNNN.png``; temp files ignored)."""
-    outdir = Path(outdir)
-    if not outdir.is_dir():
-        raise FileNotFoundError(f"{outdir}: no such folder of generated images")
-    return {int(p.stem): p for p in sorted(outdir.glob("*/*.png")) if p.stem.isdigit()}
-
-
-def read_seed_images(outdir: str | os.PathLike, seeds: Sequence[int]) -> torch.Tensor:
-    """The generated PNGs of ``seeds`` back as uint8 (B, C, H, W) (e.g. for a grid)."""
-    from PIL import Image
-
-    out = []
-    for s in seeds:
-        path = image_path(outdir, s)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: seed {s} has not been generated into {outdir}")
-        a = np.asarray(Image.open(path))
-        out.append(torch.from_numpy(a[None] if a.ndim == 2 else a.transpose(2, 0, 1).copy()))
-    return torch.stack(out)

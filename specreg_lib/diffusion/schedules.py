@@ -22,6 +22,7 @@ import torch
 BETA_KINDS = ("linear", "cosine", "cosine_shifted", "diffwave")
 DIFFWAVE_FAST_BETAS = (1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5)  # LMNT DiffWave's 6-step inference schedule
 _MAX_BETA = 0.999  # Nichol & Dhariwal clip, so the last cosine step is not a pure-noise singularity
+NORMS = ("l2", "l1")  # the eps loss's norm (``DDPMLoss``), which sets its own x0-space weight
 # diffusers' prediction_type -> our parametrization name (``ddpm.PARAMETRIZATIONS``)
 DIFFUSERS_PREDICTION_TYPES = {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}
 
@@ -203,6 +204,16 @@ class DDPMSchedule:
         """The equivalent EDM noise level sigma_t = sqrt((1 - alpha_bar_t)/alpha_bar_t) = SNR(t)^(-1/2) (inf
         where alpha_bar_t = 0)."""
         return self.snr(t).rsqrt()
+
+
+def ddpm_noise_level(schedule: DDPMSchedule, t: torch.Tensor, like: torch.Tensor, norm: str = "l2"
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sigma_t, lambda_t), (B,) in like's dtype and device: the noise level at steps t (B,) and the eps loss's own
+    x0-space weight, SNR(t) for ``norm="l2"`` (||eps - eps_hat||^2 = SNR ||x0 - x0_hat||^2), sqrt(SNR(t)) for "l1"."""
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
+    snr = schedule.snr(t).to(device=like.device, dtype=like.dtype)  # (B,)
+    return snr.rsqrt(), (snr if norm == "l2" else snr.sqrt())
 
 
 def diffusers_parametrization(scheduler: Any) -> str:

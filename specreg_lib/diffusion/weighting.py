@@ -31,6 +31,11 @@ import torch
 WEIGHTING_KINDS = ("unweighted", "weighted", "min_snr", "alpha_bar", "t_gate")
 
 
+def lambda_edm(sigma: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
+    """lambda_EDM(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2 (Eq. 7; the paper's "weighted")."""
+    return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+
+
 @dataclass(frozen=True)
 class SpectralWeighting:
     """Picklable time weighting of the spectral term; see the module docstring for the kinds."""

@@ -26,15 +26,8 @@ from typing import Any
 
 import torch
 
-from ..diffusion.generate import (
-    SOLVERS,
-    SamplerSettings,
-    generate_to_folder,
-    net_geometry,
-    parse_seeds,
-    read_seed_images,
-    save_grid,
-)
+from ..data.seed_images import parse_seeds, read_seed_images, save_grid
+from ..diffusion.generate import SOLVERS, SamplerSettings, generate_to_folder, net_geometry
 from ..io import write_json
 from ..training import distributed as D
 

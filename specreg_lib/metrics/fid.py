@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..assets import AssetMissingError, fetch, get_asset, locate, missing_message
-from ..diffusion.generate import list_seed_images
+from ..data.seed_images import list_seed_images
 from .frechet import frechet_distance, gaussian_stats
 
 FID_MODES = ("legacy_tensorflow", "clean")
