@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from specreg_lib.experiments.edm.table1 import (
@@ -32,8 +33,22 @@ def test_paired_differences_match_a_paired_t_test():
         d = np.subtract(fids, base)
         assert out[name]["n"] == 3 and out[name]["mean_diff"] == pytest.approx(d.mean())
         assert out[name]["se"] == pytest.approx(d.std(ddof=1) / math.sqrt(3))
-        assert out[name]["p_value"] == pytest.approx(stats.ttest_rel(fids, base).pvalue)
+        ref = stats.ttest_rel(fids, base)
+        assert out[name]["p_value"] == pytest.approx(ref.pvalue) and out[name]["t"] == pytest.approx(ref.statistic)
+        assert out[name]["dof"] == 2 and out[name]["unpaired"] == []
     assert out["amp"]["distinguishable"] and not out["haar"]["distinguishable"]
+    assert out["amp"]["direction"] == "better" and out["haar"]["direction"] == "unclear"  # FID: lower is better
+
+
+def test_paired_differences_report_unmatched_seeds_and_one_seed():
+    rows = _rows("baseline", None, [2.1, 2.2]) + _rows("amp", "weighted", [2.0, 2.15, 1.9])
+    amp = {r["variant"]: r for r in paired_differences(rows)}["amp"]
+    assert amp["n"] == 2 and amp["unpaired"] == [2] and amp["mean_diff"] == pytest.approx(-0.075)
+    assert amp["p_value"] == pytest.approx(stats.ttest_rel([2.0, 2.15], [2.1, 2.2]).pvalue)
+    one = paired_differences(_rows("baseline", None, [2.1]) + _rows("amp", "weighted", [2.0]))[0]
+    assert one["n"] == 1 and one["mean_diff"] == pytest.approx(-0.1)
+    assert one["se"] is None and one["p_value"] is None and one["t"] is None and one["dof"] is None
+    assert one["direction"] == "n/a" and not one["distinguishable"]
 
 
 def test_smoke_table1_runs_every_stage_once(tmp_path, monkeypatch):
@@ -67,7 +82,7 @@ def test_plan_refuses_bad_input():
 
 
 def test_table1_frame_puts_ours_beside_the_paper():
-    from specreg_lib.experiments.edm.table1 import PAPER_TABLE1, table1_frame
+    from specreg_lib.experiments.edm.table1 import PAPER_TABLE1, table1_frame, table1_headline
 
     assert PAPER_TABLE1[("ffhq-64", "vp")][("amp", "unweighted")] == (2.31, 0.03)
     assert PAPER_TABLE1[("afhqv2-64", "ve")][("pretrained", None)] == (2.17, 0.0)
@@ -78,6 +93,25 @@ def test_table1_frame_puts_ours_beside_the_paper():
     assert frame.loc["amp", "fid_std"] == pytest.approx(np.std([1.9, 2.05], ddof=1))
     assert frame.loc["amp", "paper_mean"] == 2.05  # AFHQ VP unweighted amp
     assert frame.loc["amp", "diff_vs_baseline"] == pytest.approx(-0.075)
+    d = np.subtract([1.9, 2.05], [2.0, 2.1])
+    assert frame.loc["amp", "diff_se"] == pytest.approx(d.std(ddof=1) / math.sqrt(2))
+    assert frame.loc["amp", "p_value"] == pytest.approx(stats.ttest_rel([1.9, 2.05], [2.0, 2.1]).pvalue)
+    assert frame.loc["amp", "pairs"] == 2 and frame.loc["baseline", "direction"] == "reference"
+    head, glossary = table1_headline(frame.reset_index(), "standin")
+    assert head == {"afhqv2-64_vp_baseline_fid": pytest.approx(2.05), "afhqv2-64_vp_amp_unweighted_fid":
+                    pytest.approx(1.975)}
+    assert glossary["afhqv2-64_vp_amp_unweighted_fid"]["better"] == "lower"
+    assert "not FID" in glossary["afhqv2-64_vp_amp_unweighted_fid"]["meaning"]
+
+
+def test_pooled_pixels_are_block_means():
+    from specreg_lib.metrics import PooledPixels
+
+    x = np.random.default_rng(0).integers(0, 256, (2, 3, 8, 8)).astype(np.uint8)
+    blocks = x.astype(np.float64).reshape(2, 3, 4, 2, 4, 2).mean(axis=(3, 5)) / 255  # 2x2 blocks -> 4x4
+    feats = PooledPixels(k=4)(torch.from_numpy(x))
+    assert feats.shape == (2, 48)
+    np.testing.assert_allclose(feats.numpy(), blocks.reshape(2, 48), rtol=1e-6)
 
 
 def test_finetune_table_pairs_by_arch_and_seed():
@@ -96,8 +130,12 @@ def test_finetune_table_pairs_by_arch_and_seed():
     assert t.loc[("vp", "amp"), "log_distance_diff"] == pytest.approx(-0.3)  # (-0.5 - 0.1) / 2
     assert t.loc[("vp", "amp"), "log_distance_diff_se"] == pytest.approx(0.4 / math.sqrt(2) / math.sqrt(2))
     assert t.loc[("vp", "baseline"), "log_distance_std"] == pytest.approx(math.sqrt(0.5))
+    assert t.loc[("vp", "amp"), "log_distance_p"] == pytest.approx(stats.ttest_rel([0.5, 1.9], [1.0, 2.0]).pvalue)
+    assert t.loc[("vp", "amp"), "log_distance_direction"] == "unclear"
+    assert math.isnan(t.loc[("ve", "baseline"), "log_distance_std"])  # one seed: no spread, not 0
     head, glossary = headline(t.reset_index())
     assert head["vp_amp_weighted_log_distance"] == pytest.approx(1.2) and set(head) == set(glossary)
+    assert glossary["vp_amp_weighted_log_distance"]["better"] == "lower"
 
 
 def test_table1_plan_profiles():

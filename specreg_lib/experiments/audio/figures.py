@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ...data.speech import MelConfig, log_mel
+from ..core.compare import compare, headline_from_table, wide
 from ..core.runs import RunResult
 from ..core.sweep import Sweep
 from .experiment import AUDIO_GLOSSARY, DIFFWAVE, PAPER_LAMBDAS, PAPER_SEEDS, AudioConfig
@@ -70,55 +71,43 @@ def row_key(cfg: AudioConfig) -> tuple[str, float | None]:
 
 def table2(results: list[RunResult]) -> tuple[Any, list[str]]:
     """(DataFrame, metric names): one row per (variant, lambda) with mean, std over seeds, the paired difference
-    to the baseline of the same seed (mean and its standard error) and the paper's mean, for every metric."""
-    import pandas as pd
-
-    by_row: dict[tuple, dict[int, dict]] = {}
+    to the baseline of the same seed (mean, standard error, paired t-test p, direction word; see
+    :mod:`..core.compare`) and the paper's mean, for every metric."""
+    values: dict[tuple, dict[int, dict]] = {}
     for r in results:
-        by_row.setdefault(row_key(r.config), {})[int(r.config.train.seed)] = r.metrics
+        values.setdefault(row_key(r.config), {})[int(r.config.train.seed)] = r.metrics
     metrics = [m for m in (*METRICS, OFFLINE_FAD) if any(m in r.metrics for r in results)]
-    base = by_row.get(("baseline", None), {})
-    rows = []
-    for (variant, lam), seeds in by_row.items():
-        label = variant if lam is None else f"{variant}_lam{lam:g}"
-        row: dict[str, Any] = {"label": label, "variant": variant, "lambda": lam, "seeds": len(seeds)}
-        for m in metrics:
-            v = np.array([seeds[s][m] for s in sorted(seeds) if m in seeds[s]], dtype=float)
-            row[f"{m}_mean"], row[f"{m}_std"] = v.mean(), (v.std(ddof=1) if v.size > 1 else 0.0)
-            paired = np.array([seeds[s][m] - base[s][m] for s in sorted(seeds) if s in base and m in base[s]])
-            if variant != "baseline" and paired.size:
-                row[f"{m}_diff"] = paired.mean()
-                row[f"{m}_diff_se"] = paired.std(ddof=1) / np.sqrt(paired.size) if paired.size > 1 else np.nan
-            paper = PAPER_TABLE2.get((variant, lam), {}).get(m)
-            row[f"{m}_paper"] = paper[0] if paper else np.nan
-        rows.append(row)
+    table = wide(compare(values, metrics, AUDIO_GLOSSARY, reference=("baseline", None)), ("variant", "lambda"))
+    table.insert(0, "label", [v if lam is None else f"{v}_lam{lam:g}" for v, lam in values])
+    for m in metrics:
+        table.insert(table.columns.get_loc(f"{m}_direction") + 1, f"{m}_paper",
+                     [PAPER_TABLE2.get(key, {}).get(m, (np.nan,))[0] for key in values])
     order = {k: i for i, k in enumerate(PAPER_TABLE2)}
-    rows.sort(key=lambda r: order.get((r["variant"], r["lambda"]), len(order)))
-    return pd.DataFrame(rows), metrics
+    rank = [order.get(key, len(order)) for key in values]
+    return table.iloc[np.argsort(rank, kind="stable")].reset_index(drop=True), metrics
 
 
 def formatted(table: Any, metrics: list[str]) -> Any:
-    """Table 2's layout as text cells: "ours mean +- std (paper mean)" and "diff +- se" per metric."""
+    """Table 2's layout as text cells: "ours mean +- std (paper mean)" and "diff +- se, p, direction" per metric
+    (one seed or one pair: no spread, and the cell says so)."""
     import pandas as pd
 
     out = pd.DataFrame({"method": table["variant"], "lambda": [f"{v:g}" if v == v and v is not None else "-"
                                                                 for v in table["lambda"]]})
     for m in metrics:
-        out[m] = [f"{a:.4g} ± {b:.2g}" + (f" (paper {p:.4g})" if p == p else "")
+        out[m] = [(f"{a:.4g} ± {b:.2g}" if b == b else f"{a:.4g} (1 seed)") + (f" (paper {p:.4g})" if p == p else "")
                   for a, b, p in zip(table[f"{m}_mean"], table[f"{m}_std"], table[f"{m}_paper"], strict=True)]
-        if f"{m}_diff" in table:
-            out[f"Δ{m}"] = [f"{d:+.3g} ± {s:.2g}" if d == d else "" for d, s in
-                            zip(table[f"{m}_diff"], table[f"{m}_diff_se"], strict=True)]
+        if table[f"{m}_diff"].notna().any():
+            out[f"Δ{m}"] = ["" if d != d else f"{d:+.3g} (1 pair)" if s != s else f"{d:+.3g} ± {s:.2g}"
+                            + (f", p={p:.2g} {w}" if p == p else "") for d, s, p, w in
+                            zip(table[f"{m}_diff"], table[f"{m}_diff_se"], table[f"{m}_p"], table[f"{m}_direction"],
+                                strict=True)]
     return out
 
 
 def headline(table: Any, metrics: list[str]) -> tuple[dict[str, float], dict[str, dict[str, str]]]:
     """(headline, glossary) for metrics.json: ``<label>_<metric>`` = the mean over seeds of each row."""
-    pairs = [(label, m) for label in table["label"] for m in metrics]
-    head = {f"{lab}_{m}": float(table.loc[table["label"] == lab, f"{m}_mean"].iloc[0]) for lab, m in pairs}
-    glossary = {f"{lab}_{m}": {"meaning": f"{lab}: {AUDIO_GLOSSARY[m][0]} (mean over seeds)",
-                               "better": AUDIO_GLOSSARY[m][1]} for lab, m in pairs}
-    return head, glossary
+    return headline_from_table(table, table["label"], metrics, AUDIO_GLOSSARY)
 
 
 def bar_figure(table: Any, metrics: list[str]) -> plt.Figure:

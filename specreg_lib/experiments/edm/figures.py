@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ...diffusion.generate import image_grid, to_uint8
+from ...data.seed_images import image_grid, to_uint8
+from ..core.compare import compare, headline_from_table, wide
 from ..core.runs import RunResult
 from ..core.sweep import Sweep
 from .experiment import EDM_GLOSSARY, edm_experiment
@@ -40,36 +41,23 @@ def row_key(cfg: Any) -> tuple[str, str, str | None]:
 
 def finetune_table(results: list[RunResult]) -> Any:
     """DataFrame: one row per (arch, variant, weighting) with each metric's mean and std over seeds, and the
-    paired difference to the baseline fine-tune of the same arch and seed (mean and standard error)."""
-    import pandas as pd
-
-    by_row: dict[tuple, dict[int, dict]] = {}
+    paired difference to the baseline fine-tune of the same arch and seed (mean, standard error, paired t-test p,
+    direction word); see :mod:`..core.compare`."""
+    values: dict[tuple, dict[int, dict]] = {}
     for r in results:
-        by_row.setdefault(row_key(r.config), {})[int(r.config.train.seed)] = r.metrics
-    rows = []
-    for (arch, variant, weighting), seeds in sorted(by_row.items(), key=lambda kv: str(kv[0])):
-        base = by_row.get((arch, "baseline", None), {})
-        row: dict[str, Any] = {"arch": arch, "variant": variant, "weighting": weighting or "-", "seeds": len(seeds)}
-        for m in METRICS:
-            v = np.array([seeds[s][m] for s in sorted(seeds)], dtype=float)
-            row[f"{m}_mean"], row[f"{m}_std"] = v.mean(), (v.std(ddof=1) if v.size > 1 else 0.0)
-            d = np.array([seeds[s][m] - base[s][m] for s in sorted(seeds) if s in base], dtype=float)
-            row[f"{m}_diff"] = d.mean() if variant != "baseline" and d.size else np.nan
-            row[f"{m}_diff_se"] = d.std(ddof=1) / np.sqrt(d.size) if variant != "baseline" and d.size > 1 else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
+        values.setdefault(row_key(r.config), {})[int(r.config.train.seed)] = r.metrics
+    values = dict(sorted(values.items(), key=lambda kv: str(kv[0])))
+    long = compare(values, METRICS, EDM_GLOSSARY, reference=lambda key: (key[0], "baseline", None))
+    table = wide(long, ("arch", "variant", "weighting"))
+    table["weighting"] = table["weighting"].fillna("-")
+    return table
 
 
 def headline(table: Any) -> tuple[dict[str, float], dict[str, dict[str, str]]]:
     """(headline, glossary): ``<arch>_<variant>[_<weighting>]_<metric>`` = the mean over seeds."""
-    head, glossary = {}, {}
-    for _, row in table.iterrows():
-        label = "_".join(p for p in (row["arch"], row["variant"], row["weighting"]) if p != "-")
-        for m in METRICS:
-            head[f"{label}_{m}"] = float(row[f"{m}_mean"])
-            glossary[f"{label}_{m}"] = {"meaning": f"{label}: {EDM_GLOSSARY[m][0]} (mean over seeds)",
-                                        "better": EDM_GLOSSARY[m][1]}
-    return head, glossary
+    labels = ["_".join(p for p in parts if p != "-") for parts in zip(table["arch"], table["variant"],
+                                                                      table["weighting"], strict=True)]
+    return headline_from_table(table, labels, METRICS, EDM_GLOSSARY)
 
 
 def sample_figure(results: list[RunResult], variant: str, weighting: str | None, nrow: int = 4,

@@ -13,7 +13,7 @@ when complete, so a GPU box runs the whole table unattended and a killed run pic
 Pairing: the fine-tune with training seed ``seeds[i]`` is evaluated on generation seed set i (seeds
 i*N .. (i+1)*N - 1, EDM's three 50k sets for N = 50,000), the baseline fine-tune with the same training seed
 on the same set, and ``pretrained`` on every set: each difference compares two models on the same latents.
-Smoke swaps only what cannot be had offline: Inception for :class:`PooledPixels` (a stand-in feature, said
+Smoke swaps only what cannot be had offline: Inception for ``metrics.PooledPixels`` (a stand-in feature, said
 in every row it produces) and the real data and checkpoints for the stand-in ones.
 """
 
@@ -30,29 +30,24 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 
-from ...diffusion.generate import SamplerSettings, generate_to_folder, list_seed_images
+from ...data.seed_images import list_seed_images
+from ...diffusion.generate import SamplerSettings, generate_to_folder
 from ...io import write_json
+from ...metrics.features import PooledPixels
 from ...metrics.fid import fid_seed_sets, inception_extractor, reference_stats, save_reference_stats
 from ...training.checkpoint import load_checkpoint
 from ...training.distributed import resolve_device
+from ..core.compare import compare, headline_from_table
 from ..core.runs import run, run_state, snapshot_path
 from .experiment import EDM_VARIANTS, edm_experiment
 
 PRETRAINED, BASELINE = "pretrained", "baseline"
 FEATURES = ("inception", "standin")
-
-
-class PooledPixels(torch.nn.Module):
-    """Stand-in FID features (offline): images (B, 3, H, W) in 0..255 -> average-pooled to k x k, (B, 3 k^2)."""
-
-    def __init__(self, k: int = 4) -> None:
-        super().__init__()
-        self.k = k
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.adaptive_avg_pool2d(x.float() / 255, self.k).flatten(1)
+# The Table 1 metric per feature extractor: (meaning, better) as in an experiment's glossary.
+FID_GLOSSARY = {"inception": {"fid": ("FID: Frechet distance of Inception features, samples vs data", "lower")},
+                "standin": {"fid": ("Frechet distance of pooled-pixel stand-in features, samples vs data (not FID)",
+                                    "lower")}}
 
 
 @dataclass(frozen=True)
@@ -210,29 +205,43 @@ def fid_rows(plan: Table1Plan, root: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _fid_values(rows: list[dict[str, Any]]) -> dict[tuple, dict[int, dict[str, float]]]:
+    """FID rows -> :func:`..core.compare.compare`'s input: (preset, arch, variant, weighting) -> seed index -> fid."""
+    values: dict[tuple, dict[int, dict[str, float]]] = {}
+    for r in rows:
+        values.setdefault((r["preset"], r["arch"], r["variant"], r["weighting"]), {})[r["seed_index"]] = \
+            {"fid": r["fid"]}
+    return values
+
+
+def _against(name: str) -> Any:
+    """The reference row of a cell: the ``name`` cell (pretrained or baseline) of the same checkpoint."""
+    return lambda key: (key[0], key[1], name, None)
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
 def paired_differences(rows: list[dict[str, Any]], against: str = BASELINE, alpha: float = 0.05
                        ) -> list[dict[str, Any]]:
     """For each (preset, arch, variant, weighting): FID(variant) - FID(``against``) per seed index (paired: same
-    training seed and generation set), their mean, standard error (ddof 1), a one-sample t-test of mean 0
-    (scipy) and whether the difference is distinguishable from zero at ``alpha``; se and p_value are None
-    where undefined (one seed; identical differences)."""
-    table: dict[tuple, dict[int, float]] = {}
-    for r in rows:
-        table.setdefault((r["preset"], r["arch"], r["variant"], r["weighting"]), {})[r["seed_index"]] = r["fid"]
+    training seed and generation set), their mean, standard error (ddof 1), a paired t-test (scipy.stats.ttest_rel:
+    t, p_value, dof), whether the difference is distinguishable from zero at ``alpha`` and the direction word of
+    :func:`..core.compare.direction` (FID: lower is better); se, t, p_value and dof are None where undefined (one
+    seed; identical differences), seeds without a partner are listed in ``unpaired``."""
+    long = compare(_fid_values(rows), ["fid"], FID_GLOSSARY["inception"], reference=_against(against), alpha=alpha)
     out = []
-    for (preset, arch, variant, weighting), fids in sorted(table.items(), key=lambda kv: str(kv[0])):
+    for r in sorted(long.to_dict("records"), key=lambda r: str(r["row"])):
+        preset, arch, variant, weighting = r["row"]
         if variant in (PRETRAINED, BASELINE) and variant == against:
             continue
-        ref = table.get((preset, arch, against, None), {})
-        common = sorted(set(fids) & set(ref))
-        d = np.array([fids[i] - ref[i] for i in common])
-        n = len(d)
-        se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else None
-        p = float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 else None
-        p = p if p is not None and math.isfinite(p) else None  # undefined: one seed, or identical differences
+        p = _finite(r["p"])  # undefined: one seed, or identical differences
         out.append({"preset": preset, "arch": arch, "variant": variant, "weighting": weighting, "against": against,
-                    "n": n, "mean_diff": float(d.mean()) if n else math.nan, "se": se, "p_value": p,
-                    "distinguishable": p is not None and p < alpha})
+                    "n": r["pairs"], "mean_diff": r["diff"], "se": _finite(r["diff_se"]), "p_value": p,
+                    "distinguishable": p is not None and p < alpha, "t": _finite(r["t"]),
+                    "dof": None if r["dof"] != r["dof"] else int(r["dof"]), "direction": r["direction"],
+                    "unpaired": list(r["unpaired"])})
     return out
 
 
@@ -296,30 +305,31 @@ PAPER_TABLE1: dict[tuple[str, str], dict[tuple[str, str | None], tuple[float, fl
 }
 
 
-def _nan(x: float | None) -> float:
-    return math.nan if x is None else x
-
-
 def table1_frame(rows: list[dict[str, Any]]) -> Any:
     """Table 1's layout: one row per (preset, arch, variant, weighting) with our FID mean +- std over seeds
-    (ddof 1), the paper's, and the paired difference to the baseline fine-tune (mean +- SE, p, distinguishable)."""
+    (ddof 1), the paper's, and the paired difference to the baseline fine-tune (mean +- SE, p, distinguishable,
+    direction, pairs and a note where a statistic is undefined)."""
     import pandas as pd
 
-    groups: dict[tuple, list[float]] = {}
-    for r in rows:
-        groups.setdefault((r["preset"], r["arch"], r["variant"], r["weighting"]), []).append(r["fid"])
-    diffs = {(d["preset"], d["arch"], d["variant"], d["weighting"]): d for d in paired_differences(rows)}
+    long = compare(_fid_values(rows), ["fid"], FID_GLOSSARY["inception"], reference=_against(BASELINE))
     out = []
-    for key, fids in groups.items():
-        v = np.asarray(fids, dtype=float)
+    for r in long.to_dict("records"):
+        key = r["row"]
         paper = PAPER_TABLE1.get(key[:2], {}).get(key[2:], (math.nan, math.nan))
-        d = diffs.get(key, {})
         out.append({"preset": key[0], "arch": key[1], "variant": key[2], "weighting": key[3] or "-",
-                    "seeds": v.size, "fid_mean": v.mean(), "fid_std": v.std(ddof=1) if v.size > 1 else math.nan,
-                    "paper_mean": paper[0], "paper_std": paper[1], "diff_vs_baseline": d.get("mean_diff", math.nan),
-                    "diff_se": _nan(d.get("se")), "p_value": _nan(d.get("p_value")),
-                    "distinguishable": d.get("distinguishable", False)})
+                    "seeds": r["n"], "fid_mean": r["mean"], "fid_std": r["std"], "paper_mean": paper[0],
+                    "paper_std": paper[1], "diff_vs_baseline": r["diff"], "diff_se": r["diff_se"], "p_value": r["p"],
+                    "distinguishable": bool(r["p"] < 0.05), "direction": r["direction"], "pairs": r["pairs"],
+                    "note": r["note"]})
     return pd.DataFrame(out)
+
+
+def table1_headline(frame: Any, features: str) -> tuple[dict[str, float], dict[str, dict[str, str]]]:
+    """(headline, glossary) for metrics.json: ``<preset>_<arch>_<variant>[_<weighting>]_fid`` = the mean over
+    seeds of a :func:`table1_frame` row, explained for the ``features`` used ("inception" | "standin")."""
+    labels = [f"{p}_{a}_{v}" + ("" if w == "-" else f"_{w}")
+              for p, a, v, w in zip(frame["preset"], frame["arch"], frame["variant"], frame["weighting"], strict=True)]
+    return headline_from_table(frame, labels, ["fid"], FID_GLOSSARY[features])
 
 
 def table1_plan(profile: str, presets: Sequence[str] | None = None, archs: Sequence[str] | None = None,

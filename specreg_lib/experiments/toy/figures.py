@@ -11,9 +11,10 @@ from typing import Any
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
-import torch
 
+from ...data.seed_images import image_grid
 from ...metrics import fit_power_law_slope, floored_spectrum, high_frequency_energy_ratio
+from ..core.compare import describe
 from ..core.runs import RunResult
 from .experiment import TOY_GLOSSARY, ToyConfig, reference
 
@@ -52,16 +53,6 @@ class ToyResults:
         return None if self.checkerboard else PATCH_STAND_IN
 
 
-def image_grid(x: torch.Tensor, rows: int, cols: int, pad: int = 2) -> np.ndarray:
-    """Tile the first rows*cols images of (B, 1, H, W) into one (rows (H+pad), cols (W+pad)) array, pad = NaN."""
-    n, _, H, W = x.shape
-    grid = np.full((rows * (H + pad) - pad, cols * (W + pad) - pad), np.nan)
-    for k in range(min(n, rows * cols)):
-        r, c = divmod(k, cols)
-        grid[r * (H + pad):r * (H + pad) + H, c * (W + pad):c * (W + pad) + W] = x[k, 0].numpy()
-    return grid
-
-
 def sample_figure(res: ToyResults, rows: int = 4, cols: int = 4) -> plt.Figure:
     """Fig. 1: (a) ground truth, then one panel per variant, each a grid of samples from the first seed."""
     seed = res.seeds[0]
@@ -73,7 +64,8 @@ def sample_figure(res: ToyResults, rows: int = 4, cols: int = 4) -> plt.Figure:
     cmap = plt.get_cmap("gray").copy()
     cmap.set_bad("white")
     for k, (ax, (title, x)) in enumerate(zip(np.atleast_1d(axes), panels, strict=True)):
-        ax.imshow(image_grid(x[:n_show], rows, cols), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+        grid = image_grid(x[:n_show].double(), cols, padding=2, pad_value=np.nan, border=False)  # NaN gaps: white
+        ax.imshow(grid, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
         ax.set_title(f"({chr(97 + k)}) {title}", fontsize=10)
         ax.axis("off")
     steps = res.runs[(res.variants[0], seed)].step
@@ -165,8 +157,6 @@ def headline(res: ToyResults) -> tuple[dict[str, float], dict[str, dict[str, str
             metric_of[f"{v}_hf_energy_ratio"] = "hf_energy_ratio"
     glossary = {}
     for name, k in metric_of.items():
-        meaning, better = TOY_GLOSSARY[k]
         v = name[: -len(k) - 1]
-        glossary[name] = {"meaning": f"{LABELS.get(v, v)}: {meaning} (mean over {len(res.seeds)} seeds)",
-                          "better": better}
+        glossary[name] = describe(LABELS.get(v, v), k, TOY_GLOSSARY, len(res.seeds))
     return head, glossary, details
