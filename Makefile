@@ -10,7 +10,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.specreg-installed
 
-.PHONY: setup figures test lint bench clean-runs espeak
+.PHONY: setup figures test lint bench clean-executed espeak
 
 setup: $(STAMP) espeak
 
@@ -59,5 +59,5 @@ bench: setup
 	$(PY) benchmarks/bench_edm_finetune.py
 	$(PY) benchmarks/bench_audio.py
 
-clean-runs:
-	rm -rf runs
+clean-executed:
+	rm -rf executed

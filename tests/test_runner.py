@@ -77,7 +77,7 @@ def test_list(nb_dir, capsys):
     (["--only", "good", "-p", "out_dir=figures/paper/x"], "'paper' profile's folder but profile is 'smoke'"),
 ])
 def test_bad_overrides_are_refused_before_anything_runs(nb_dir, tmp_path, capsys, args, message):
-    code = reproduce.main(["--notebook-dir", str(nb_dir), "--root", str(tmp_path), "--run-dir",
+    code = reproduce.main(["--notebook-dir", str(nb_dir), "--root", str(tmp_path), "--executed-dir",
                            str(tmp_path / "run"), *args])
     assert code == 2
     assert message in capsys.readouterr().err
@@ -87,7 +87,7 @@ def test_bad_overrides_are_refused_before_anything_runs(nb_dir, tmp_path, capsys
 @pytest.mark.notebook
 def test_failing_notebook_is_reported_and_others_still_run(nb_dir, tmp_path, capsys):
     code = reproduce.main(["--notebook-dir", str(nb_dir), "--root", str(tmp_path),
-                           "--run-dir", str(tmp_path / "run"), "-p", "fail=True", "-p", "seeds=3"])
+                           "--executed-dir", str(tmp_path / "run"), "-p", "fail=True", "-p", "seeds=3"])
     err = capsys.readouterr().err
     assert code == 1
     assert "02_fragile.ipynb failed in cell 3" in err  # cell 0 is the injected parameters cell
@@ -108,7 +108,7 @@ def test_failing_notebook_is_reported_and_others_still_run(nb_dir, tmp_path, cap
 
 @pytest.mark.notebook
 def test_out_dir_override_is_honoured(nb_dir, tmp_path, capsys):
-    code = reproduce.main(["--notebook-dir", str(nb_dir), "--root", str(tmp_path), "--run-dir", str(tmp_path / "run"),
+    code = reproduce.main(["--notebook-dir", str(nb_dir), "--root", str(tmp_path), "--executed-dir", str(tmp_path / "run"),
                            "--only", "good", "-p", "out_dir=elsewhere/{profile}/good", "-p", "seeds=1,2"])
     assert code == 0, capsys.readouterr().err
     out = tmp_path / "elsewhere" / "smoke" / "good"

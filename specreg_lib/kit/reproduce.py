@@ -39,8 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, default=None,
                    help="resolve the notebooks' relative output folders and the report against ROOT instead of "
                         "the repository root (outputs then go to ROOT/figures/<profile>/...)")
-    p.add_argument("--run-dir", type=Path, default=None,
-                   help="where executed notebooks go (default: runs/<profile>-<timestamp>/, git-ignored)")
+    p.add_argument("--executed-dir", type=Path, default=None,
+                   help="where executed notebooks go (default: executed/<profile>-<timestamp>/, git-ignored)")
     p.add_argument("--notebook-dir", type=Path, default=NOTEBOOK_DIR, help=argparse.SUPPRESS)
     p.add_argument("--log-output", action="store_true", help="stream the notebooks' output to the terminal")
 
@@ -107,13 +107,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = args.run_dir or resolve_repo_path(f"runs/{args.profile}-{stamp}")
+    executed_dir = args.executed_dir or resolve_repo_path(f"executed/{args.profile}-{stamp}")
     kernel = ensure_kernel()
     results: list[NotebookResult] = []
     bar = tqdm(notebooks, desc=f"notebooks ({args.profile})", unit="nb")
     for nb in bar:
         bar.set_postfix_str(nb.stem)
-        res = run_notebook(nb, args.profile, run_dir, overrides[nb], kernel, args.log_output, root=args.root)
+        res = run_notebook(nb, args.profile, executed_dir, overrides[nb], kernel, args.log_output, root=args.root)
         results.append(res)
         if res.error:
             tqdm.write(f"FAILED: {res.error}", file=sys.stderr)
@@ -131,13 +131,13 @@ def run(args: argparse.Namespace) -> int:
     report = write_report(profile_dir / "report.html", gather(every, args.profile, results, args.root),
                           args.profile, env, command)
     write_json(profile_dir / "summary.json", {
-        "profile": args.profile, "run_dir": str(run_dir), "overrides": {nb.stem: o for nb, o in overrides.items()},
+        "profile": args.profile, "executed_dir": str(executed_dir), "overrides": {nb.stem: o for nb, o in overrides.items()},
         "device": env["device"], "versions": env["versions"],
         "notebooks": [{"name": r.name, "status": r.status, "wall_s": r.wall_s, "cell_exec_s": r.cell_exec_s,
                        "executed": str(r.executed), "out_dir": str(r.out_dir), "error": r.error,
                        "headline": (r.metrics or {}).get("headline")} for r in results]})
     print("\n" + _summary(results))
-    print(f"\nreport: {report}\nexecuted notebooks: {run_dir}")
+    print(f"\nreport: {report}\nexecuted notebooks: {executed_dir}")
     failed = [r for r in results if r.status != "ok"]
     if failed:
         print(f"\n{len(failed)} of {len(results)} notebook(s) failed:", file=sys.stderr)

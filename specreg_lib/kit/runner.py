@@ -166,7 +166,7 @@ def _quiet_papermill_reader(names: set[str]) -> Iterator[None]:
             logger.removeFilter(keep)
 
 
-def run_notebook(notebook: Path, profile: str, run_dir: Path, overrides: dict[str, Any] | None = None,
+def run_notebook(notebook: Path, profile: str, executed_dir: Path, overrides: dict[str, Any] | None = None,
                  kernel_name: str | None = None, log_output: bool = False,
                  root: str | os.PathLike | None = None) -> NotebookResult:
     """Execute one notebook under papermill; never raises for a notebook error (returns status 'failed').
@@ -180,7 +180,7 @@ def run_notebook(notebook: Path, profile: str, run_dir: Path, overrides: dict[st
     if "profile" in overrides:
         raise ValueError("pass the profile as the `profile` argument, not as an override")
     out_dir = notebook_out_dir(notebook, profile, overrides.pop("out_dir", None), root)
-    executed = (run_dir / notebook.name).resolve()
+    executed = (executed_dir / notebook.name).resolve()
     executed.parent.mkdir(parents=True, exist_ok=True)
     params = {"profile": profile, **overrides, "out_dir": escape_template(out_dir)}
     started = time.time()

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -137,6 +137,27 @@ def _autocast(precision: str, device: torch.device) -> Callable[[], contextlib.A
     return lambda: torch.autocast(device.type, dtype=dtype)
 
 
+class _Layout(NamedTuple):
+    """How one optimiser step is spread: ``shards = world * accumulate`` micro-batches of ``micro`` samples."""
+
+    world: int
+    rank: int
+    shards: int
+    micro: int
+
+
+def _layout(cfg: TrainConfig, device: torch.device) -> _Layout:
+    """This process's place in the shard rule; refuses a global batch that does not split evenly."""
+    world, rank = D.world_size(), D.rank()
+    shards = world * cfg.accumulate
+    if cfg.batch_size % shards:
+        raise ValueError(f"batch_size={cfg.batch_size} (the global batch per optimiser step) must divide by "
+                         f"world_size * accumulate = {world} * {cfg.accumulate} = {shards}")
+    if world > 1 and device.type == "cpu" and D.backend() != "gloo":
+        raise ValueError(f"device {device} needs the gloo backend; the process group uses {D.backend()}")
+    return _Layout(world, rank, shards, cfg.batch_size // shards)
+
+
 def train(model: nn.Module, loss_fn: Callable, data: Callable | Iterable, cfg: TrainConfig,
           ckpt_path: str | os.PathLike | None = None, desc: str = "train",
           meta: dict[str, Any] | None = None,
@@ -153,183 +174,242 @@ def train(model: nn.Module, loss_fn: Callable, data: Callable | Iterable, cfg: T
     """
     device = D.resolve_device(cfg.device)
     D.init_distributed(cfg.device)  # joins torchrun's group; a no-op in one process
-    world, rank = D.world_size(), D.rank()
-    shards = world * cfg.accumulate
-    if cfg.batch_size % shards:
-        raise ValueError(f"batch_size={cfg.batch_size} (the global batch per optimiser step) must divide by "
-                         f"world_size * accumulate = {world} * {cfg.accumulate} = {shards}")
-    micro = cfg.batch_size // shards
-    if world > 1 and device.type == "cpu" and D.backend() != "gloo":
-        raise ValueError(f"device {device} needs the gloo backend; the process group uses {D.backend()}")
+    layout = _layout(cfg, device)
     if evaluate is not None and not cfg.eval_every:
         warnings.warn("an evaluate hook was given but cfg.eval_every=0: it will never run", stacklevel=2)
     autocast = _autocast(cfg.precision, device)
     check_plain(meta or {}, "meta")
 
-    model.to(device).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    opt = opt_cls(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    ema = EMA(model, cfg.ema_decay, cfg.ema_warmup) if cfg.uses_ema else None
-    scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
-    # shard m = round * world + rank; for one process with accumulate=1 that is shard 0 alone (the old loop)
-    streams = ShardStreams(cfg.seed, [a * world + rank for a in range(cfg.accumulate)], device)
-    history: dict[str, list] = {k: [] for k in (*_HISTORY_KEYS, "eval")}
-    step = nonfinite = overflow = 0
-    ckpt_path = Path(ckpt_path) if ckpt_path is not None else None
+    trainer = _Trainer(model, loss_fn, data, cfg, device, layout, autocast,
+                       Path(ckpt_path) if ckpt_path is not None else None, meta or {})
+    existed = trainer.resume()
+    resumed_from = trainer.step
+    trainer.wrap_ddp(ddp_options or {})
+    bar = tqdm(total=cfg.steps, initial=trainer.step, desc=desc, dynamic_ncols=True,
+               disable=not cfg.progress or trainer.step >= cfg.steps or not D.is_main())
+    while trainer.step < cfg.steps:
+        record = trainer.optimisation_step()
+        step = trainer.step
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            bar.set_postfix(**trainer.progress_postfix())
+        if callback is not None:
+            callback(step, record)
+        if evaluate is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
+            if D.is_main():
+                trainer.history["eval"].append(_evaluate(evaluate, step, model, trainer.ema))
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            trainer.checkpoint()
+    bar.close()
+    if trainer.step > resumed_from or not existed:
+        trainer.checkpoint()
+    D.barrier()  # the checkpoint is on disk before any rank returns
+    model.eval()
+    return TrainResult(model=model, ema=trainer.ema.model if trainer.ema is not None else None, step=trainer.step,
+                       history=trainer.history, nonfinite_steps=trainer.nonfinite, resumed_from=resumed_from,
+                       overflow_steps=trainer.overflow)
 
-    D.barrier()  # every rank looks at the checkpoint file in the same state
-    existed = ckpt_path is not None and ckpt_path.exists()
-    if existed:
-        ck = load_checkpoint(ckpt_path)  # CPU; load_state_dict moves tensors to each parameter's device
-        _check_resumable(ck, cfg, world, ckpt_path)
+
+class _Trainer:
+    """One call of :func:`train`: the resumable state (what a checkpoint holds) and the parts that move it on."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable, data: Callable | Iterable, cfg: TrainConfig,
+                 device: torch.device, layout: _Layout, autocast: Callable[[], contextlib.AbstractContextManager],
+                 ckpt_path: Path | None, meta: dict[str, Any]):
+        self.cfg, self.device, self.layout, self.autocast = cfg, device, layout, autocast
+        self.ckpt_path, self.meta = ckpt_path, meta
+        self.loss_fn, self.pass_generator = loss_fn, _accepts_generator(loss_fn)
+        self.sampler = data if callable(data) and not isinstance(data, Iterator) else None
+        self.batches = None if self.sampler is not None else _cycle(data)  # an iterable of global batches
+        model.to(device).train()
+        self.model = self.net = model  # ``net`` becomes the DDP wrapper under torchrun
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        self.opt = opt_cls(self.params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.ema = EMA(model, cfg.ema_decay, cfg.ema_warmup) if cfg.uses_ema else None
+        self.scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
+        # shard m = round * world + rank; for one process with accumulate=1 that is shard 0 alone (the old loop)
+        self.streams = ShardStreams(cfg.seed, [a * layout.world + layout.rank for a in range(cfg.accumulate)],
+                                    device)
+        self.history: dict[str, list] = {k: [] for k in (*_HISTORY_KEYS, "eval")}
+        self.step = self.nonfinite = self.overflow = 0
+
+    # ------------------------------------------------------------------ resume, DDP, checkpoint
+
+    def resume(self) -> bool:
+        """Restore model, EMA, optimiser, scaler, RNG streams, counters and history from the checkpoint, if there
+        is one (on every rank); True when there was."""
+        D.barrier()  # every rank looks at the checkpoint file in the same state
+        path = self.ckpt_path
+        if path is None or not path.exists():
+            return False
+        ck = load_checkpoint(path)  # CPU; load_state_dict moves tensors to each parameter's device
+        _check_resumable(ck, self.cfg, self.layout.world, path)
         try:
-            model.load_state_dict(ck["model"])
-            if ema is not None:
-                ema.load_state_dict(ck["ema"])
+            self.model.load_state_dict(ck["model"])
+            if self.ema is not None:
+                self.ema.load_state_dict(ck["ema"])
         except (RuntimeError, KeyError, TypeError) as err:  # torch lists every mismatching tensor: keep 4
             lines = str(err).splitlines()
             summary = "; ".join(x.strip() for x in lines[:4]) + (" ..." if len(lines) > 4 else "")
-            raise ValueError(f"checkpoint {ckpt_path} holds another architecture than the model passed to train() "
+            raise ValueError(f"checkpoint {path} holds another architecture than the model passed to train() "
                              f"({summary}); build the same model (see the checkpoint's meta) or use a new "
                              "ckpt_path") from None
-        opt.load_state_dict(ck["optimizer"])
-        if scaler is not None:
-            scaler.load_state_dict(ck["scaler"])
+        self.opt.load_state_dict(ck["optimizer"])
+        if self.scaler is not None:
+            self.scaler.load_state_dict(ck["scaler"])
         rng = ck["rng"]
-        streams.load_state_dict(rng["shards"] if "shards" in rng else legacy_rng(rng, device))
-        step, nonfinite, overflow = ck["step"], ck["nonfinite_steps"], ck.get("overflow_steps", 0)
-        history = {**{k: [] for k in (*_HISTORY_KEYS, "eval")}, **ck["history"]}
-    resumed_from = step
-    net = model
-    if world > 1:
-        gpus = None  # DDP on CPU takes no device ids
-        if device.type == "cuda":
-            gpus = [device.index if device.index is not None else torch.cuda.current_device()]
-        net = _DDP(model, device_ids=gpus, **(ddp_options or {}))
+        self.streams.load_state_dict(rng["shards"] if "shards" in rng else legacy_rng(rng, self.device))
+        self.step, self.nonfinite, self.overflow = ck["step"], ck["nonfinite_steps"], ck.get("overflow_steps", 0)
+        self.history = {**{k: [] for k in (*_HISTORY_KEYS, "eval")}, **ck["history"]}
+        return True
 
-    def checkpoint() -> None:
-        if ckpt_path is None:
+    def wrap_ddp(self, ddp_options: dict[str, Any]) -> None:
+        """Under a process group of more than one rank, train through DistributedDataParallel."""
+        if self.layout.world == 1:
+            return
+        gpus = None  # DDP on CPU takes no device ids
+        if self.device.type == "cuda":
+            gpus = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+        self.net = _DDP(self.model, device_ids=gpus, **ddp_options)
+
+    def checkpoint(self) -> None:
+        """Rank 0 writes the state atomically; a collective (every shard's RNG states are gathered)."""
+        if self.ckpt_path is None:
             return
         merged: dict[int, dict] = {}
-        for states in D.all_gather_objects(streams.state_dict()):  # collective: every rank takes part
+        for states in D.all_gather_objects(self.streams.state_dict()):  # collective: every rank takes part
             merged.update(states)
         if D.is_main():
-            save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-                "optimizer": opt.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None,
-                "step": step, "nonfinite_steps": nonfinite, "overflow_steps": overflow,
+            cfg, ema, scaler = self.cfg, self.ema, self.scaler
+            save_checkpoint(self.ckpt_path, {
+                "model": self.model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+                "optimizer": self.opt.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None,
+                "step": self.step, "nonfinite_steps": self.nonfinite, "overflow_steps": self.overflow,
                 "rng": {"shards": merged},
-                "layout": {"world_size": world, "accumulate": cfg.accumulate, "shards": shards},
-                "config": dataclasses.asdict(cfg), "history": history, "meta": meta or {}})
+                "layout": {"world_size": self.layout.world, "accumulate": cfg.accumulate,
+                           "shards": self.layout.shards},
+                "config": dataclasses.asdict(cfg), "history": self.history, "meta": self.meta})
 
-    pass_gen = _accepts_generator(loss_fn)
-    sampler = callable(data) and not isinstance(data, Iterator)
-    batches = None if sampler else _cycle(data)
-    bar = tqdm(total=cfg.steps, initial=step, desc=desc, dynamic_ncols=True,
-               disable=not cfg.progress or step >= cfg.steps or not D.is_main())
-    while step < cfg.steps:
+    # ------------------------------------------------------------------ one optimiser step
+
+    def optimisation_step(self) -> dict[str, float]:
+        """Accumulate the gradients of every micro-batch, then update (or skip a non-finite step); the step's
+        record, appended to the history."""
         t0 = time.perf_counter()
-        lr = cfg.lr_at(step)
-        for group in opt.param_groups:
+        lr = self.cfg.lr_at(self.step)
+        for group in self.opt.param_groups:
             group["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        whole = None if sampler else _split(next(batches))  # an iterable yields the global batch
+        self.opt.zero_grad(set_to_none=True)
+        loss_value, data_finite = self._accumulate_gradients()
+        ok = math.isfinite(loss_value)  # the same on every rank: they all skip together
+        grad_norm = float("nan")
+        if ok:
+            ok, grad_norm = self._update()
+        if not ok:
+            self._skip_nonfinite(loss_value, grad_norm, data_finite)
+        self.step += 1
+        step_time = time.perf_counter() - t0
+        record = {"loss": loss_value, "grad_norm": grad_norm, "lr": lr, "step_time": step_time,
+                  "images_per_second": self.cfg.batch_size / step_time}
+        for k, v in record.items():
+            self.history[k].append(v)
+        return record
+
+    def _micro_batches(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
+        """This rank's micro-batches of the step, ``(i, x0, cond)`` on the device, for shard ``streams.shards[i]``."""
+        cfg, (_, _, shards, micro) = self.cfg, self.layout
+        whole = None if self.batches is None else _split(next(self.batches))  # an iterable yields the global batch
         if whole is not None and shards > 1 and len(whole[0]) != cfg.batch_size:
             raise ValueError(f"the data iterable yielded a batch of {len(whole[0])}; with {shards} micro-batches "
                              f"per step it must yield global batches of batch_size={cfg.batch_size}")
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        data_finite = torch.ones((), dtype=torch.bool, device=device)  # read only when the step fails: no sync
-        for i, m in enumerate(streams.shards):
-            if sampler:
-                x0, cond = _split(data(micro, streams.data[i]))
+        for i, m in enumerate(self.streams.shards):
+            if self.sampler is not None:
+                x0, cond = _split(self.sampler(micro, self.streams.data[i]))
             elif shards == 1:
                 x0, cond = whole
             else:  # rows of shard m in the global batch
                 rows = slice(m * micro, (m + 1) * micro)
                 x0, cond = whole[0][rows], whole[1][rows] if whole[1] is not None else None
             if not isinstance(x0, torch.Tensor) or not x0.is_floating_point():
-                raise TypeError(f"the data gave x0 of type {getattr(x0, 'dtype', type(x0).__name__)} at step {step}; "
-                                "the loop trains on floating-point tensors: convert it in the sampler/dataset, "
-                                "e.g. x.float() / 127.5 - 1 for uint8 images")
-            x0 = x0.to(device, non_blocking=True)
+                raise TypeError(f"the data gave x0 of type {getattr(x0, 'dtype', type(x0).__name__)} at step "
+                                f"{self.step}; the loop trains on floating-point tensors: convert it in the "
+                                "sampler/dataset, e.g. x.float() / 127.5 - 1 for uint8 images")
+            x0 = x0.to(self.device, non_blocking=True)
+            cond = cond.to(self.device, non_blocking=True) if cond is not None else None
+            yield i, x0, cond
+
+    def _accumulate_gradients(self) -> tuple[float, torch.Tensor]:
+        """Forward and backward every micro-batch under its own streams (mixed precision, scaled loss); the mean
+        loss over all micro-batches of all ranks, and whether this rank's data was finite (a lazy () tensor)."""
+        cfg, device, scaler = self.cfg, self.device, self.scaler
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        data_finite = torch.ones((), dtype=torch.bool, device=device)  # read only when the step fails: no sync
+        for i, x0, cond in self._micro_batches():
             data_finite &= torch.isfinite(x0).all()
-            cond = cond.to(device, non_blocking=True) if cond is not None else None
-            kwargs = {"generator": streams.noise[i]} if pass_gen else {}
+            kwargs = {"generator": self.streams.noise[i]} if self.pass_generator else {}
             # DDP all-reduces gradients in the last round only; the others accumulate locally
-            sync = net.no_sync() if world > 1 and i < cfg.accumulate - 1 else contextlib.nullcontext()
-            with sync, streams.global_rng(i):
-                with autocast():
-                    per_sample = loss_fn(net, x0, cond, **kwargs)  # (micro,)
+            last_round = i == cfg.accumulate - 1
+            sync = self.net.no_sync() if self.layout.world > 1 and not last_round else contextlib.nullcontext()
+            with sync, self.streams.global_rng(i):
+                with self.autocast():
+                    per_sample = self.loss_fn(self.net, x0, cond, **kwargs)  # (micro,)
                 if per_sample.dtype in (torch.float16, torch.bfloat16):
                     per_sample = per_sample.float()
                 loss = per_sample.mean()  # (micro,) -> ()
                 loss_sum += loss.detach()
                 # even a non-finite loss is backpropagated (DDP needs every rank in the all-reduce);
-                # the step is then skipped below, on every rank alike
+                # the step is then skipped, on every rank alike
                 scaled = loss / cfg.accumulate if cfg.accumulate > 1 else loss
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        loss_value = float(D.reduce_sum(loss_sum)) / shards  # mean over all micro-batches of all ranks
-        ok = math.isfinite(loss_value)  # the same on every rank: they all skip together
-        grad_norm = float("nan")
-        if ok:
-            if scaler is not None:
-                scaler.unscale_(opt)
-            # after DDP's all-reduce the gradients, hence this norm, are the same on every rank
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or float("inf")))
-            if math.isfinite(grad_norm) or scaler is not None:
-                if scaler is not None:
-                    scaler.step(opt)  # skips the update itself when unscale_ found Inf/NaN
-                    scaler.update()
-                else:
-                    opt.step()
-                if math.isfinite(grad_norm):
-                    if ema is not None:
-                        ema.update(model, cfg.ema_beta_at(step))
-                else:  # fp16 overflow: GradScaler lowered the scale; not a NaN failure
-                    overflow += 1
-            else:
-                ok = False
-        if not ok:  # NaN/Inf guard: drop this step's update, count it
-            opt.zero_grad(set_to_none=True)
-            nonfinite += 1
-            if nonfinite > cfg.max_nonfinite:
-                checkpoint()
-                bad_data = bool(D.reduce_sum((~data_finite).to(torch.float64)))  # on any rank
-                where = ("the DATA: a micro-batch of x0 itself holds NaN/Inf; clean the dataset/sampler"
-                         if bad_data else
-                         "the MODEL: the data was finite but the loss or its gradient was not; lower lr, keep "
-                         "grad_clip on, try precision='fp32', or check the net")
-                raise FloatingPointError(
-                    f"{nonfinite} non-finite steps, more than max_nonfinite={cfg.max_nonfinite}; the last, step "
-                    f"{step} (loss {loss_value}, grad norm {grad_norm}), came from {where}. The checkpoint "
-                    f"{ckpt_path} holds the state before it")
-        step += 1
-        step_time = time.perf_counter() - t0
-        record = {"loss": loss_value, "grad_norm": grad_norm, "lr": lr, "step_time": step_time,
-                  "images_per_second": cfg.batch_size / step_time}
-        for k, v in record.items():
-            history[k].append(v)
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            recent = [v for v in history["loss"][-cfg.log_every:] if math.isfinite(v)]
-            extra = {"overflow": overflow} if scaler is not None else {}
-            bar.set_postfix(loss=f"{sum(recent) / max(1, len(recent)):.4f}", skipped=nonfinite,
-                            img_s=f"{_median(history['images_per_second'][-cfg.log_every:]):.1f}", **extra)
-        if callback is not None:
-            callback(step, record)
-        if evaluate is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
-            if D.is_main():
-                history["eval"].append(_evaluate(evaluate, step, model, ema))
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            checkpoint()
-    bar.close()
-    if ckpt_path is not None and (step > resumed_from or not existed):
-        checkpoint()
-    D.barrier()  # the checkpoint is on disk before any rank returns
-    model.eval()
-    return TrainResult(model=model, ema=ema.model if ema is not None else None, step=step, history=history,
-                       nonfinite_steps=nonfinite, resumed_from=resumed_from, overflow_steps=overflow)
+        return float(D.reduce_sum(loss_sum)) / self.layout.shards, data_finite  # mean over all micro-batches
+
+    def _update(self) -> tuple[bool, float]:
+        """Clip and apply the accumulated gradients, then the EMA; (False, norm) when the norm is not finite
+        without a GradScaler. With one, an overflow is GradScaler's to skip: counted, not a failure."""
+        opt, scaler = self.opt, self.scaler
+        if scaler is not None:
+            scaler.unscale_(opt)
+        # after DDP's all-reduce the gradients, hence this norm, are the same on every rank
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip or float("inf")))
+        if not math.isfinite(grad_norm) and scaler is None:
+            return False, grad_norm
+        if scaler is not None:
+            scaler.step(opt)  # skips the update itself when unscale_ found Inf/NaN
+            scaler.update()
+        else:
+            opt.step()
+        if math.isfinite(grad_norm):
+            if self.ema is not None:
+                self.ema.update(self.model, self.cfg.ema_beta_at(self.step))
+        else:  # fp16 overflow: GradScaler lowered the scale; not a NaN failure
+            self.overflow += 1
+        return True, grad_norm
+
+    def _skip_nonfinite(self, loss_value: float, grad_norm: float, data_finite: torch.Tensor) -> None:
+        """NaN/Inf guard: drop this step's update and count it; past ``max_nonfinite``, checkpoint the state
+        before the step and stop, saying whether the data or the model went non-finite."""
+        self.opt.zero_grad(set_to_none=True)
+        self.nonfinite += 1
+        if self.nonfinite <= self.cfg.max_nonfinite:
+            return
+        self.checkpoint()
+        bad_data = bool(D.reduce_sum((~data_finite).to(torch.float64)))  # on any rank
+        where = ("the DATA: a micro-batch of x0 itself holds NaN/Inf; clean the dataset/sampler" if bad_data else
+                 "the MODEL: the data was finite but the loss or its gradient was not; lower lr, keep "
+                 "grad_clip on, try precision='fp32', or check the net")
+        raise FloatingPointError(
+            f"{self.nonfinite} non-finite steps, more than max_nonfinite={self.cfg.max_nonfinite}; the last, step "
+            f"{self.step} (loss {loss_value}, grad norm {grad_norm}), came from {where}. The checkpoint "
+            f"{self.ckpt_path} holds the state before it")
+
+    def progress_postfix(self) -> dict[str, Any]:
+        """The progress bar's summary of the last ``log_every`` steps."""
+        log_every = self.cfg.log_every
+        recent = [v for v in self.history["loss"][-log_every:] if math.isfinite(v)]
+        extra = {"overflow": self.overflow} if self.scaler is not None else {}
+        return dict(loss=f"{sum(recent) / max(1, len(recent)):.4f}", skipped=self.nonfinite,
+                    img_s=f"{_median(self.history['images_per_second'][-log_every:]):.1f}", **extra)
 
 
 def _evaluate(evaluate: Evaluate, step: int, model: nn.Module, ema: EMA | None) -> dict[str, float]:
@@ -359,7 +439,8 @@ def _check_resumable(ck: dict[str, Any], cfg: TrainConfig, world: int, path: Pat
     if diff:
         raise ValueError(f"checkpoint was trained with different settings {diff}; use a new ckpt_path")
     if saved.get("steps", 0) > cfg.steps:
-        warnings.warn(f"checkpoint ran to {saved['steps']} steps, more than cfg.steps={cfg.steps}", stacklevel=3)
+        warnings.warn(f"checkpoint ran to {saved['steps']} steps, more than cfg.steps={cfg.steps}",
+                      stacklevel=4)  # _check_resumable <- resume <- train <- the caller
 
 
 def _norm(v: Any) -> Any:

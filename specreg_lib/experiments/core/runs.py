@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from ...io import atomic_path, write_json
-from ...training import train
+from ...training import TrainResult, train
 from ...training.checkpoint import load_checkpoint
 from ...training.distributed import barrier, from_rank0, is_main
 from .config import save_config
@@ -67,23 +67,6 @@ class RunResult:
     @property
     def samples(self) -> torch.Tensor:
         return self.arrays["samples"]
-
-
-@contextlib.contextmanager
-def _lock_on_rank0(folder: Path, wait: bool) -> Iterator[None]:
-    """Rank 0 holds the run's lock; if it cannot, EVERY rank raises RunLocked (none is left waiting in a
-    collective)."""
-    with contextlib.ExitStack() as stack:
-        refused = None
-        if is_main():
-            try:
-                stack.enter_context(run_lock(folder, wait=wait))
-            except RunLocked as err:
-                refused = str(err)
-        refused = from_rank0(refused)
-        if refused is not None:
-            raise RunLocked(refused)
-        yield
 
 
 def run_dir(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> Path:
@@ -167,85 +150,127 @@ def load_result(experiment: Experiment, cfg: Any, folder: Path) -> RunResult:
                      data["history"])
 
 
+# ---------------------------------------------------------------- the cache: plain functions of the folder's files
+
+
+def _has_results(res_dir: Path) -> bool:
+    return (res_dir / METRICS_FILE).exists()  # metrics.json is written last: it marks the results complete
+
+
+def _cache_state(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> tuple[str, int | None]:
+    """What the run folder's files hold for ``cfg`` at its ``train.steps``, and the checkpoint's step:
+    "done" (results), "trained" (a snapshot, no results), "missing" / "partial" (no checkpoint / one below the
+    steps: train or resume), "conflict" (a checkpoint past the steps with no snapshot there)."""
+    if _has_results(results_dir(experiment, cfg, root)):
+        return "done", None
+    if snapshot_path(experiment, cfg, root).exists():
+        return "trained", None
+    step = checkpoint_step(run_dir(experiment, cfg, root) / "checkpoint.pt")
+    if step is None:
+        return "missing", None
+    return ("conflict" if step > experiment.train_config(cfg).steps else "partial"), step
+
+
 def run_state(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> tuple[str, str]:
     """(state, detail): "done", "running", "trained" (snapshot, no results yet), "partial", "conflict", "missing"."""
-    folder = run_dir(experiment, cfg, root)
-    steps = experiment.train_config(cfg).steps
-    if (results_dir(experiment, cfg, root) / METRICS_FILE).exists():
-        return "done", f"{steps} steps"
-    holder = is_locked(folder)
+    done = _has_results(results_dir(experiment, cfg, root))
+    holder = None if done else is_locked(run_dir(experiment, cfg, root))  # before reading a checkpoint in use
     if holder:
         return "running", holder
-    if snapshot_path(experiment, cfg, root).exists():
-        return "trained", f"{steps} steps, not evaluated"
-    step = checkpoint_step(folder / "checkpoint.pt")
-    if step is None:
-        return "missing", ""
-    if step > steps:
-        return "conflict", f"trained to {step} > {steps} steps without a snapshot at {steps}"
-    return "partial", f"step {step}/{steps}"
+    state, step = _cache_state(experiment, cfg, root)
+    steps = experiment.train_config(cfg).steps
+    return state, {"done": f"{steps} steps", "trained": f"{steps} steps, not evaluated", "missing": "",
+                   "conflict": f"trained to {step} > {steps} steps without a snapshot at {steps}",
+                   "partial": f"step {step}/{steps}"}[state]
+
+
+def _train(experiment: Experiment, cfg: Any, folder: Path, desc: str | None) -> TrainResult:
+    """Train from scratch or resume ``folder/checkpoint.pt`` up to ``train.steps`` (every rank takes part)."""
+    torch.manual_seed(experiment.seed(cfg))  # the initial weights: identical for every variant of a seed
+    model = experiment.build_model(cfg)
+    return train(model, experiment.build_loss(cfg), experiment.build_data(cfg), experiment.train_config(cfg),
+                 ckpt_path=folder / "checkpoint.pt", desc=desc or experiment.label(cfg),
+                 meta=experiment.model_meta(cfg))
+
+
+def _save_snapshot(experiment: Experiment, cfg: Any, res: TrainResult, snap: Path) -> None:
+    """The sampling model at the trained step, with the loss history and timings the results report."""
+    seconds = {"seconds_per_step": res.seconds_per_step, "train_seconds": res.train_seconds,
+               "nonfinite_steps": res.nonfinite_steps}
+    with atomic_path(snap) as tmp:
+        torch.save({"model": res.sampling_model.state_dict(), "step": res.step, "history": res.history,
+                    "train": seconds, "meta": experiment.model_meta(cfg)}, tmp)
+
+
+def _evaluate_snapshot(experiment: Experiment, cfg: Any, snap: Path, res_dir: Path) -> RunResult:
+    """Sample the snapshot once, evaluate the samples and write the results folder."""
+    # Always from the snapshot file, also right after training, as a later re-evaluation does: an in-memory copy
+    # can differ from reloaded tensors in the last bit of some conv outputs (measured 6e-8 on the toy).
+    sampling_model = experiment.build_model(cfg)
+    data = load_checkpoint(snap)
+    sampling_model.load_state_dict(data["model"])
+    history, seconds = data["history"], data["train"]
+    samples = experiment.sample(cfg, sampling_model)
+    metrics, arrays = experiment.evaluate(cfg, samples)
+    tcfg = experiment.train_config(cfg)
+    loss = [v for v in history.get("loss", [])[-100:] if v == v]
+    metrics = {"experiment": experiment.name, "label": experiment.label(cfg), "seed": experiment.seed(cfg),
+               "steps": tcfg.steps, "device": str(tcfg.device),
+               "parameters": sum(p.numel() for p in sampling_model.parameters()), **seconds,
+               "final_loss": sum(loss) / max(1, len(loss)), **metrics}
+    with atomic_path(res_dir / RESULT_FILE) as tmp:
+        torch.save({"step": tcfg.steps, "arrays": {"samples": samples, **arrays},
+                    "history": {k: list(v) for k, v in history.items() if k in ("loss", "grad_norm")}}, tmp)
+    save_config(cfg, res_dir / "config.json", experiment=experiment.name)
+    write_json(res_dir / METRICS_FILE, metrics)  # written last: its presence marks the results complete
+    return load_result(experiment, cfg, res_dir)
+
+
+# ---------------------------------------------------------------- one run, and the ranks under torchrun
+
+
+@contextlib.contextmanager
+def _lock_on_rank0(folder: Path, wait: bool) -> Iterator[None]:
+    """Rank 0 holds the run's lock; if it cannot, EVERY rank raises RunLocked (none is left waiting in a
+    collective)."""
+    with contextlib.ExitStack() as stack:
+        refused = None
+        if is_main():
+            try:
+                stack.enter_context(run_lock(folder, wait=wait))
+            except RunLocked as err:
+                refused = str(err)
+        refused = from_rank0(refused)
+        if refused is not None:
+            raise RunLocked(refused)
+        yield
 
 
 def run(experiment: Experiment, cfg: Any, root: str | os.PathLike, wait: bool = False,
         desc: str | None = None) -> RunResult:
-    """Train (or resume, or reuse) one run, sample it once and evaluate; every step is cached on disk."""
-    folder = run_dir(experiment, cfg, root)
-    res_dir = results_dir(experiment, cfg, root)
-    if from_rank0((res_dir / METRICS_FILE).exists()):
+    """Train (or resume, or reuse) one run, sample it once and evaluate; every step is cached on disk.
+
+    Under torchrun rank 0 holds the lock and reads the folder's state, and every rank follows its decision: all
+    ranks train, rank 0 alone writes and evaluates, the others then read its results.
+    """
+    folder, res_dir, snap = (run_dir(experiment, cfg, root), results_dir(experiment, cfg, root),
+                             snapshot_path(experiment, cfg, root))
+    if from_rank0(_has_results(res_dir)):  # a finished run is only re-read, without taking the lock
         return load_result(experiment, cfg, res_dir)
-    tcfg = experiment.train_config(cfg)
     with _lock_on_rank0(folder, wait):
-        if from_rank0((res_dir / METRICS_FILE).exists()):  # another process finished it while we waited
+        state, step = from_rank0(_cache_state(experiment, cfg, root) if is_main() else None)
+        if state == "done":  # another process finished it while we waited
             return load_result(experiment, cfg, res_dir)
-        snap = snapshot_path(experiment, cfg, root)
-        history: dict[str, list[float]] = {}
-        if from_rank0(snap.exists()):
-            if not is_main():  # rank 0 alone samples and evaluates
-                barrier()
-                return load_result(experiment, cfg, res_dir)
-            sampling_model = experiment.build_model(cfg)
-            data = load_checkpoint(snap)
-            sampling_model.load_state_dict(data["model"])
-            history, seconds = data["history"], data["train"]
-        else:
-            ck = folder / "checkpoint.pt"
-            done = from_rank0(checkpoint_step(ck))
-            if done is not None and done > tcfg.steps:
-                raise StepsConflict(f"{folder} was trained to {done} steps and has no snapshot at {tcfg.steps}; "
-                                    f"ask for >= {done} steps, or use another root for a {tcfg.steps}-step run")
+        steps = experiment.train_config(cfg).steps
+        if state == "conflict":
+            raise StepsConflict(f"{folder} was trained to {step} steps and has no snapshot at {steps}; "
+                                f"ask for >= {step} steps, or use another root for a {steps}-step run")
+        if state in ("missing", "partial"):
             if is_main():
                 save_config(cfg, folder / "config.json", experiment=experiment.name)
-            torch.manual_seed(experiment.seed(cfg))  # the initial weights: identical for every variant of a seed
-            model = experiment.build_model(cfg)
-            res = train(model, experiment.build_loss(cfg), experiment.build_data(cfg), tcfg, ckpt_path=ck,
-                        desc=desc or experiment.label(cfg), meta=experiment.model_meta(cfg))
-            sampling_model, history = res.sampling_model, res.history
-            seconds = {"seconds_per_step": res.seconds_per_step, "train_seconds": res.train_seconds,
-                       "nonfinite_steps": res.nonfinite_steps}
+            res = _train(experiment, cfg, folder, desc)
             if is_main():
-                with atomic_path(snap) as tmp:
-                    torch.save({"model": sampling_model.state_dict(), "step": res.step, "history": history,
-                                "train": seconds, "meta": experiment.model_meta(cfg)}, tmp)
-                # Sample from the snapshot just written, as a later re-evaluation does: an in-memory copy can
-                # differ from reloaded tensors in the last bit of some conv outputs (measured 6e-8 on the toy).
-                sampling_model = experiment.build_model(cfg)
-                sampling_model.load_state_dict(load_checkpoint(snap)["model"])
-        if not is_main():
-            barrier()
-            return load_result(experiment, cfg, res_dir)
-        samples = experiment.sample(cfg, sampling_model)
-        metrics, arrays = experiment.evaluate(cfg, samples)
-        loss = [v for v in history.get("loss", [])[-100:] if v == v]
-        metrics = {"experiment": experiment.name, "label": experiment.label(cfg), "seed": experiment.seed(cfg),
-                   "steps": tcfg.steps, "device": str(tcfg.device),
-                   "parameters": sum(p.numel() for p in sampling_model.parameters()), **seconds,
-                   "final_loss": sum(loss) / max(1, len(loss)), **metrics}
-        with atomic_path(res_dir / RESULT_FILE) as tmp:
-            torch.save({"step": tcfg.steps, "arrays": {"samples": samples, **arrays},
-                        "history": {k: list(v) for k, v in history.items() if k in ("loss", "grad_norm")}}, tmp)
-        save_config(cfg, res_dir / "config.json", experiment=experiment.name)
-        write_json(res_dir / METRICS_FILE, metrics)  # written last: its presence marks the results complete
-        result = load_result(experiment, cfg, res_dir)
-    barrier()
-    return result
-
+                _save_snapshot(experiment, cfg, res, snap)
+        result = _evaluate_snapshot(experiment, cfg, snap, res_dir) if is_main() else None
+    barrier()  # rank 0's results are on disk before another rank reads them
+    return result if result is not None else load_result(experiment, cfg, res_dir)
