@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 
 from specreg_lib.diffusion import Regularizer
 from specreg_lib.experiments import DIFFWAVE, Sweep, run
-from specreg_lib.experiments.audio.experiment import PAPER_LAMBDAS, PAPER_SEEDS, SummedSpectralLoss
+from specreg_lib.experiments.audio.experiment import PAPER_LAMBDAS, PAPER_SEEDS
 from specreg_lib.training import train
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
@@ -36,16 +37,24 @@ def test_paper_profile_and_presets() -> None:
 
 
 def test_summed_losses_are_l1_norms() -> None:
+    # the L_S the audio experiment trains with (loss.reduction="sum") against ||.||_1 of Eqs. 14-16 written out
     g = torch.Generator().manual_seed(0)
     x0, x0_hat = torch.randn(2, 1, 1000, generator=g, dtype=torch.float64), torch.randn(2, 1, 1000, generator=g,
                                                                                           dtype=torch.float64)
-    amp = SummedSpectralLoss("amp", {"ndim": 1})(x0_hat, x0)
-    A = lambda x: np.abs(np.fft.fft(x.numpy()[:, 0], norm="ortho"))  # noqa: E731 - two-sided spectrum
-    np.testing.assert_allclose(amp.numpy(), np.abs(A(x0_hat) - A(x0)).sum(1), rtol=1e-10)  # ||A0 - A0_hat||_1
+    spectral = {v: DIFFWAVE.build_loss(DIFFWAVE.config("smoke", {"regularizer": v})).spectral
+                for v in ("amp", "amp_phase", "haar", "bior1.3")}
+    assert all("bins" not in DIFFWAVE.variants[v].options for v in spectral)  # the config (its hash) keeps no "bins"
+    F = lambda x: np.fft.fft(x.numpy()[:, 0], norm="ortho")  # noqa: E731 - two-sided spectrum
+    dA = np.abs(np.abs(F(x0_hat)) - np.abs(F(x0)))
+    dphi = np.abs(np.angle(F(x0_hat) * np.conj(F(x0))))  # wrapped phase difference
+    np.testing.assert_allclose(spectral["amp"](x0_hat, x0).numpy(), dA.sum(1), rtol=1e-10)  # ||A0 - A0_hat||_1
+    np.testing.assert_allclose(spectral["amp_phase"](x0_hat, x0).numpy(), (dA * (1 + dphi)).sum(1), rtol=1e-10)
     for wave in ("haar", "bior1.3"):
-        ours = SummedSpectralLoss("wavelet", {"wave": wave, "levels": 5, "ndim": 1})(x0_hat, x0)
+        ours = spectral[wave](x0_hat, x0)
         coeffs = pywt.wavedec((x0_hat - x0).numpy()[:, 0], wave, mode="zero", level=5, axis=-1)
         np.testing.assert_allclose(ours.numpy(), sum(np.abs(c).sum(1) for c in coeffs), rtol=1e-10)
+    mean = DIFFWAVE.build_loss(DIFFWAVE.config("smoke", {"loss.reduction": "mean"})).spectral
+    np.testing.assert_allclose(mean(x0_hat, x0).numpy(), dA.mean(1), rtol=1e-10)
 
 
 def test_lambda_zero_is_the_baseline_bit_for_bit() -> None:
@@ -112,9 +121,55 @@ def test_finetune_cli_help_and_refusals(capsys, tmp_path) -> None:
     assert "no checkpoint to continue" in capsys.readouterr().err
 
 
+
+@needs_espeak
+def test_sweep_door_trains_writes_wavs_and_tabulates_the_declared_metrics(capsys, tmp_path) -> None:
+    from specreg_lib.kit.cli import main
+
+    assert main(["sweep", "diffwave", "--regularizer", "amp", "--set", "train.steps=1", "--root", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    wavs = [Path(line.removeprefix("wrote ")) for line in lines if line.startswith("wrote ")]
+    assert len(wavs) == 1 and len(list(wavs[0].glob("*.wav"))) == 2  # smoke vocodes two held-out clips
+    header = next(line.split() for line in lines if line.startswith("run "))
+    assert header[0] == "run" and {"fd_mel", "pesq", "mr_stft", "ndb"} <= set(header[1:])
+    assert header[1:] == [k for k in DIFFWAVE.glossary if k in header]  # the declared metrics, in declared order
+
 def test_file_locations_do_not_change_the_run() -> None:
     a = DIFFWAVE.config("paper")
     b = DIFFWAVE.config("paper", {"model.local_path": "/x/diffwave.pt", "data.path": "/y/LJSpeech-1.1",
                                   "evaluate.vggish_path": "/z/vggish.pth"})
     assert DIFFWAVE.run_hash(a) == DIFFWAVE.run_hash(b) and DIFFWAVE.results_hash(a) == DIFFWAVE.results_hash(b)
     assert DIFFWAVE.run_hash(a) != DIFFWAVE.run_hash(DIFFWAVE.config("paper", {"model.checkpoint": "/x/other.pt"}))
+
+
+def test_table2_pairs_by_seed_against_the_baseline() -> None:
+    from types import SimpleNamespace
+
+    from scipy import stats
+
+    from specreg_lib.experiments.audio.figures import formatted, headline, table2
+
+    runs = []
+    # (variant, seed, mr_stft, pesq); the haar run of seed 4 has no baseline partner
+    for variant, seed, mr, pesq in [("haar", 1, 1.10, 3.0), ("baseline", 1, 1.20, 3.1), ("baseline", 2, 1.25, 3.2),
+                                    ("baseline", 3, 1.22, 3.3), ("haar", 2, 1.18, 3.4), ("amp", 1, 1.15, 3.3),
+                                    ("amp", 2, 1.17, 3.5), ("amp", 3, 1.19, 3.2), ("haar", 4, 1.30, 3.0)]:
+        over = {"regularizer": variant, "train.seed": seed} | ({} if variant == "baseline" else
+                                                               {"regularizer.lambda_spec": 1e-4})
+        runs.append(SimpleNamespace(config=DIFFWAVE.config("smoke", over), metrics={"mr_stft": mr, "pesq": pesq}))
+    tab, metrics = table2(runs)
+    assert metrics == ["pesq", "mr_stft"]  # Table 2's column order
+    assert list(tab["label"]) == ["baseline", "amp_lam0.0001", "haar_lam0.0001"]  # Table 2's row order
+    amp, haar = tab.iloc[1], tab.iloc[2]
+    assert amp["mr_stft_mean"] == pytest.approx(np.mean([1.15, 1.17, 1.19]))
+    assert amp["mr_stft_std"] == pytest.approx(np.std([1.15, 1.17, 1.19], ddof=1))
+    d = np.subtract([3.3, 3.5, 3.2], [3.1, 3.2, 3.3])
+    assert amp["pesq_diff"] == pytest.approx(d.mean()) and amp["pesq_diff_se"] == pytest.approx(d.std(ddof=1) / 3**.5)
+    assert amp["pesq_p"] == pytest.approx(stats.ttest_rel([3.3, 3.5, 3.2], [3.1, 3.2, 3.3]).pvalue)
+    assert haar["mr_stft_diff"] == pytest.approx(np.mean([1.10 - 1.20, 1.18 - 1.25]))  # seed 4 is unpaired
+    assert haar["mr_stft_paper"] == 1.1708 and np.isnan(tab.iloc[0]["mr_stft_diff"])
+    cells = formatted(tab, metrics)
+    assert cells["mr_stft"][0].startswith("1.223 ± ") and "(paper 1.217)" in cells["mr_stft"][0]
+    assert cells["Δpesq"][0] == "" and "p=" in cells["Δpesq"][1]
+    head, glossary = headline(tab, metrics)
+    assert head["amp_lam0.0001_pesq"] == pytest.approx(10 / 3) and glossary["amp_lam0.0001_pesq"]["better"] == "higher"

@@ -139,6 +139,11 @@ def files(tmp_path_factory):
             "file": tmp / "a_file", "remote": tmp / "remote.bin"}
 
 
+def _door(*argv: str):
+    """A call of the training door (``specreg sweep`` / ``finetune``) that stops before anything is run."""
+    return lambda f: cli.main([*argv, "--dry-run", "--root", str(f["tmp"] / "runs")])
+
+
 def _spectrum(*args: str):
     return lambda f: cli.main(["spectrum", *[a.format(**{k: str(v) for k, v in f.items()}) for a in args]])
 
@@ -277,6 +282,17 @@ CASES = [
     ("cli-reproduce-bad-pair", lambda f: cli.main(["reproduce", "-p", "seed"]), 2, ["seed", "key=value"]),
     ("cli-sweep-grid", lambda f: cli.main(["sweep", "checkerboard", "--grid", "nope=1,2", "--dry-run",
                                            "--root", str(f["tmp"] / "runs")]), 2, ["nope"]),
+    ("cli-sweep-seeds", _door("sweep", "checkerboard", "--seeds", "1,x"), 2, ["--seeds '1,x'", "1-5"]),
+    ("cli-finetune-seeds", _door("finetune", "--task", "edm", "--seeds", "3-1"), 2, ["--seeds '3-1'", "backwards"]),
+    ("cli-sweep-variant", _door("sweep", "checkerboard", "--regularizer", "amp,nope"), 2, ["'nope'", "amp_phase"]),
+    ("cli-sweep-option-elsewhere", _door("sweep", "diffwave", "--arch", "vp"), 2, ["--arch", "edm_afhqv2"]),
+    ("cli-finetune-option-elsewhere", _door("finetune", "--task", "audio", "--length", "five_steps"), 2,
+     ["--length", "--task edm"]),
+    ("cli-sweep-choice", _door("sweep", "edm_afhqv2", "--arch", "vp,xx"), 2, ["--arch", "vp, ve"]),
+    ("cli-sweep-twice", _door("sweep", "checkerboard", "--regularizer", "amp", "--grid", "regularizer=haar"), 2,
+     ["regularizer", "once"]),
+    ("cli-finetune-preset", _door("finetune", "--task", "audio", "--preset", "ffhq-64"), 2, ["--preset", "--task edm"]),
+    ("cli-finetune-both", _door("finetune", "diffwave", "--task", "edm"), 2, ["--task", "not both"]),
 ]
 
 

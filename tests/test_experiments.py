@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from specreg_lib.experiments import (
     to_dict,
     variant_sweep,
 )
-from specreg_lib.experiments.core.runs import run_lock
+from specreg_lib.experiments.core.runs import results_dir, run_lock
 from specreg_lib.experiments.toy.experiment import TOY_VARIANTS
 
 torch.set_num_threads(1)
@@ -138,6 +139,14 @@ def test_results_are_cached_and_keyed_by_evaluation_settings(tmp_path):
     assert json.loads((folder / "config.json").read_text())["config"]["train"]["seed"] == 1
     assert len(list((folder / "results").iterdir())) == 2
     assert oct((folder / "config.json").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    # results lost after training (e.g. a crash while evaluating): the snapshot is re-evaluated, not retrained,
+    # and gives the first results exactly (the metrics' timings and loss come from the snapshot too)
+    shutil.rmtree(results_dir(CHECKERBOARD, cfg, tmp_path))
+    assert run_state(CHECKERBOARD, cfg, tmp_path) == ("trained", "4 steps, not evaluated")
+    ck_time = (folder / "checkpoint.pt").stat().st_mtime_ns
+    redone = run(CHECKERBOARD, cfg, tmp_path)
+    assert torch.equal(redone.samples, first.samples) and redone.metrics == first.metrics
+    assert redone.history == first.history and (folder / "checkpoint.pt").stat().st_mtime_ns == ck_time
 
 
 def _umask():
@@ -208,6 +217,168 @@ def test_notebook_sweep_applies_lambda_to_regularized_variants_only():
     base, haar = sweep.configs()
     assert base.regularizer is None and haar.regularizer.lambda_spec == 0.5 and haar.regularizer.name == "haar"
     assert {c.train.seed for c in sweep.configs()} == {3} and haar.train.steps == 30
+
+
+# ---------------------------------------------------------------- the door: specreg sweep (and finetune, its alias)
+
+
+def _door(capsys, *argv: str) -> tuple[int, str, str]:
+    from specreg_lib.kit import cli
+
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _dry_run_rows(out: str) -> list[dict[str, str]]:
+    """The dry-run table's rows, columns up to ``state`` (the ``detail`` cell may be empty)."""
+    lines = out.splitlines()
+    start = next(k for k, line in enumerate(lines) if line.startswith("regularizer "))
+    head = lines[start].split()
+    head = head[:head.index("state") + 1]
+    return [dict(zip(head, line.split(), strict=False)) for line in lines[start + 1:] if " runs: " not in line]
+
+
+def test_dry_run_shows_the_lambda_and_weighting_each_run_uses(tmp_path, capsys):
+    code, out, _ = _door(capsys, "sweep", "checkerboard", "--regularizer", "baseline,amp,haar", "--set",
+                         "lambda_spec=0.5", "--set", "weighting=min_snr", "--seeds", "1-2", "--dry-run",
+                         "--root", str(tmp_path))
+    assert code == 0 and "6 runs" in out
+    rows = {(r["regularizer"], r["seed"]): (r["lambda_spec"], r["weighting"]) for r in _dry_run_rows(out)}
+    assert rows == {("baseline", "1"): ("-", "-"), ("baseline", "2"): ("-", "-"),
+                    ("amp", "1"): ("0.5", "min_snr"), ("amp", "2"): ("0.5", "min_snr"),
+                    ("haar", "1"): ("0.5", "min_snr"), ("haar", "2"): ("0.5", "min_snr")}
+    code, out, _ = _door(capsys, "sweep", "checkerboard", "--regularizer", "amp_phase", "--lambda", "0.3,3",
+                         "--dry-run", "--root", str(tmp_path))  # --lambda: the alias of --lambda_spec
+    assert code == 0 and [r["lambda_spec"] for r in _dry_run_rows(out)] == ["0.3", "3"]
+
+
+def test_diffwave_dry_run_lists_table_2s_variants_with_the_papers_constant_lambda(tmp_path, capsys):
+    code, out, _ = _door(capsys, "sweep", "diffwave", "--dry-run", "--root", str(tmp_path))
+    assert code == 0 and "5 runs" in out
+    rows = [(r["regularizer"], r["lambda_spec"], r["weighting"]) for r in _dry_run_rows(out)]
+    # paper Sec. 5.3: lambda 1e-4 (the largest of its three), constant over time
+    assert rows == [("baseline", "-", "-")] + [(v, "0.0001", "unweighted")
+                                               for v in ("amp", "amp_phase", "haar", "bior1.3")]
+
+
+@pytest.mark.parametrize("sweep_argv, finetune_argv", [
+    (["edm_afhqv2"], ["--task", "edm"]),
+    (["edm_ffhq"], ["--task", "edm", "--preset", "ffhq-64"]),
+    (["diffwave", "--lambda_spec", "1e-5,1e-6"], ["--task", "audio", "--lambda", "1e-5,1e-6"]),
+    (["edm_cifar10", "--arch", "vp,ve"], ["edm_cifar10", "--arch", "vp,ve"]),
+])
+def test_finetune_is_the_sweep_door_under_task_names(tmp_path, capsys, sweep_argv, finetune_argv):
+    common = ["--dry-run", "--root", str(tmp_path)]
+    code_s, out_s, _ = _door(capsys, "sweep", *sweep_argv, *common)
+    code_f, out_f, _ = _door(capsys, "finetune", *finetune_argv, *common)
+    assert code_s == code_f == 0 and out_s == out_f and " runs under " in out_s
+
+
+def test_variant_tables_name_the_spectral_loss_only():
+    from specreg_lib.experiments import EXPERIMENTS, Variant
+
+    for exp in EXPERIMENTS.values():
+        for name, variant in exp.variants.items():
+            assert variant is None or (isinstance(variant, Variant) and not hasattr(variant, "lambda_spec"))
+            if variant is None:
+                continue
+            for cfg in (exp.config("smoke"), exp.config("smoke", {"lambda_spec": 0.25, "weighting": "unweighted"})):
+                reg = apply_overrides(cfg, {"regularizer": name}, variants=exp.variants).regularizer
+                assert (reg.kind, reg.options) == (variant.kind, variant.options), (exp.name, name)
+                assert (reg.lambda_spec, reg.weighting) == (cfg.regularizer.lambda_spec, cfg.regularizer.weighting)
+    # from a baseline config a variant takes the dataclass default's lambda_spec and weighting
+    reg = apply_overrides(tiny(regularizer="baseline"), {"regularizer": "haar"}, variants=TOY_VARIANTS).regularizer
+    assert (reg.name, reg.lambda_spec, reg.weighting.kind) == ("haar", 1.0, "alpha_bar")
+    # an explicit Regularizer is taken as it is
+    explicit = Regularizer("amp", 0.7, "unweighted")
+    assert apply_overrides(tiny(lambda_spec=3.0), {"regularizer": explicit}).regularizer == explicit
+
+
+def _l1_pixels(x0_hat, x0, *, check_finite=True, bins="mean"):
+    return (x0_hat - x0).abs().flatten(1).mean(1)
+
+
+def test_a_registered_kind_is_swept_by_name(tmp_path, capsys, monkeypatch):
+    from specreg_lib.spectral import KINDS
+
+    monkeypatch.setitem(KINDS, "l1_pixels", _l1_pixels)
+    code, out, _ = _door(capsys, "sweep", "checkerboard", "--regularizer", "baseline,l1_pixels", "--set",
+                         "lambda_spec=0.2", "--dry-run", "--root", str(tmp_path))
+    assert code == 0
+    assert [(r["regularizer"], r["lambda_spec"], r["weighting"]) for r in _dry_run_rows(out)] == \
+        [("baseline", "-", "-"), ("l1_pixels", "0.2", "alpha_bar")]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["sweep", "checkerboard", "--seeds", "1,x"], ["--seeds '1,x'", "1-5"]),
+    (["finetune", "--task", "edm", "--seeds", "3-1"], ["--seeds '3-1'", "backwards"]),
+    (["sweep", "diffwave", "--seeds", "1,1"], ["--seeds '1,1'", "none twice"]),
+])
+def test_bad_seeds_exit_2_with_one_line(tmp_path, capsys, argv, words):
+    code, out, err = _door(capsys, *argv, "--dry-run", "--root", str(tmp_path))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert all(w in err for w in words), err
+
+
+def test_the_kit_knows_no_experiment_by_name():
+    """What the kit shows comes from the registry's declarations: no experiment name or metric key is written in
+    kit/*.py, as a string value, an identifier, or a command line of its examples."""
+    import ast
+    import re
+
+    from specreg_lib.experiments import EXPERIMENTS
+
+    words = set(EXPERIMENTS) | {k for e in EXPERIMENTS.values() for k in e.glossary}
+    assert {"diffwave", "edm_afhqv2", "checkerboard", "fad", "log_distance"} <= words
+    found = []
+    for path in sorted((Path(__file__).parents[1] / "specreg_lib" / "kit").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+                found += [(path.name, text) for w in words if text == w]
+                for line in text.splitlines():
+                    if "specreg " in line or "specreg_lib.kit" in line:  # an example command
+                        found += [(path.name, line) for w in words if re.search(rf"(?<![\w.-]){re.escape(w)}"
+                                                                               rf"(?![\w.-])", line)]
+            names = [node.id] if isinstance(node, ast.Name) else [node.attr] if isinstance(node, ast.Attribute) \
+                else [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else []
+            found += [(path.name, n) for n in names if n.lower() in words]
+    assert not found, found
+
+
+def test_result_table_columns_are_the_declared_metrics(capsys):
+    from types import SimpleNamespace
+
+    from specreg_lib.experiments import Experiment
+    from specreg_lib.kit.sweep import print_results
+
+    class Declared(Experiment):
+        name = "declared"
+        glossary = {"zeta": ("z of a run", "lower"), "alpha": ("a of a run", "higher"), "unseen": ("u", "neither")}
+
+    results = [SimpleNamespace(run_dir=Path("/r/run_a"), metrics={"alpha": 2.0, "zeta": 1.0, "undeclared": 3.0}),
+               SimpleNamespace(run_dir=Path("/r/run_b"), metrics={"zeta": 0.5})]
+    print_results(Declared(), results)
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert lines == [["run", "zeta", "alpha"], ["run_a", "1", "2"], ["run_b", "0.5", "-"]]
+    assert Declared().write_artifacts(results[0], {}) == []  # no artefacts unless an experiment declares some
+
+
+def test_every_shorthand_is_a_field_of_its_experiment():
+    from specreg_lib.experiments import EXPERIMENTS
+    from specreg_lib.experiments.core.config import resolve_path
+    from specreg_lib.kit.sweep import declared_shorthands
+
+    declared_shorthands()  # no shorthand shadows a kit option; a name is a flag everywhere or nowhere
+    for exp in EXPERIMENTS.values():
+        for name, sh in exp.shorthands.items():
+            if sh.field is None:
+                continue
+            assert resolve_path(exp.config_class, sh.field) == sh.field, (exp.name, name)
+            for choice in sh.choices:  # every declared choice is a value the config accepts
+                exp.config("smoke", {sh.field: choice})
 
 
 _KILL_SCRIPT = """

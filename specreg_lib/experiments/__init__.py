@@ -13,8 +13,10 @@ from .core import (
     NotApplicable,
     RunLocked,
     RunResult,
+    Shorthand,
     StepsConflict,
     Sweep,
+    Variant,
     apply_overrides,
     check_profile,
     config_hash,
@@ -22,6 +24,7 @@ from .core import (
     format_status,
     from_dict,
     load_config,
+    parse_seeds,
     parse_values,
     run,
     run_dir,
@@ -36,6 +39,7 @@ from .edm import PRESETS as EDM_PRESETS
 from .edm import EDMFinetuneConfig, EDMFinetuneExperiment, edm_experiment
 from .toy import CHECKERBOARD, POWER_SPECTRA, ToyConfig, ToyExperiment
 
+# The registry every door reads: experiment name -> Experiment (the kit knows them only from here)
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (CHECKERBOARD, POWER_SPECTRA, DIFFWAVE,
                                                            *EDM_PRESETS.values())}
 
@@ -43,7 +47,8 @@ __all__ = [
     "AudioConfig", "AudioExperiment", "CHECKERBOARD", "DIFFWAVE", "EDM_PRESETS", "EDMFinetuneConfig",
     "EDMFinetuneExperiment", "EXPERIMENTS", "edm_experiment", "POWER_SPECTRA", "PROFILES",
     "RUNTIME_FIELDS", "Experiment", "NotApplicable",
-    "RunLocked", "RunResult", "StepsConflict", "Sweep", "ToyConfig", "ToyExperiment", "apply_overrides",
-    "check_profile", "config_hash", "field_paths", "format_status", "from_dict", "load_config", "parse_values",
+    "RunLocked", "RunResult", "Shorthand", "StepsConflict", "Sweep", "ToyConfig", "ToyExperiment", "Variant",
+    "apply_overrides", "check_profile", "config_hash", "field_paths", "format_status", "from_dict", "load_config",
+    "parse_seeds", "parse_values",
     "run", "run_dir", "run_state", "run_sweep", "save_config", "sweep_status", "to_dict", "variant_sweep",
 ]

@@ -1,6 +1,7 @@
 """The ``specreg`` console script: one subcommand per module of the kit (reproduce, sweep, spectrum, generate, fid,
 finetune, table1); each module provides ``add_arguments(parser)`` and ``run(args)``, and also runs on its own as
-``python -m specreg_lib.kit.<module>`` (e.g. under torchrun) through :func:`standalone`."""
+``python -m specreg_lib.kit.<module>`` (e.g. under torchrun) through :func:`standalone`. Training runs have one
+door, ``sweep``; ``finetune`` is the same door named by ``--task``/``--preset``."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="specreg", description="Spectral regularization for diffusion models")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module, help_ in [("reproduce", reproduce, "run every notebook with papermill (the main job)"),
-                                ("sweep", sweep, "train a grid of an experiment's settings x seeds, resumably"),
+                                ("sweep", sweep, "train a grid of an experiment's settings x seeds, resumably, "
+                                                 "then evaluate (every experiment: see --list)"),
                                 ("spectrum", spectrum, "compare radially averaged power spectra of two folders"),
                                 ("generate", generate, "sample images from an EDM checkpoint, one PNG per seed"),
                                 ("fid", fid, "FID of generated images against reference statistics (clean-fid)"),
-                                ("finetune", finetune, "fine-tune a pretrained model with a spectral loss "
-                                                       "(--task audio: DiffWave, Table 2; --task edm: EDM, Tables 1 "
-                                                       "and 3), then evaluate"),
+                                ("finetune", finetune, "fine-tune a pretrained model with a spectral loss, then "
+                                                       "evaluate: the sweep door, the experiment named by --task "
+                                                       "[--preset]"),
                                 ("table1", table1, "the paper's Table 1: fine-tune -> generate -> FID per cell, "
                                                    "resumable; --status shows what is left")]:
         sp = sub.add_parser(name, help=help_, **_texts(module))

@@ -4,7 +4,9 @@ papermill's own reader (``inspect_notebook``) drops any line whose annotation ho
 ``seeds: list[int] | None = None`` would be invisible to it; this module reads the cell as Python instead.
 Supported annotations: ``str``, ``int``, ``float``, ``bool``, ``list[T]`` of those, and any of them ``| None``
 (or ``Optional[...]``, ``Union[...]``): the types papermill can write into a notebook. A parameter without an
-annotation takes the type of its default.
+annotation takes the type of its default. The text grammar is the one ``--set`` and ``--grid`` use
+(``experiments.core.config``): bools as true/false, yes/no or 1/0, none/null for an optional type, and int lists
+with ranges (``seeds=1-5``), the grammar of ``--seeds``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import tokenize
 from pathlib import Path
 from typing import Any
 
+from ..experiments.core.config import is_none_word, parse_int_list, parse_scalar
+
 SCALARS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 LISTS = ("list", "List")
-NONE_WORDS = ("none", "None")
-TRUE_WORDS, FALSE_WORDS = ("true", "1"), ("false", "0")
 
 
 class ParameterError(ValueError):
@@ -129,27 +131,16 @@ def declared_types(param: Parameter) -> list[Any]:
     return []  # no annotation and a None (or mixed) default: any Python literal, else the text
 
 
-def _scalar(text: str, kind: type) -> Any:
-    text = text.strip()
-    if kind is str:
-        return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
-    if kind is bool:
-        if text.lower() in TRUE_WORDS:
-            return True
-        if text.lower() in FALSE_WORDS:
-            return False
-        raise ValueError("expected true/false/1/0")
-    return kind(text)  # int("3.5") and float("x") raise ValueError
-
-
 def _list(text: str, item: type) -> list[Any]:
+    if item is int:
+        return parse_int_list(text)  # "1,2", "[1, 2]", "1-5": the grammar of --seeds
     text = text.strip()
     if text[:1] + text[-1:] == "[]":
         text = text[1:-1]
     items = text.split(",")
     if items and not items[-1].strip():
         items = items[:-1]  # "1," and "" are allowed
-    return [_scalar(t, item) for t in items]
+    return [parse_scalar(t, item) for t in items]
 
 
 def convert(param: Parameter, text: str) -> Any:
@@ -160,12 +151,12 @@ def convert(param: Parameter, text: str) -> Any:
             return ast.literal_eval(text)
         except (ValueError, SyntaxError):
             return text
-    if None in alts and text.strip() in NONE_WORDS:
+    if None in alts and is_none_word(text):
         return None
     reasons = []
     for alt in sorted((a for a in alts if a is not None), key=lambda a: a is str):  # str last: it always fits
         try:
-            return _list(text, alt[1]) if isinstance(alt, tuple) else _scalar(text, alt)
+            return _list(text, alt[1]) if isinstance(alt, tuple) else parse_scalar(text, alt)
         except ValueError as err:
             reasons.append(str(err))
     raise ParameterError(f"-p {param.name}={text!r}: cannot convert to the declared type `{param.type_text}`"

@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     report = write_report(profile_dir / "report.html", gather(every, args.profile, results, args.root),
                           args.profile, env, command)
     write_json(profile_dir / "summary.json", {
-        "profile": args.profile, "executed_dir": str(executed_dir), "overrides": {nb.stem: o for nb, o in overrides.items()},
+        "profile": args.profile, "executed_dir": str(executed_dir),
+        "overrides": {nb.stem: o for nb, o in overrides.items()},
         "device": env["device"], "versions": env["versions"],
         "notebooks": [{"name": r.name, "status": r.status, "wall_s": r.wall_s, "cell_exec_s": r.cell_exec_s,
                        "executed": str(r.executed), "out_dir": str(r.out_dir), "error": r.error,

@@ -1,13 +1,25 @@
-"""``specreg sweep EXPERIMENT``: run a grid of an experiment's config fields times seeds, resumably.
+"""``specreg sweep EXPERIMENT``: train a grid of an experiment's settings times seeds, resumably, then evaluate.
 
-Examples (run folders go to ``checkpoints/<experiment>/`` under the repository root by default):
+The one door for training runs, for every experiment of the registry (``--list`` prints them with their profiles,
+variants and options). Beside the kit's own options, each experiment declares shorthands for its config fields
+(``Experiment.shorthands``, e.g. ``--steps``; comma lists on those that are grid axes); ``--grid`` and ``--set``
+reach every other field. ``specreg finetune`` is this door under ``--task``/``--preset`` names.
 
-    specreg sweep checkerboard --profile cpu --grid regularizer=baseline,amp_phase --seeds 1,2,3 --dry-run
-    specreg sweep checkerboard --profile cpu --grid lambda_spec=0.3,1,3 --grid weighting=alpha_bar,min_snr \\
-        --seeds 0
-    nohup specreg sweep power_spectra --profile cpu --grid regularizer=baseline,amp,amp_phase,haar,bior1.3 &
-    torchrun --nproc_per_node 2 -m specreg_lib.kit.sweep checkerboard --profile paper --seeds 1
+Examples (EXPERIMENT as ``--list`` names it; run folders go to ``checkpoints/<experiment>/`` under the repository
+root by default):
 
+    specreg sweep --list
+    specreg sweep EXPERIMENT --profile cpu --fields
+    specreg sweep EXPERIMENT --profile cpu --regularizer baseline,amp_phase --seeds 1-3 --dry-run
+    specreg sweep EXPERIMENT --profile cpu --regularizer amp_phase --lambda_spec 0.3,1,3 --seeds 0
+    specreg sweep EXPERIMENT --profile cpu --grid regularizer.weighting=alpha_bar,min_snr --set train.lr=5e-4
+    nohup specreg sweep EXPERIMENT --profile cpu --skip-locked &      # again in a second shell: two workers
+    specreg sweep EXPERIMENT --profile paper --resume                 # continue, never start anew
+    torchrun --nproc_per_node 2 -m specreg_lib.kit.sweep EXPERIMENT --profile paper --seeds 1
+
+A variant (``--regularizer``) names L_S only: every regularized run takes lambda_spec and the weighting from the
+profile, ``--set`` or an axis of their own, and ``--dry-run`` shows the values each run will use. lambda_spec is
+spelled ``--lambda_spec`` (alias ``--lambda``), and ``lambda_spec`` or ``regularizer.lambda_spec`` in --grid/--set.
 A killed sweep resumes where it stopped (each run from its last checkpoint); finished runs are only re-read.
 """
 
@@ -16,34 +28,79 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..experiments import EXPERIMENTS, PROFILES, RunLocked, StepsConflict, Sweep, field_paths, format_status
-from ..experiments.core.config import get_path, parse_set_options, parse_values
+from ..experiments.core.config import get_path, parse_seeds, parse_set_options, parse_values
+from ..experiments.core.protocol import Experiment, Shorthand
+from ..experiments.core.runs import run_dir, run_state
 from ..experiments.core.sweep import run_sweep, sweep_status
-from ..training.distributed import init_distributed, is_main
+from ..training.distributed import init_distributed, is_main, world_size
 from .paths import resolve_repo_path
 
 DEFAULT_ROOT = "checkpoints"
+# the kit's own options (argparse dests); an experiment's shorthands must not reuse them
+KIT_OPTIONS = ("experiment", "task", "preset", "profile", "regularizer", "lambda_spec", "seeds", "grid", "set", "root",
+               "resume", "wait", "skip_locked", "dry_run", "fields", "list")
+
+
+def declared_shorthands() -> dict[str, list[tuple[Experiment, Shorthand]]]:
+    """Option name -> the experiments that declare it, with their declarations (registry order)."""
+    out: dict[str, list[tuple[Experiment, Shorthand]]] = {}
+    for exp in EXPERIMENTS.values():
+        for name, sh in exp.shorthands.items():
+            if _dest(name) in KIT_OPTIONS:
+                raise ValueError(f"{exp.name}: shorthand --{name} would shadow the kit's own option; rename it")
+            out.setdefault(name, []).append((exp, sh))
+    for name, decls in out.items():
+        if len({sh.flag for _, sh in decls}) > 1:
+            raise ValueError(f"--{name} is a flag in some experiments and takes a value in others; declare it alike")
+    return out
+
+
+def _dest(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def _shorthand_help(decls: list[tuple[Experiment, Shorthand]]) -> str:
+    """One help text per distinct declaration, headed by the experiments that make it (all: no heading)."""
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for exp, sh in decls:
+        groups.setdefault((sh.help, sh.choices), []).append(exp.name)
+    if len(groups) == 1 and len(decls) == len(EXPERIMENTS):
+        return next(iter(groups))[0]
+    return "; ".join(f"[{', '.join(names)}] {text}" for (text, _), names in groups.items())
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``sweep`` options."""
+    """The door's options: the kit's own, then every shorthand an experiment of the registry declares."""
     p.add_argument("experiment", nargs="?", choices=sorted(EXPERIMENTS),
                    help="which experiment (leave out with --list to see them)")
     p.add_argument("--profile", default="smoke", choices=PROFILES,
-                   help="the named preset the grid starts from (default: smoke)")
+                   help="the named preset the grid starts from: smoke = stand-in data and a tiny net on a CPU, in "
+                        "seconds; cpu = a longer CPU run; paper = the paper's setting (default: smoke)")
+    p.add_argument("--regularizer", default=None, metavar="V1,V2",
+                   help="a grid axis of regularizer variants, comma-separated: baseline and the experiment's L_S "
+                        "variants (see --list), or a registered spectral loss kind (default: the experiment's)")
+    p.add_argument("--lambda_spec", "--lambda", dest="lambda_spec", default=None, metavar="L1,L2",
+                   help="lambda_spec of Eq. 17 for the regularized variants, comma-separated: a grid axis (default: "
+                        "the profile's); --lambda is an alias")
+    p.add_argument("--seeds", default=None, metavar="S1,S2|A-B",
+                   help="training seeds: comma-separated and/or ranges, e.g. 1,2,3 or 1-5 (default: the "
+                        "experiment's seeds for the profile)")
     p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
-                   help="a grid axis: a config field (dotted path like regularizer.lambda_spec, or a unique leaf "
-                        "name like lambda_spec) and its comma-separated values; tuples as [2,4],[2]; "
-                        "regularizer takes variant names (baseline, amp, ...); repeatable")
+                   help="a grid axis: a config field (dotted path like train.lr, or a unique leaf name like lr) and "
+                        "its comma-separated values; tuples as [2,4],[2]; repeatable (--fields lists the fields)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="a single-value override of a config field for every run (e.g. steps=3000); repeatable")
-    p.add_argument("--seeds", default=None, metavar="S1,S2",
-                   help="comma-separated training seeds (default: the experiment's seeds for the profile)")
+                   help="a single-value override of a config field for every run (e.g. train.precision=fp32); "
+                        "repeatable")
     p.add_argument("--root", default=DEFAULT_ROOT,
                    help=f"where run folders go (relative: from the repository root; default: {DEFAULT_ROOT})")
-    p.add_argument("--dry-run", action="store_true", help="list the runs and their state (done/partial/...), "
-                                                          "then exit without training")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the runs (regularizer, lambda_spec, weighting, grid values, seed) and their state "
+                        "(done/partial/...), then exit without training")
+    p.add_argument("--resume", action="store_true",
+                   help="only continue runs that already have a checkpoint; refuse to start new ones")
     p.add_argument("--wait", action="store_true",
                    help="if another process holds a run's lock, wait for it instead of stopping")
     p.add_argument("--skip-locked", action="store_true",
@@ -51,31 +108,92 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(e.g. one per core) can share one sweep")
     p.add_argument("--fields", action="store_true", help="list the experiment's config fields, their types and "
                                                          "the profile's values, then exit")
-    p.add_argument("--list", action="store_true", help="list the experiments, then exit")
+    p.add_argument("--list", action="store_true", help="list the experiments and their options, then exit")
+    group = p.add_argument_group("options the experiments declare (each applies to the experiments named)")
+    for name, decls in declared_shorthands().items():
+        sh = decls[0][1]
+        if sh.flag:
+            group.add_argument(f"--{name}", dest=_dest(name), action="store_true", help=_shorthand_help(decls))
+            continue
+        same = len({s.choices for _, s in decls}) == 1 and sh.choices  # else each help text names its values
+        metavar = "{" + ",".join(sh.choices) + "}" + (",..." if sh.axis else "") if same else \
+            "V1,V2" if sh.axis else "VALUE"
+        group.add_argument(f"--{name}", dest=_dest(name), default=None, metavar=metavar, help=_shorthand_help(decls))
+
+
+def _applies_to(decls: list[tuple[Experiment, Shorthand]], args: argparse.Namespace) -> str:
+    if getattr(args, "task", None):  # the finetune alias speaks in tasks
+        return "--task " + "/".join(dict.fromkeys(e.task for e, _ in decls if e.task)) + " only"
+    return ", ".join(e.name for e, _ in decls) + " only"
 
 
 def build_sweep(args: argparse.Namespace) -> Sweep:
     """The Sweep the arguments describe; ValueError/KeyError with a clear message on bad input."""
     exp = EXPERIMENTS[args.experiment]
     cls = exp.config_class
-    grid: dict[str, list] = {}
+    grid: dict[str, list[Any]] = {}
+    overrides = parse_set_options(cls, args.set, exp.variants)
+
+    def put(path: str, values: list[Any], source: str, axis: bool = True) -> None:
+        if path in grid or path in overrides:
+            raise ValueError(f"{source}: {path} is set twice (by --grid/--set and an option); give it once")
+        if axis:
+            grid[path] = values
+        else:
+            overrides[path] = values[0]
+
     for item in args.grid:
         key, sep, text = item.partition("=")
         if not sep or not text:
-            raise ValueError(f"--grid {item!r} is not FIELD=V1,V2")
-        path, values = parse_values(cls, key.strip(), text, exp.variants)
-        grid[path] = values
-    overrides = parse_set_options(cls, args.set, exp.variants)
-    if "regularizer" not in grid and "regularizer" not in overrides and exp.default_variants:
-        grid = {"regularizer": [exp.variants[v] for v in exp.default_variants], **grid}
-    if args.seeds is not None:
+            raise ValueError(f"--grid {item!r} is not FIELD=V1,V2; write e.g. --grid train.lr=1e-4,5e-4")
+        put(*parse_values(cls, key.strip(), text, exp.variants), f"--grid {item}")
+    if args.regularizer is not None:
+        put("regularizer", parse_values(cls, "regularizer", args.regularizer, exp.variants)[1], "--regularizer")
+    if args.lambda_spec is not None:
+        put(*parse_values(cls, "regularizer.lambda_spec", args.lambda_spec), "--lambda_spec")
+    for name, decls in declared_shorthands().items():
+        if getattr(args, _dest(name), None) not in (None, False) and name not in exp.shorthands:
+            raise ValueError(f"--{name} applies to {_applies_to(decls, args)}; see --list for each "
+                             "experiment's options")
+    for name, sh in exp.shorthands.items():  # in the experiment's order: its axes vary in that order
+        value = getattr(args, _dest(name), None)
+        if value in (None, False):
+            continue
+        if sh.field is None:
+            continue  # an artefact writer's option (write_artifacts)
+        if sh.flag:
+            put(sh.field, [True], f"--{name}", axis=False)
+            continue
         try:
-            seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
-        except ValueError:
-            raise ValueError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
-    else:
-        seeds = exp.default_seeds.get(args.profile, (1,))
+            path, values = parse_values(cls, sh.field, value, exp.variants)
+        except ValueError as err:
+            raise ValueError(f"--{name} {value}: {err}") from None
+        bad = [v for v in values if sh.choices and v not in sh.choices]
+        if bad or (len(values) != 1 and not sh.axis):
+            raise ValueError(f"--{name} {value!r}: choose {'values' if sh.axis else 'one value'} of "
+                             f"{', '.join(sh.choices) or sh.field}")
+        put(path, values, f"--{name}", axis=sh.axis)
+    if "regularizer" not in grid and "regularizer" not in overrides and exp.default_variants:
+        grid["regularizer"] = list(exp.default_variants)
+    first = ("regularizer", "regularizer.lambda_spec")  # the runs listed variant by variant
+    grid = {**{k: grid[k] for k in first if k in grid}, **grid}
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else exp.default_seeds.get(args.profile, (1,))
     return Sweep(exp, args.profile, overrides, grid, seeds)
+
+
+def artifact_options(exp: Experiment, args: argparse.Namespace) -> dict[str, Any]:
+    """The experiment's shorthands given on the command line, name -> value (for ``write_artifacts``)."""
+    return {name: getattr(args, _dest(name)) for name in exp.shorthands
+            if getattr(args, _dest(name), None) not in (None, False)}
+
+
+def _list() -> int:
+    for name, exp in EXPERIMENTS.items():
+        alias = f" --task {exp.task}" + (f" --preset {exp.preset}" if exp.preset else "") if exp.task else ""
+        alias = f" (specreg finetune{alias})" if alias else ""
+        print(f"{name}{alias}\n  profiles {', '.join(exp.profiles)}; variants {', '.join(exp.variants)}\n"
+              f"  options {' '.join('--' + k for k in exp.shorthands) or '-'}; metrics {', '.join(exp.glossary)}")
+    return 0
 
 
 def _fields(args: argparse.Namespace) -> int:
@@ -90,11 +208,9 @@ def _fields(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point shared by ``specreg sweep`` and ``python -m specreg_lib.kit.sweep``; returns the exit code."""
+    """Entry point of ``specreg sweep``, ``specreg finetune`` and ``python -m specreg_lib.kit.sweep``."""
     if args.list or not args.experiment:
-        for name, exp in EXPERIMENTS.items():
-            print(f"{name:16s} {type(exp).__name__}: profiles {', '.join(exp.profiles)}; "
-                  f"variants {', '.join(exp.variants)}")
+        _list()
         return 0 if args.list else 2
     if args.fields:
         return _fields(args)
@@ -104,15 +220,22 @@ def run(args: argparse.Namespace) -> int:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    exp = sweep.experiment
     root = resolve_repo_path(args.root)
     init_distributed()  # under torchrun; a no-op otherwise. Before any run folder is named: they depend
     # on the number of shards
     say = print if is_main() else (lambda *a, **k: None)
-    say(f"{sweep.experiment.name}, profile {sweep.profile}: {len(sweep.configs())} runs under "
-          f"{root / sweep.experiment.name}")
+    say(f"{exp.name}, profile {sweep.profile}: {len(sweep.configs())} runs under {root / exp.name}")
+    say(f"global batch per optimiser step: {exp.train_config(sweep.base_config()).batch_size} "
+        f"(world size {world_size()})")
     say(format_status(sweep_status(sweep, root)))
     if args.dry_run:
         return 0
+    if args.resume:
+        fresh = [str(run_dir(exp, c, root)) for c in sweep.configs() if run_state(exp, c, root)[0] == "missing"]
+        if fresh:
+            print("error: --resume: no checkpoint to continue for\n  " + "\n  ".join(fresh), file=sys.stderr)
+            return 2
     try:
         results = run_sweep(sweep, root, wait=args.wait, skip_locked=args.skip_locked)
     except (RunLocked, StepsConflict) as err:
@@ -120,16 +243,23 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if is_main():
         print("\n" + format_status(sweep_status(sweep, root)))
-        _print_results(sweep, results)
+        options = artifact_options(exp, args)
+        for r in results:
+            for path in exp.write_artifacts(r, options):
+                print(f"wrote {path}")
+        print_results(exp, results)
     return 0
 
 
-def _print_results(sweep: Sweep, results: list) -> None:
-    keys = [k for k in ("log_distance", "valid_fraction", "binariness", "seconds_per_step") if k in
-            results[0].metrics] if results else []
-    print("\n" + "  ".join(["run".ljust(40), *(k.rjust(14) for k in keys)]))
+def print_results(exp: Experiment, results: list) -> None:
+    """One row per run, one column per metric the experiment declares (its ``glossary``) that a run reports."""
+    keys = [k for k in exp.glossary if any(k in r.metrics for r in results)]
+    widths = [max(12, len(k)) for k in keys]
+    print("\n" + "  ".join(["run".ljust(44), *(k.rjust(w) for k, w in zip(keys, widths, strict=True))]))
     for r in results:
-        print("  ".join([Path(r.run_dir).name[:40].ljust(40), *(f"{r.metrics[k]:14.4g}" for k in keys)]))
+        cells = [f"{r.metrics[k]:{w}.4g}" if isinstance(r.metrics.get(k), int | float) else "-".rjust(w)
+                 for k, w in zip(keys, widths, strict=True)]
+        print("  ".join([Path(r.run_dir).name[:44].ljust(44), *cells]))
 
 
 def main(argv: list[str] | None = None) -> int:

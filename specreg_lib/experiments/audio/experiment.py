@@ -17,12 +17,12 @@ L_diff at every step, and a summed unnormalised FFT would exceed L_diff 100-fold
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pywt
 import torch
 from torch import nn
 
@@ -38,11 +38,10 @@ from ...models.diffwave import (
     read_lmnt_checkpoint,
     vocode,
 )
-from ...spectral import SpectralLoss
 from ...training import TrainConfig
 from ...training.distributed import barrier, is_main, resolve_device, world_size
-from ..core.config import check_run_fields
-from ..core.protocol import Experiment
+from ..core.config import Variant, check_run_fields
+from ..core.protocol import Experiment, Shorthand
 
 CORPORA = ("ljspeech", "standin")
 LATENT_SEED = 30_000  # + run seed: vocoding noise depends on the seed only, so variants are paired
@@ -165,47 +164,36 @@ class AudioConfig:
         return MelConfig(n_mels=self.model.n_mels)
 
 
-def _wavelet(wave: str) -> Regularizer:
+def _wavelet(wave: str) -> Variant:
     # 5 levels: the detail bands then split 0-11 kHz into octaves down to 345-690 Hz (speech formants)
-    return Regularizer("wavelet", 1e-4, "unweighted", {"wave": wave, "levels": 5, "ndim": 1})
+    return Variant("wavelet", {"wave": wave, "levels": 5, "ndim": 1})
 
 
-AUDIO_VARIANTS: dict[str, Regularizer | None] = {
+# L_S only, on the waveform (ndim=1); lambda_spec (1e-4) and the weighting ("unweighted", a constant lambda) are
+# the config's: --lambda_spec 1e-4,1e-5,1e-6 sweeps the paper's three.
+AUDIO_VARIANTS: dict[str, Variant | None] = {
     "baseline": None,
-    "amp": _amp(),  # Eq. 14
-    "amp_phase": Regularizer("amp_phase", 1e-4, "unweighted", {"ndim": 1}),  # Eq. 15
+    "amp": Variant("amp", {"ndim": 1}),  # Eq. 14
+    "amp_phase": Variant("amp_phase", {"ndim": 1}),  # Eq. 15
     "haar": _wavelet("haar"),  # Eq. 16
     "bior1.3": _wavelet("bior1.3"),  # Eq. 16
 }
 
-
-class SummedSpectralLoss:
-    """L_S summed over its terms instead of averaged: mean x number of two-sided bins (Fourier), or the wavelet
-    loss with gamma_{s,l} multiplied by each band's length (Eq. 16). Picklable; (B, 1, T) x 2 -> (B,)."""
-
-    def __init__(self, kind: str, options: dict[str, Any]) -> None:
-        self.kind, self.options = kind, dict(options)
-        self.base = SpectralLoss(kind, **self.options)
-
-    def _band_sizes(self, n: int) -> list[float]:
-        wave, levels = self.options.get("wave", "haar"), self.options.get("levels", 3)
-        L, mode = pywt.Wavelet(wave).dec_len, self.options.get("mode", "zero")
-        sizes = []
-        for _ in range(levels):
-            n = pywt.dwt_coeff_len(n, L, mode)  # floor((n + L - 1) / 2), as specreg_lib.spectral.wavedec
-            sizes.append(n)
-        return [float(sizes[-1])] + [float(s) for s in sizes[::-1]]  # [cA_J, d_J, ..., d_1]
-
-    def __call__(self, x0_hat: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        if self.kind != "wavelet":
-            return self.base(x0_hat, x0) * x0_hat[0].numel()  # C * T two-sided bins
-        sizes = self._band_sizes(x0_hat.shape[-1])
-        gamma = self.options.get("gamma") or [1.0] * len(sizes)
-        opts = {**self.options, "gamma": [g * s * x0_hat.shape[1] for g, s in zip(gamma, sizes, strict=True)]}
-        return SpectralLoss("wavelet", **opts)(x0_hat, x0)
-
-    def __repr__(self) -> str:
-        return f"SummedSpectralLoss({self.kind!r}, {self.options!r})"
+AUDIO_SHORTHANDS: dict[str, Shorthand] = {
+    "checkpoint": Shorthand("model.local_path", "a local copy of LMNT's diffwave-ljspeech-22kHz-1000578.pt, checked "
+                            "against its SHA-256 (default: the cache, else a download); another file in LMNT's "
+                            "layout: --set model.checkpoint=PATH"),
+    "data": Shorthand("data.path", "the LJSpeech-1.1 archive or extracted folder (default: data/, downloaded if "
+                      "missing)"),
+    "vggish": Shorthand("evaluate.vggish_path", "a local vggish-10086976.pth for FAD (default: the cache, else a "
+                        "download)"),
+    "steps": Shorthand("train.steps", "optimiser steps (default: the profile's)"),
+    "schedule": Shorthand("sample.schedule", "inference: LMNT's 6-step fast schedule (paper) or the 50 training "
+                          "steps", choices=("fast", "full")),
+    "n-clips": Shorthand("sample.n_clips", "held-out clips to vocode and score (0 = all LJ001*/LJ002*)"),
+    "utmos": Shorthand("evaluate.utmos", "also score UTMOS (SpeechMOS via torch.hub: DOWNLOADS AND RUNS remote code)",
+                       flag=True),
+}
 
 
 AUDIO_GLOSSARY: dict[str, tuple[str, str]] = {
@@ -227,6 +215,8 @@ class AudioExperiment(Experiment):
     config_class = AudioConfig
     variants = AUDIO_VARIANTS
     glossary = AUDIO_GLOSSARY
+    shorthands = AUDIO_SHORTHANDS
+    task = "audio"  # specreg finetune --task audio
     default_seeds = {"smoke": (1,), "cpu": (1,), "paper": PAPER_SEEDS}
     default_variants = ("baseline", "amp", "amp_phase", "haar", "bior1.3")
     profiles = {
@@ -305,8 +295,8 @@ class AudioExperiment(Experiment):
         """LMNT's L1 eps loss on its training schedule (+ lambda_spec * L_S(x0_hat, x0), Eq. 17)."""
         schedule = self.train_schedule(cfg)
         reg = cfg.regularizer
-        if reg is not None and cfg.loss.reduction == "sum":
-            reg = dataclasses.replace(reg, kind=SummedSpectralLoss(reg.kind, reg.options), options={})
+        if reg is not None:  # L_S summed or averaged over bins; set on the loss, not the config (run hashes)
+            reg = dataclasses.replace(reg, options={**reg.options, "bins": cfg.loss.reduction})
         return DDPMLoss(schedule, parametrization="eps", norm="l1", regularizer=reg)
 
     def eval_clips(self, cfg: AudioConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -361,5 +351,10 @@ class AudioExperiment(Experiment):
         for i, ref in enumerate(refs):
             write_wav(folder / f"{names[i]}.wav", result.samples[i, 0, : len(ref)], cfg.mel_config().sample_rate)
         return folder
+
+    def write_artifacts(self, result: Any, options: Mapping[str, Any]) -> list[Path]:
+        """Every run's vocoded held-out clips as WAVs (:meth:`write_wavs`)."""
+        return [self.write_wavs(result)]
+
 
 DIFFWAVE = AudioExperiment()

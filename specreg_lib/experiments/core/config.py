@@ -4,7 +4,15 @@ An experiment's config is one frozen dataclass composed of sub-configs (data, mo
 train, sample, evaluate); every sub-config validates itself in ``__post_init__``. Anything that changes a
 value goes through :func:`apply_overrides` with dotted paths (``"train.steps"``, ``"regularizer.lambda_spec"``)
 or a leaf name that is unique in the tree (``"steps"``, ``"lambda_spec"``), so a typo is an error that lists
-the valid names. Strings from a command line are converted with the field's declared type (:func:`parse_text`).
+the valid names. Strings from a command line are converted with the field's declared type (:func:`parse_text`),
+scalars by the one grammar every door shares (:func:`parse_scalar`, also the notebooks' ``-p``), seeds by
+:func:`parse_seeds`.
+
+A variant (:class:`Variant`, named in an experiment's variant table) is L_S only: a spectral loss kind and its
+options. Wherever a variant is put into a config, by name or as a value, it takes lambda_spec and the weighting
+from the regularizer the config holds at that point (the dataclass default when that is the baseline), so a
+profile, ``--set lambda_spec=...`` or a ``lambda_spec`` grid axis sets them once for every variant. A registered
+spectral kind that no table names (``specreg_lib.spectral.register_kind``) is a variant of its own name.
 """
 
 from __future__ import annotations
@@ -13,9 +21,11 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +33,9 @@ from ...diffusion import Regularizer, SpectralWeighting
 from ...io import write_json
 
 PROFILES = ("smoke", "cpu", "paper")
+# The command-line grammar of scalars, shared by --set/--grid and the notebooks' -p (case-insensitive words).
+NONE_WORDS = ("none", "null")  # for an optional field only; a plain str field keeps the text
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1"), ("false", "no", "0")
 
 C = TypeVar("C")
 
@@ -46,10 +59,101 @@ def check_run_fields(threads: int, regularizer: Regularizer | None) -> None:
     if threads < 0:
         raise ValueError(f"threads must be >= 0, got {threads}")
     if regularizer is not None and not isinstance(regularizer.kind, str):
-        raise ValueError("a config's regularizer must use a built-in kind (it is saved as JSON)")
+        raise ValueError("a config's regularizer must name its kind, built-in or registered (it is saved as JSON)")
 
 
-def parse_set_options(cls: type, items: list[str], variants: Mapping[str, Regularizer | None] | None = None
+@dataclass(frozen=True)
+class Variant:
+    """A regularizer variant as an experiment's table names it: L_S only, a spectral loss ``kind`` (Eqs. 14-16 or
+    a registered one) and its ``options``; lambda_spec and the weighting come from the config it is put into."""
+
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", dict(self.options))
+        self.regularizer()  # validates kind and options now, where the table is written
+
+    def regularizer(self, like: Regularizer | None = None) -> Regularizer:
+        """This L_S with ``like``'s lambda_spec and weighting (Regularizer's defaults when ``like`` is None)."""
+        if like is None:
+            return Regularizer(self.kind, options=self.options)
+        return Regularizer(self.kind, like.lambda_spec, like.weighting, self.options)
+
+
+def resolve_variant(name: str, variants: Mapping[str, Variant | None] | None) -> Variant | None:
+    """A variant by name: an entry of ``variants`` (None = the baseline), else a registered spectral kind."""
+    from ...spectral import KINDS
+
+    if variants is not None and name in variants:
+        return variants[name]
+    if name in KINDS:
+        return Variant(name)
+    raise ValueError(f"unknown regularizer variant {name!r}; choose one of {list(variants or {})} or a spectral "
+                     f"kind ({', '.join(KINDS)})")
+
+
+def parse_scalar(text: str, kind: type) -> Any:
+    """One command-line scalar as ``kind``: bool words (true/false, yes/no, 1/0, any case), int, float, or str
+    (surrounding quotes removed). The one grammar of ``--set``, ``--grid`` and the notebooks' ``-p``."""
+    t = text.strip()
+    if kind is str:
+        return t[1:-1] if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"" else t
+    if kind is bool:
+        if t.lower() in TRUE_WORDS:
+            return True
+        if t.lower() in FALSE_WORDS:
+            return False
+        raise ValueError(f"expected a bool (true/false, yes/no, 1/0), got {text!r}")
+    if kind in (int, float):
+        try:
+            return kind(t)  # int("3.5") and float("x") raise
+        except ValueError:
+            raise ValueError(f"expected {'an int' if kind is int else 'a number'}, got {text!r}") from None
+    raise ValueError(f"cannot parse {text!r} as {kind}")
+
+
+def is_none_word(text: str) -> bool:
+    """Whether ``text`` spells None (for an optional field): none or null, any case."""
+    return text.strip().lower() in NONE_WORDS
+
+
+_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
+
+
+def parse_int_list(text: str) -> list[int]:
+    """``"1,2,3"``, ``"[1, 2]"``, ranges ``"1-5"`` (inclusive) and mixes ``"1-3,7"`` -> a list of ints."""
+    t = text.strip()
+    if t[:1] + t[-1:] in ("[]", "()"):
+        t = t[1:-1]
+    out: list[int] = []
+    for item in (s.strip() for s in t.split(",")):
+        if not item:
+            continue  # "1," and "" are allowed
+        m = _RANGE.match(item)
+        if m:
+            lo, hi = int(m[1]), int(m[2])
+            if lo > hi:
+                raise ValueError(f"range {item!r} runs backwards; write it as {hi}-{lo}")
+            out += range(lo, hi + 1)
+        else:
+            out.append(parse_scalar(item, int))
+    return out
+
+
+def parse_seeds(text: str, option: str = "--seeds") -> tuple[int, ...]:
+    """The one seed grammar of every door: ``"1,2,3"``, ``"1-5"``, ``"1-3,7"`` -> distinct ints >= 0."""
+    try:
+        seeds = tuple(parse_int_list(text))
+    except ValueError as err:
+        raise ValueError(f"{option} {text!r}: {err}; write seeds as 1,2,3 or a range 1-5") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"{option} {text!r}: need at least one seed, each >= 0 and none twice; write seeds as "
+                         "1,2,3 or a range 1-5")
+    return seeds
+
+
+def parse_set_options(cls: type, items: list[str], variants: Mapping[str, Variant | None] | None = None
                       ) -> dict[str, Any]:
     """CLI ``--set FIELD=VALUE`` items -> {dotted path: value}, each converted by the field's declared type."""
     overrides: dict[str, Any] = {}
@@ -183,50 +287,32 @@ def _split_top(text: str) -> list[str]:
     return [p.strip() for p in parts]
 
 
-def parse_text(text: str, hint: Any, variants: Mapping[str, Regularizer | None] | None = None) -> Any:
-    """One command-line value converted to the declared type (int, float, bool, str, tuples, X | None,
-    Regularizer by variant name)."""
+def parse_text(text: str, hint: Any, variants: Mapping[str, Variant | None] | None = None) -> Any:
+    """One command-line value converted to the declared type: scalars by :func:`parse_scalar`, tuples, X | None
+    (none/null), a Regularizer field by variant name (:func:`resolve_variant`; the Variant is completed where it
+    is applied, :func:`apply_overrides`)."""
     inner, optional = _optional_inner(hint)
     t = text.strip()
-    if optional and t.lower() in ("none", "null"):
+    if optional and is_none_word(t):
         return None
     union = typing.get_args(inner) if typing.get_origin(inner) in (typing.Union, types.UnionType) else ()
     if str in union:  # e.g. a weighting given by name; the owning dataclass validates it
-        return t
+        return parse_scalar(t, str)
     if inner is Regularizer:
-        if variants is None or t not in variants:
-            raise ValueError(f"unknown regularizer variant {t!r}; choose one of {list(variants or {})}")
-        return variants[t]
+        return resolve_variant(t, variants)
     if typing.get_origin(inner) is tuple:
         args = typing.get_args(inner)
         elem = args[0]
         body = t[1:-1] if t[:1] in "[(" and t[-1:] in "])" else t
         items = [s for s in (x.strip() for x in body.split(",")) if s]
         return tuple(parse_text(s, elem) for s in items)
-    if inner is bool:
-        low = t.lower()
-        if low in ("true", "1", "yes"):
-            return True
-        if low in ("false", "0", "no"):
-            return False
-        raise ValueError(f"expected a bool (true/false), got {text!r}")
-    if inner is int:
-        try:
-            return int(t)
-        except ValueError:
-            raise ValueError(f"expected an int, got {text!r}") from None
-    if inner is float:
-        try:
-            return float(t)
-        except ValueError:
-            raise ValueError(f"expected a number, got {text!r}") from None
-    if inner is str:
-        return t
+    if inner in (bool, int, float, str):
+        return parse_scalar(t, inner)
     raise ValueError(f"cannot parse {text!r} as {hint}")
 
 
 def parse_values(cls: type, key: str, text: str,
-                 variants: Mapping[str, Regularizer | None] | None = None) -> tuple[str, list[Any]]:
+                 variants: Mapping[str, Variant | None] | None = None) -> tuple[str, list[Any]]:
     """``("lambda_spec", "0.1,1")`` -> ``("regularizer.lambda_spec", [0.1, 1.0])`` (a grid axis)."""
     path = resolve_path(cls, key)
     hint = path_type(cls, path)
@@ -247,13 +333,15 @@ def _replace(cfg: Any, parts: list[str], value: Any, full: str) -> Any:
 
 
 def apply_overrides(cfg: C, overrides: Mapping[str, Any], skip_not_applicable: bool = False,
-                    variants: Mapping[str, Regularizer | None] | None = None) -> C:
+                    variants: Mapping[str, Variant | None] | None = None) -> C:
     """Return ``cfg`` with each ``{path or unique leaf name: value}`` applied, shallow paths first.
 
     A path into a sub-config that is None (``regularizer.lambda_spec`` of a baseline) raises
     :class:`NotApplicable`, or is skipped with ``skip_not_applicable=True`` (a sweep's baseline points).
     Every sub-config re-validates, so a bad value fails here, before anything runs. A string for a non-string
-    field is parsed with :func:`parse_text` (a Regularizer field takes a name from ``variants``).
+    field is parsed with :func:`parse_text` (a Regularizer field takes a name from ``variants``). A
+    :class:`Variant` takes lambda_spec and weighting from the regularizer ``cfg`` holds there (the dataclass
+    default when ``cfg`` is the baseline); an explicit Regularizer is used as it is.
     """
     resolved = [(resolve_path(type(cfg), k), v) for k, v in overrides.items()]
     for path, value in sorted(resolved, key=lambda kv: kv[0].count(".")):
@@ -261,6 +349,8 @@ def apply_overrides(cfg: C, overrides: Mapping[str, Any], skip_not_applicable: b
         inner, _ = _optional_inner(hint)
         if isinstance(value, str) and inner is not str:
             value = parse_text(value, hint, variants)
+        if isinstance(value, Variant):
+            value = value.regularizer(get_path(cfg, path) or _field_default(type(cfg), path))
         value = _from_data(hint, value, path)
         try:
             cfg = _replace(cfg, path.split("."), value, path)
@@ -268,6 +358,15 @@ def apply_overrides(cfg: C, overrides: Mapping[str, Any], skip_not_applicable: b
             if not skip_not_applicable:
                 raise
     return cfg
+
+
+def _field_default(cls: type, path: str) -> Any:
+    """The dataclass default of the field at a dotted path (its factory's value)."""
+    *parents, leaf = path.split(".")
+    for part in parents:
+        cls = _optional_inner(_hints(cls)[part])[0]
+    f = next(f for f in dataclasses.fields(cls) if f.name == leaf)
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def get_path(cfg: Any, path: str) -> Any:

@@ -4,20 +4,26 @@ The toy, the power-spectra experiment, EDM fine-tuning and DiffWave each subclas
 :func:`specreg_lib.experiments.core.runs.run` does the rest (run folder, lock, training, snapshots, caching), the
 same for all of them. Profiles are named overrides of the SAME dataclass: ``experiment.config("cpu")`` is the
 dataclass defaults, then the experiment's ``base`` overrides, then the profile's, then the caller's.
+
+An experiment also declares what the kit's doors show and take, so the kit knows no experiment by name: its
+metrics (``glossary``: meaning and direction, the columns of a result table), its command-line shorthands
+(``shorthands``: ``--option`` -> config field, grid axes among them), the ``specreg finetune --task``/``--preset``
+names it answers to, and the files a finished run leaves beside its metrics (``write_artifacts``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from ...diffusion import Regularizer
 from ...training import TrainConfig
 from ...training.distributed import world_size
-from .config import PROFILES, apply_overrides, check_profile, config_hash
+from .config import PROFILES, Variant, apply_overrides, check_profile, config_hash
 
 # Dotted paths that never change what a run computes: left out of the run folder's hash.
 # ``train.steps`` is handled by snapshots (see runs.py), ``train.device`` may change on resume (CPU and GPU
@@ -25,6 +31,25 @@ from .config import PROFILES, apply_overrides, check_profile, config_hash
 RUNTIME_FIELDS = frozenset({"train.steps", "train.checkpoint_every", "train.log_every", "train.progress",
                             "train.max_nonfinite", "train.eval_every", "train.device", "threads",
                             "sample", "evaluate"})
+
+
+@dataclass(frozen=True)
+class Shorthand:
+    """A command-line option an experiment declares: ``--<name> VALUE`` sets the config ``field`` (a dotted path;
+    text typed by the field's declared type), ``--<name> V1,V2`` makes it a grid axis when ``axis``. A ``flag``
+    takes no value: it sets ``field`` to True, or, with no field, asks ``write_artifacts`` for something."""
+
+    field: str | None
+    help: str
+    axis: bool = False
+    flag: bool = False
+    choices: tuple[str, ...] = ()  # the values the field takes, checked at the door (and shown in --help)
+
+    def __post_init__(self) -> None:
+        if self.flag and self.axis:
+            raise ValueError("a flag takes no value, so it cannot be a grid axis")
+        if self.field is None and not self.flag:
+            raise ValueError("a shorthand without a config field must be a flag (an artefact writer's option)")
 
 
 class Experiment:
@@ -35,10 +60,17 @@ class Experiment:
     # dotted overrides of the dataclass defaults shared by every profile, then per profile
     base: ClassVar[Mapping[str, Any]] = {}
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
-    # names a sweep may use for the ``regularizer`` field; None = the baseline
-    variants: ClassVar[Mapping[str, Regularizer | None]] = {}
-    # Metric names -> (one-line meaning, "lower" | "higher" | "neither"): what a report shows beside them.
+    # names a sweep may use for the ``regularizer`` field: L_S only (config.Variant); None = the baseline
+    variants: ClassVar[Mapping[str, Variant | None]] = {}
+    # The metrics it declares, one entry each: name -> (one-line meaning, "lower" | "higher" | "neither"). A report
+    # shows them beside the values; a door's result table has one column per entry a run reports, in this order.
     glossary: ClassVar[Mapping[str, tuple[str, str]]] = {}
+    # Command-line shorthands of ``specreg sweep``: option name (``n-clips`` is ``--n-clips``) -> Shorthand
+    shorthands: ClassVar[Mapping[str, Shorthand]] = {}
+    # ``specreg finetune --task T [--preset P]`` names this experiment (the first registered one of a task is its
+    # default); None: reachable by name only
+    task: ClassVar[str | None] = None
+    preset: str | None = None
     # what a notebook compares when the caller names nothing: seeds per profile, and the variants
     default_seeds: ClassVar[Mapping[str, tuple[int, ...]]] = {}
     default_variants: ClassVar[tuple[str, ...]] = ()
@@ -111,6 +143,12 @@ class Experiment:
     def evaluate(self, cfg: Any, samples: torch.Tensor) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """(scalar metrics, arrays to keep such as spectra) of one run's samples."""
         raise NotImplementedError
+
+    def write_artifacts(self, result: Any, options: Mapping[str, Any]) -> list[Path]:
+        """Files a finished run (a ``runs.RunResult``) leaves beside its metrics, e.g. WAVs or a network pickle;
+        ``options``: the declared shorthands given at the door (name -> value). Returns what it wrote; the
+        default writes nothing."""
+        return []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

@@ -1,22 +1,22 @@
 """A sweep: a grid over named config fields times seeds, run one point after the other, resumable.
 
 ``Sweep(experiment, profile, overrides, grid, seeds)`` expands to one config per grid point and seed
-(points that are the same run, e.g. a baseline under several lambdas, are kept once). :func:`run_sweep`
-runs them in order through :func:`runs.run`: finished runs are only re-read, a killed sweep resumes from
-each run's last checkpoint, and :func:`sweep_status` tells which runs are done, partial or missing.
+(points that are the same run, e.g. a baseline under several lambdas, are kept once). A variant on the
+``regularizer`` axis is L_S only (``config.Variant``): each run's lambda_spec and weighting are the profile's,
+or ``overrides``', or those of axes of their own; :meth:`Sweep.describe` shows the values each run uses.
+:func:`run_sweep` runs them in order through :func:`runs.run`: finished runs are only re-read, a killed sweep
+resumes from each run's last checkpoint, and :func:`sweep_status` tells which runs are done, partial or missing.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...diffusion import Regularizer
-from .config import apply_overrides, get_path, resolve_path
+from .config import apply_overrides, get_path, resolve_path, resolve_variant
 from .protocol import Experiment
 from .runs import RunLocked, RunResult, run, run_dir, run_state
 
@@ -42,12 +42,10 @@ class Sweep:
         for path, values in grid.items():
             if not values:
                 raise ValueError(f"grid axis {path} has no values")
-        if "regularizer" in grid:  # variant names -> values, so _apply can give them the base's lambda/weighting
+        if "regularizer" in grid:  # variant names -> Variants (L_S only), completed where they are applied
             known = self.experiment.variants
-            bad = [v for v in grid["regularizer"] if isinstance(v, str) and v not in known]
-            if bad:
-                raise ValueError(f"unknown regularizer variant(s) {bad}; choose from {list(known)}")
-            grid["regularizer"] = [known[v] if isinstance(v, str) else v for v in grid["regularizer"]]
+            grid["regularizer"] = [resolve_variant(v, known) if isinstance(v, str) else v
+                                   for v in grid["regularizer"]]
         object.__setattr__(self, "grid", grid)
         self.configs()  # every point is built and validated now, before anything trains
 
@@ -57,13 +55,9 @@ class Sweep:
         return self._apply(cfg, {k: v[0] for k, v in self.grid.items() if len(v) == 1})
 
     def _apply(self, base: Any, point: dict[str, Any]) -> Any:
-        """``base`` with one grid point applied. A variant named on the ``regularizer`` axis brings its L_S (kind
-        and options); its lambda_spec and weighting stay the base config's unless an axis of their own sets them,
-        so a profile (or ``--set lambda_spec=...``) sets them once for every regularized variant."""
-        reg = point.get("regularizer")
-        if isinstance(reg, Regularizer) and base.regularizer is not None:
-            point = {**point, "regularizer": dataclasses.replace(
-                reg, lambda_spec=base.regularizer.lambda_spec, weighting=base.regularizer.weighting)}
+        """``base`` with one grid point applied. A variant on the ``regularizer`` axis brings its L_S (kind and
+        options) and takes the base's lambda_spec and weighting (``config.apply_overrides``), unless axes of their
+        own set them; a baseline point skips those axes."""
         return apply_overrides(base, point, skip_not_applicable=True, variants=self.experiment.variants)
 
     def configs(self) -> list[Any]:
@@ -82,11 +76,16 @@ class Sweep:
         return out
 
     def describe(self, cfg: Any) -> dict[str, Any]:
-        """The grid values of one point (what differs between runs), plus its seed."""
-        row = {k: get_path(cfg, k) for k in self.grid} | {"seed": self.experiment.seed(cfg)}
-        if "regularizer" in row and row["regularizer"] is None:
-            row["regularizer"] = "baseline"
-        return row
+        """One run as a row: the regularizer, lambda_spec and weighting it uses (when its config has one), the
+        other grid values (what differs between runs), and its seed."""
+        row: dict[str, Any] = {}
+        if hasattr(cfg, "regularizer"):
+            reg = cfg.regularizer
+            row["regularizer"] = "baseline" if reg is None else reg.name
+            row["lambda_spec"] = None if reg is None else reg.lambda_spec
+            row["weighting"] = None if reg is None else reg.weighting.kind if reg.weighting else "default"
+        row |= {k: get_path(cfg, k) for k in self.grid if k.split(".")[0] != "regularizer"}
+        return row | {"seed": self.experiment.seed(cfg)}
 
 
 def variant_sweep(experiment: Experiment, profile: str, seeds: Sequence[int] | None = None,

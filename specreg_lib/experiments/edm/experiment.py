@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,6 @@ from torch import nn
 
 from ...data.augment import AUGMENT_DIM, AugmentPipe
 from ...data.edm_datasets import DatasetError, EDMImageDataset, write_standin
-from ...diffusion import Regularizer
 from ...diffusion.edm_train import EDMTrainLoss, edm_loss_from_record
 from ...diffusion.generate import SamplerSettings, sample_images
 from ...io import resolve_repo_path
@@ -41,26 +41,45 @@ from ...models.tiny_edm import write_tiny_checkpoint
 from ...training import TrainConfig
 from ...training.checkpoint import load_checkpoint
 from ...training.distributed import world_size
-from ..core.config import apply_overrides, config_hash
-from ..core.protocol import Experiment
+from ..core.config import Variant, apply_overrides, config_hash
+from ..core.protocol import Experiment, Shorthand
 from .config import (
     ARCHS,
+    LENGTHS,
     REFERENCE_SEED,
     EDMFinetuneConfig,
 )
 
-
-def _wavelet(wave: str) -> Regularizer:
-    return Regularizer("wavelet", 1.0, "weighted", {"wave": wave, "levels": 2})
-
-
-# Variants a sweep names; "weighted" (lambda_EDM) is the default, --grid regularizer.weighting=unweighted the other.
-EDM_VARIANTS: dict[str, Regularizer | None] = {
+# Variants a sweep names, L_S only: lambda_spec (1) and the weighting ("weighted" = lambda_EDM) are the config's;
+# --weighting weighted,unweighted (or --lambda_spec L1,L2) makes them axes.
+EDM_VARIANTS: dict[str, Variant | None] = {
     "baseline": None,  # EDM's loss alone: the fine-tune every regularized run is compared with
-    "amp": Regularizer("amp", 1.0, "weighted"),  # Eq. 14
-    "amp_phase": Regularizer("amp_phase", 1.0, "weighted"),  # Eq. 15
-    "haar": _wavelet("haar"),  # Eq. 16
-    "bior1.3": _wavelet("bior1.3"),  # Eq. 16
+    "amp": Variant("amp"),  # Eq. 14
+    "amp_phase": Variant("amp_phase"),  # Eq. 15
+    "haar": Variant("wavelet", {"wave": "haar", "levels": 2}),  # Eq. 16
+    "bior1.3": Variant("wavelet", {"wave": "bior1.3", "levels": 2}),  # Eq. 16
+}
+
+EDM_SHORTHANDS: dict[str, Shorthand] = {
+    "arch": Shorthand("model.arch", "which official checkpoint(s), comma-separated: vp (DDPM++, default) and/or ve "
+                      "(NCSN++)", axis=True, choices=ARCHS),
+    "weighting": Shorthand("regularizer.weighting", "the time weighting w of lambda_spec * w * L_S, comma-separated: "
+                           "weighted (lambda_EDM, default) and/or unweighted (w = 1)", axis=True,
+                           choices=("weighted", "unweighted")),
+    "length": Shorthand("finetune.length", "table3 = Table 3's 0.5 Mimg (default); five_steps = the paper text's "
+                        "'5 optimization steps' (no LR ramp, no EMA). The paper contradicts itself; both are runnable",
+                        choices=LENGTHS),
+    "reduction": Shorthand("loss.reduction", "EDM's loss summed over C*H*W as EDM's training loop (default) or "
+                           "averaged as this kit's losses; decides what lambda_spec means (docs/edm_finetune.md)",
+                           choices=("sum", "mean")),
+    "augment": Shorthand("augment.p", "EDM's augment probability (Table 3: 0.15 at 64x64; default: the preset's)"),
+    "checkpoint": Shorthand("model.checkpoint", "a registry name, URL or path of an EDM pickle (default: the "
+                            "preset's official edm-*-<arch>.pkl; smoke: 'tiny')"),
+    "data": Shorthand("data.path", "a zip or folder in EDM's layout (default data/<dataset>.zip; 'standin' = "
+                      "offline crops)"),
+    "steps": Shorthand("train.steps", "optimiser steps (default: the profile's)"),
+    "export": Shorthand(None, "also write each fine-tuned EMA network as an EDM pickle in its run folder "
+                        "(network-snapshot-<steps>.pkl, loads with load_edm_checkpoint)", flag=True),
 }
 
 EDM_GLOSSARY: dict[str, tuple[str, str]] = {
@@ -77,6 +96,8 @@ class EDMFinetuneExperiment(Experiment):
     config_class = EDMFinetuneConfig
     variants = EDM_VARIANTS
     glossary = EDM_GLOSSARY
+    shorthands = EDM_SHORTHANDS
+    task = "edm"  # specreg finetune --task edm --preset <self.preset>
 
     def __init__(self, name: str, preset: str, checkpoints: dict[str, str], base: dict[str, Any],
                  profiles: dict[str, dict[str, Any]], default_seeds: dict[str, tuple[int, ...]]) -> None:
@@ -239,6 +260,10 @@ class EDMFinetuneExperiment(Experiment):
         net = self.build_model(result.config)
         net.load_state_dict(load_checkpoint(result.run_dir / "snapshots" / f"step-{result.step:07d}.pt")["model"])
         return self.export(result.config, net.eval(), result.run_dir / f"network-snapshot-{result.step:07d}.pkl")
+
+    def write_artifacts(self, result: Any, options: Mapping[str, Any]) -> list[Path]:
+        """``--export``: the run's EMA network as an EDM pickle (:meth:`write_network`)."""
+        return [self.write_network(result)] if options.get("export") else []
 
 
 def load_state_copy(net: EDMDenoiser) -> EDMDenoiser:

@@ -19,8 +19,8 @@ from ...diffusion import DDPMLoss, DDPMSchedule, Regularizer, ancestral_sample, 
 from ...metrics import floored_spectrum, spectral_log_distance, structure_metrics
 from ...models import UNet, UNetConfig
 from ...training import TrainConfig
-from ..core.config import check_run_fields
-from ..core.protocol import Experiment
+from ..core.config import Variant, check_run_fields
+from ..core.protocol import Experiment, Shorthand
 
 DATASETS = ("checkerboard", "patches")
 SAMPLERS = ("ancestral", "ddim")
@@ -140,19 +140,15 @@ def _amp_phase() -> Regularizer:
     return Regularizer("amp_phase", 1.0, "alpha_bar", {"phase_eps": 0.1})
 
 
-def _wavelet(wave: str) -> Regularizer:
-    return Regularizer("wavelet", 1.0, "alpha_bar", {"wave": wave, "levels": 2})
-
-
-# The variants a sweep may name (``--grid regularizer=baseline,amp_phase``): each brings its L_S (kind, options);
-# lambda_spec and weighting come from the profile's regularizer, or from axes of their own
-# (``--grid lambda_spec=0.3,1``), which skip the baseline.
-TOY_VARIANTS: dict[str, Regularizer | None] = {
+# The variants a sweep may name (``--regularizer baseline,amp_phase``): each is its L_S only (kind, options);
+# lambda_spec and weighting come from the profile's regularizer (lambda_spec 1, alpha_bar), or from --set or axes
+# of their own (``--lambda_spec 0.3,1``), which skip the baseline.
+TOY_VARIANTS: dict[str, Variant | None] = {
     "baseline": None,
-    "amp": Regularizer("amp", 1.0, "alpha_bar"),  # Eq. 14
-    "amp_phase": _amp_phase(),  # Eq. 15
-    "haar": _wavelet("haar"),  # Eq. 16
-    "bior1.3": _wavelet("bior1.3"),  # Eq. 16
+    "amp": Variant("amp"),  # Eq. 14
+    "amp_phase": Variant("amp_phase", _amp_phase().options),  # Eq. 15, phase_eps as the default regularizer's
+    "haar": Variant("wavelet", {"wave": "haar", "levels": 2}),  # Eq. 16
+    "bior1.3": Variant("wavelet", {"wave": "bior1.3", "levels": 2}),  # Eq. 16
 }
 
 TOY_GLOSSARY: dict[str, tuple[str, str]] = {
@@ -177,6 +173,11 @@ class ToyExperiment(Experiment):
     config_class = ToyConfig
     variants = TOY_VARIANTS
     glossary = TOY_GLOSSARY
+    shorthands = {
+        "steps": Shorthand("train.steps", "optimiser steps (default: the profile's)"),
+        "weighting": Shorthand("regularizer.weighting", "the time weighting w of lambda_spec * w * L_S, "
+                               "comma-separated: alpha_bar (default), unweighted, min_snr, ...", axis=True),
+    }
 
     def __init__(self, name: str, base: dict[str, Any], profiles: dict[str, dict[str, Any]],
                  default_seeds: dict[str, tuple[int, ...]], default_variants: tuple[str, ...]) -> None:
