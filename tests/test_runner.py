@@ -108,8 +108,9 @@ def test_failing_notebook_is_reported_and_others_still_run(nb_dir, tmp_path, cap
 
 @pytest.mark.notebook
 def test_out_dir_override_is_honoured(nb_dir, tmp_path, capsys):
-    code = reproduce.main(["--notebook-dir", str(nb_dir), "--root", str(tmp_path), "--executed-dir", str(tmp_path / "run"),
-                           "--only", "good", "-p", "out_dir=elsewhere/{profile}/good", "-p", "seeds=1,2"])
+    code = reproduce.main(["--notebook-dir", str(nb_dir), "--root", str(tmp_path),
+                           "--executed-dir", str(tmp_path / "run"), "--only", "good",
+                           "-p", "out_dir=elsewhere/{profile}/good", "-p", "seeds=1,2"])
     assert code == 0, capsys.readouterr().err
     out = tmp_path / "elsewhere" / "smoke" / "good"
     assert json.loads((out / "metrics.json").read_text())["seeds"] == [1, 2]

@@ -43,7 +43,7 @@ def test_wavs_end_to_end_and_subparser(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     spectrum.add_arguments(parser.add_subparsers().add_parser("spectrum"))
     args = parser.parse_args(["spectrum", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "s")])
-    assert spectrum.run(args) == 0
+    assert spectrum.execute(args) == 0
     text = capsys.readouterr().out
     assert "cropped" not in text and "f >= 0.25 = 2000 Hz" in text  # Welch: clips of any length, no crop
     # Same white noise: Welch averaging (~15 segments per clip) leaves little scatter between the spectra.

@@ -5,6 +5,8 @@ that build on them) is an :class:`Experiment` with one typed config; :func:`run`
 in its own folder, :class:`Sweep` + :func:`run_sweep` a grid of them times seeds.
 """
 
+from types import ModuleType
+
 from .audio import DIFFWAVE, AudioConfig, AudioExperiment
 from .core import (
     PROFILES,
@@ -36,16 +38,22 @@ from .core import (
     variant_sweep,
 )
 from .edm import PRESETS as EDM_PRESETS
-from .edm import EDMFinetuneConfig, EDMFinetuneExperiment, edm_experiment
+from .edm import EDMFinetuneConfig, EDMFinetuneExperiment, edm_experiment, table1_command
 from .toy import CHECKERBOARD, POWER_SPECTRA, ToyConfig, ToyExperiment
 
 # The registry every door reads: experiment name -> Experiment (the kit knows them only from here)
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (CHECKERBOARD, POWER_SPECTRA, DIFFWAVE,
                                                            *EDM_PRESETS.values())}
+# Doors an experiment adds to the ``specreg`` CLI beyond the sweep door: name -> (module with add_arguments /
+# execute, one-line help). The kit lists them without knowing what they are.
+COMMANDS: dict[str, tuple[ModuleType, str]] = {
+    "table1": (table1_command, "the paper's Table 1: fine-tune -> generate -> FID per cell, resumable; --status "
+                               "shows what is left"),
+}
 
 __all__ = [
     "AudioConfig", "AudioExperiment", "CHECKERBOARD", "DIFFWAVE", "EDM_PRESETS", "EDMFinetuneConfig",
-    "EDMFinetuneExperiment", "EXPERIMENTS", "edm_experiment", "POWER_SPECTRA", "PROFILES",
+    "EDMFinetuneExperiment", "COMMANDS", "EXPERIMENTS", "edm_experiment", "POWER_SPECTRA", "PROFILES",
     "RUNTIME_FIELDS", "Experiment", "NotApplicable",
     "RunLocked", "RunResult", "Shorthand", "StepsConflict", "Sweep", "ToyConfig", "ToyExperiment", "Variant",
     "apply_overrides", "check_profile", "config_hash", "field_paths", "format_status", "from_dict", "load_config",

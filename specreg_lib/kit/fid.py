@@ -25,6 +25,7 @@ from ..assets import REGISTRY, fetch
 from ..io import write_json
 from ..metrics import fid as F
 from ..metrics.frechet import gaussian_stats
+from .command import standalone
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -61,7 +62,7 @@ def _reference(ref: str, offline: bool) -> str | Path:
     return fetch(ref, allow_download=not offline)
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Entry point shared by ``specreg fid`` and ``python -m specreg_lib.kit.fid``; the exit code."""
     common = dict(device=args.device, batch_size=args.batch, num_workers=args.workers,
                   progress=not args.no_progress)
@@ -103,8 +104,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m specreg_lib.kit.fid``."""
-    from .cli import standalone
-
     return standalone("fid", sys.modules[__name__], argv)
 
 

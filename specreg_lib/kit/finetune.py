@@ -22,6 +22,7 @@ import sys
 
 from ..experiments import EXPERIMENTS
 from . import sweep
+from .command import standalone
 
 
 def _aliases() -> str:
@@ -69,20 +70,18 @@ def experiment_name(args: argparse.Namespace) -> str | None:
                      + (f"choose one of {', '.join(own)}" if own else f"remove --preset for --task {args.task}"))
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Entry point of ``specreg finetune`` and ``python -m specreg_lib.kit.finetune``: ``specreg sweep``'s."""
     try:
         args.experiment = experiment_name(args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return sweep.run(args)
+    return sweep.execute(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m specreg_lib.kit.finetune`` (e.g. under torchrun)."""
-    from .cli import standalone
-
     return standalone("finetune", sys.modules[__name__], argv)
 
 

@@ -30,6 +30,7 @@ from ..data.seed_images import parse_seeds, read_seed_images, save_grid
 from ..diffusion.generate import SOLVERS, SamplerSettings, generate_to_folder, net_geometry
 from ..io import write_json
 from ..training import distributed as D
+from .command import standalone
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -114,7 +115,7 @@ def _load(args: argparse.Namespace) -> Any:
     return net
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Entry point shared by ``specreg generate`` and ``python -m specreg_lib.kit.generate``; the exit code."""
     def fail(err: BaseException) -> int:
         print(f"specreg generate: error: {' '.join(str(err).split())}", file=sys.stderr)
@@ -161,8 +162,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m specreg_lib.kit.generate`` (also under torchrun)."""
-    from .cli import standalone
-
     return standalone("generate", sys.modules[__name__], argv)
 
 

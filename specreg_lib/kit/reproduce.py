@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..experiments.core.config import PROFILES
 from ..io import write_json
+from .command import standalone
 from .html_report import gather, write_report
 from .outputs import headline_text
 from .parameters import Parameter, ParameterError, convert_overrides, describe, notebook_parameters, parse_overrides
@@ -86,7 +87,7 @@ def plan(notebooks: list[Path], declared: dict[Path, dict[str, Parameter]], text
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Execute the selected notebooks; return the process exit code (0 only if all succeeded)."""
     try:
         every = discover(args.notebook_dir)
@@ -150,8 +151,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m specreg_lib.kit.reproduce``."""
-    from .cli import standalone
-
     return standalone("reproduce", sys.modules[__name__], argv)
 
 

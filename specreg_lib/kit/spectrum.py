@@ -27,6 +27,7 @@ from ..metrics import (
     spectral_log_distance,
     welch_power_spectrum,
 )
+from .command import standalone
 
 MIN_IMAGE = 8  # pixels per side: fewer leaves < 4 frequency bins, too few for a slope or a band ratio
 
@@ -124,7 +125,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Run the spectrum comparison; 0 on success, 2 on unusable input (one line on stderr)."""
     if not 0 < args.cutoff <= 0.5:
         return _fail(f"--cutoff {args.cutoff} is outside (0, 0.5]: it is a fraction of the sampling rate "
@@ -160,8 +161,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry point: ``python -m specreg_lib.kit.spectrum A B [--out FIG]``."""
-    from .cli import standalone
-
     return standalone("spectrum", sys.modules[__name__], argv)
 
 

@@ -36,6 +36,7 @@ from ..experiments.core.protocol import Experiment, Shorthand
 from ..experiments.core.runs import run_dir, run_state
 from ..experiments.core.sweep import run_sweep, sweep_status
 from ..training.distributed import init_distributed, is_main, world_size
+from .command import standalone
 from .paths import resolve_repo_path
 
 DEFAULT_ROOT = "checkpoints"
@@ -207,7 +208,7 @@ def _fields(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Entry point of ``specreg sweep``, ``specreg finetune`` and ``python -m specreg_lib.kit.sweep``."""
     if args.list or not args.experiment:
         _list()
@@ -264,8 +265,6 @@ def print_results(exp: Experiment, results: list) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m specreg_lib.kit.sweep``."""
-    from .cli import standalone
-
     return standalone("sweep", sys.modules[__name__], argv)
 
 

@@ -19,8 +19,9 @@ import dataclasses
 import json
 import sys
 
-from ..experiments.edm.table1 import paired_differences, run_table1, table1_frame, table1_plan, table1_status
-from .paths import resolve_repo_path
+from ...io import resolve_repo_path
+from ..core.config import parse_seeds
+from .table1 import paired_differences, run_table1, table1_frame, table1_plan, table1_status
 
 
 def _list(text: str | None) -> list[str] | None:
@@ -48,10 +49,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", action="store_true", help="list what is left per stage and the time estimate, then exit")
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> int:
     """Entry point of ``specreg table1``; returns the exit code."""
     try:
-        seeds = None if args.seeds is None else [int(s) for s in _list(args.seeds)]
+        seeds = None if args.seeds is None else list(parse_seeds(args.seeds, "--seeds"))
         plan = table1_plan(args.profile, _list(args.presets), _list(args.archs), _list(args.variants),
                            _list(args.weightings), seeds, args.images)
         if args.data is not None:
@@ -73,13 +74,3 @@ def run(args: argparse.Namespace) -> int:
               f"diff {d['mean_diff']:+.4f} +- {se} (n={d['n']})")
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m specreg_lib.kit.table1``."""
-    from .cli import standalone
-
-    return standalone("table1", sys.modules[__name__], argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
