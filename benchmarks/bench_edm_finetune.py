@@ -61,12 +61,12 @@ def batch(net: EDMDenoiser, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 def terms(net: EDMDenoiser, y: torch.Tensor, cond: torch.Tensor) -> None:
     net.train()
     rows = term_table(net, y, regularizers(), cond=cond)
-    head = ("regularizer", "reduction", "L_diff", "w*L_S", "w*L_S/L_diff", "|g_diff|", "|g_spec|", "g ratio")
+    head = ("regularizer", "pixels", "L_diff", "w*L_S", "w*L_S/L_diff", "|g_diff|", "|g_spec|", "g ratio")
     print(f"{head[0]:<22}{head[1]:>9}" + "".join(f"{h:>13}" for h in head[2:]))
     for r in rows:
         vals = (r["diffusion"], r["spectral"], r["term_ratio"], r["grad_diffusion"], r["grad_spectral"],
                 r["grad_ratio"])
-        print(f"{r['regularizer']:<22}{r['reduction']:>9}" + "".join(f"{v:13.4g}" for v in vals))
+        print(f"{r['regularizer']:<22}{r['pixels']:>9}" + "".join(f"{v:13.4g}" for v in vals))
 
 
 def step_time(net: EDMDenoiser, loss: EDMTrainLoss, opt: torch.optim.Optimizer, y: torch.Tensor,

@@ -32,12 +32,12 @@ def test_paper_profile_and_presets() -> None:
     assert len(sweep.configs()) == (1 + 4 * 3) * 5
     with pytest.raises(ValueError, match="ndim=1"):
         DIFFWAVE.config("smoke", {"regularizer": Regularizer("amp", 1e-4, "unweighted")})
-    with pytest.raises(ValueError, match="reduction"):
-        DIFFWAVE.config("smoke", {"loss.reduction": "max"})
+    with pytest.raises(ValueError, match="loss.bins"):
+        DIFFWAVE.config("smoke", {"loss.bins": "max"})
 
 
 def test_summed_losses_are_l1_norms() -> None:
-    # the L_S the audio experiment trains with (loss.reduction="sum") against ||.||_1 of Eqs. 14-16 written out
+    # the L_S the audio experiment trains with (loss.bins="sum") against ||.||_1 of Eqs. 14-16 written out
     g = torch.Generator().manual_seed(0)
     x0, x0_hat = torch.randn(2, 1, 1000, generator=g, dtype=torch.float64), torch.randn(2, 1, 1000, generator=g,
                                                                                           dtype=torch.float64)
@@ -53,7 +53,7 @@ def test_summed_losses_are_l1_norms() -> None:
         ours = spectral[wave](x0_hat, x0)
         coeffs = pywt.wavedec((x0_hat - x0).numpy()[:, 0], wave, mode="zero", level=5, axis=-1)
         np.testing.assert_allclose(ours.numpy(), sum(np.abs(c).sum(1) for c in coeffs), rtol=1e-10)
-    mean = DIFFWAVE.build_loss(DIFFWAVE.config("smoke", {"loss.reduction": "mean"})).spectral
+    mean = DIFFWAVE.build_loss(DIFFWAVE.config("smoke", {"loss.bins": "mean"})).spectral
     np.testing.assert_allclose(mean(x0_hat, x0).numpy(), dA.mean(1), rtol=1e-10)
 
 

@@ -112,7 +112,7 @@ def test_term_table_rows_scale_by_chw():
     net = load_edm_checkpoint(write_tiny_checkpoint(_tmp_pkl(), resolution=8, channels=16))
     y = torch.rand(2, 3, 8, 8) * 2 - 1
     rows = term_table(net, y, {"amp": Regularizer("amp"), "haar": Regularizer("wavelet", options={"wave": "haar"})})
-    assert [(r["regularizer"], r["reduction"]) for r in rows] == [("amp", "sum"), ("amp", "mean"),
+    assert [(r["regularizer"], r["pixels"]) for r in rows] == [("amp", "sum"), ("amp", "mean"),
                                                                    ("haar", "sum"), ("haar", "mean")]
     s, m = rows[0], rows[1]
     assert s["diffusion"] == pytest.approx(m["diffusion"] * 192) and s["spectral"] == m["spectral"]
@@ -160,8 +160,8 @@ def test_bad_input_is_refused_before_training(tmp_path):
         edm_experiment("imagenet")
     with pytest.raises(ValueError, match="model.arch"):
         _cfg(**{"model.arch": "adm"})
-    with pytest.raises(ValueError, match="loss.reduction"):
-        _cfg(**{"loss.reduction": "median"})
+    with pytest.raises(ValueError, match="loss.pixels"):
+        _cfg(**{"loss.pixels": "median"})
 
 
 def test_cli_edm_task_runs_exports_and_refuses_misplaced_options(tmp_path, capsys):
@@ -186,7 +186,7 @@ def test_cli_help_documents_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
-    for opt in ("--task", "--preset", "--arch", "--weighting", "--length", "--reduction", "--augment", "--export",
+    for opt in ("--task", "--preset", "--arch", "--weighting", "--length", "--pixels", "--augment", "--export",
                 "--regularizer", "--lambda", "--seeds", "--steps", "--checkpoint", "--data", "--set", "--root",
                 "--resume", "--wait", "--dry-run"):
         assert opt in text, opt

@@ -5,13 +5,13 @@ of the checkpoint's ``noise_schedule`` (``DDPMLoss(norm="l1")``), plus ``lambda_
 x0_hat by Eq. 5 and a constant lambda (weighting "unweighted", the paper's audio setting). L_S is a 1-D
 amplitude (Eq. 14), amplitude-phase (Eq. 15) or Haar / bior1.3 wavelet (Eq. 16) loss over the waveform.
 
-The scale of L_S (the paper leaves it open; its lambdas are 1e-4..1e-6): ``loss.reduction="sum"`` sums over
+The scale of L_S (the paper leaves it open; its lambdas are 1e-4..1e-6): ``loss.bins="sum"`` sums over
 frequencies or wavelet coefficients, as the L1 norms ||.||_1 of Eqs. 14-16 read, with an orthonormal FFT.
 Why, on evidence: for a waveform crop of N = 15,872 samples and an x0 error of RMS s, the summed amplitude loss
 is about 0.5 N s while LMNT's L1 eps loss is about 0.8 s / sigma_t, so lambda * L_S / L_diff ~ lambda * 1e4 *
 sigma_t, with sigma_t in [0.01, 1.6] on the 50-step schedule: lambda = 1e-4 is a moderate term (~0.01..1.6),
 1e-6 a faint one, the spread the paper's grid suggests. With a mean (any FFT norm) even 1e-4 would be < 1% of
-L_diff at every step, and a summed unnormalised FFT would exceed L_diff 100-fold. ``reduction="mean"`` is kept.
+L_diff at every step, and a summed unnormalised FFT would exceed L_diff 100-fold. ``bins="mean"`` is kept.
 """
 
 from __future__ import annotations
@@ -88,11 +88,11 @@ class AudioModel:
 class AudioLoss:
     """How L_S is reduced over its terms (see the module docstring for the default)."""
 
-    reduction: str = "sum"  # "sum" (||.||_1 of Eqs. 14-16) | "mean"
+    bins: str = "sum"  # L_S summed over frequency bins / coefficients (||.||_1 of Eqs. 14-16) | "mean"
 
     def __post_init__(self) -> None:
-        if self.reduction not in ("sum", "mean"):
-            raise ValueError(f"loss.reduction must be 'sum' or 'mean', got {self.reduction!r}")
+        if self.bins not in ("sum", "mean"):
+            raise ValueError(f"loss.bins must be 'sum' or 'mean' (over frequency bins), got {self.bins!r}")
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,7 @@ class AudioExperiment(Experiment):
         schedule = self.train_schedule(cfg)
         reg = cfg.regularizer
         if reg is not None:  # L_S summed or averaged over bins; set on the loss, not the config (run hashes)
-            reg = dataclasses.replace(reg, options={**reg.options, "bins": cfg.loss.reduction})
+            reg = dataclasses.replace(reg, options={**reg.options, "bins": cfg.loss.bins})
         return DDPMLoss(schedule, parametrization="eps", norm="l1", regularizer=reg)
 
     def eval_clips(self, cfg: AudioConfig) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ...data.augment import AugmentPipe
 from ...diffusion import Regularizer
-from ...diffusion.edm_train import REDUCTIONS
+from ...diffusion.edm_train import PIXEL_REDUCTIONS
 from ...training import TrainConfig
 from ..core.config import check_run_fields
 
@@ -63,11 +63,12 @@ class EDMAugment:
 class EDMObjective:
     """How EDM's loss is reduced over C*H*W next to the spectral term (docs/edm_finetune.md)."""
 
-    reduction: str = "sum"
+    pixels: str = "sum"
 
     def __post_init__(self) -> None:
-        if self.reduction not in REDUCTIONS:
-            raise ValueError(f"loss.reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
+        if self.pixels not in PIXEL_REDUCTIONS:
+            raise ValueError(f"loss.pixels must be one of {PIXEL_REDUCTIONS} (sum or mean over C*H*W), "
+                             f"got {self.pixels!r}")
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def _train() -> TrainConfig:
 
 @dataclass(frozen=True)
 class EDMFinetuneConfig:
-    """One fine-tuning run: checkpoint, data, augmentation, loss reduction, regularizer (None = baseline
+    """One fine-tuning run: checkpoint, data, augmentation, pixel reduction of the loss, regularizer (None = baseline
     fine-tune), length, train (batch PER GPU; steps come from ``finetune``), sample, evaluate."""
 
     model: EDMModel = field(default_factory=EDMModel)

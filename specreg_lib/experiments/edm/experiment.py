@@ -5,7 +5,7 @@ looks one up), one typed config (:class:`EDMFinetuneConfig`). A run starts from 
 ``load_edm_checkpoint`` (the preset's official ``edm-*-vp.pkl`` / ``-ve.pkl``, a path or URL, or in smoke a tiny
 SongUNet written in the official format), and minimises EDM's loss under the file's own preconditioning and
 loss settings on augmented images y (EDM's non-leaky augment pipe, its labels fed to the net), reduced as
-EDM's loop does (``loss.reduction="sum"``, see ``diffusion/edm_train.py``), plus lambda_spec * w * L_S(D(y; sigma),
+EDM's loop does (``loss.pixels="sum"``, see ``diffusion/edm_train.py``), plus lambda_spec * w * L_S(D(y; sigma),
 y) through the Regularizer: Adam, EMA by half-life in images, a short LR ramp-up, dropout from the checkpoint
 (or Table 3), NaN guard, atomic checkpoints and resume from the training loop.
 
@@ -69,7 +69,7 @@ EDM_SHORTHANDS: dict[str, Shorthand] = {
     "length": Shorthand("finetune.length", "table3 = Table 3's 0.5 Mimg (default); five_steps = the paper text's "
                         "'5 optimization steps' (no LR ramp, no EMA). The paper contradicts itself; both are runnable",
                         choices=LENGTHS),
-    "reduction": Shorthand("loss.reduction", "EDM's loss summed over C*H*W as EDM's training loop (default) or "
+    "pixels": Shorthand("loss.pixels", "EDM's loss summed over C*H*W as EDM's training loop (default) or "
                            "averaged as this kit's losses; decides what lambda_spec means (docs/edm_finetune.md)",
                            choices=("sum", "mean")),
     "augment": Shorthand("augment.p", "EDM's augment probability (Table 3: 0.15 at 64x64; default: the preset's)"),
@@ -219,7 +219,7 @@ class EDMFinetuneExperiment(Experiment):
         """EDM's loss as the checkpoint's loss_fn record sets it, + the regularizer, reduced as configured."""
         net = self._load(cfg)[0]
         loss = edm_loss_from_record(net.edm_meta.get("loss_fn"), cfg.regularizer)
-        return EDMTrainLoss(loss, cfg.loss.reduction, net.label_dim)
+        return EDMTrainLoss(loss, cfg.loss.pixels, net.label_dim)
 
     # -- results -------------------------------------------------------------------------------------------
     def sample(self, cfg: EDMFinetuneConfig, model: nn.Module) -> torch.Tensor:
