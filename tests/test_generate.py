@@ -11,7 +11,7 @@ import torch
 from gaussian_oracles import GaussianDenoiser
 from PIL import Image
 
-from specreg_lib.data.seed_images import image_path, list_seed_images, parse_seeds
+from specreg_lib.data.seed_images import image_path, list_seed_images
 from specreg_lib.diffusion import Precond
 from specreg_lib.diffusion.generate import (
     SamplerSettings,
@@ -21,6 +21,7 @@ from specreg_lib.diffusion.generate import (
     seed_latents,
 )
 from specreg_lib.models import UNet, UNetConfig
+from specreg_lib.text import parse_seeds
 
 torch.set_num_threads(1)
 

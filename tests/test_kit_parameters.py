@@ -171,15 +171,15 @@ def test_p_and_set_refuse_the_same_spellings(type_text, text):
 @pytest.mark.parametrize("text, seeds", [("1,2,3", (1, 2, 3)), ("1-5", (1, 2, 3, 4, 5)), ("0", (0,)),
                                          (" 4 , 5 ", (4, 5)), ("1-3,7", (1, 2, 3, 7)), ("[2, 3]", (2, 3))])
 def test_one_seed_grammar(text, seeds):
-    from specreg_lib.experiments import parse_seeds
+    from specreg_lib.text import parse_seeds
 
-    assert parse_seeds(text) == seeds
+    assert parse_seeds(text) == list(seeds)
     assert convert(Parameter("seeds", "list[int] | None", None), text) == list(seeds)  # a notebook's seeds
 
 
 @pytest.mark.parametrize("text", ["", "x", "1,x", "1.5", "3-1", "1,1", "1-3,2", "-1"])
 def test_bad_seeds_say_how_to_write_them(text):
-    from specreg_lib.experiments import parse_seeds
+    from specreg_lib.text import parse_seeds
 
     with pytest.raises(ValueError, match=r"--seeds .*write seeds as 1,2,3 or a range 1-5"):
         parse_seeds(text)

@@ -12,7 +12,6 @@ from specreg_lib.data.seed_images import (
     image_grid,
     image_path,
     list_seed_images,
-    parse_seeds,
     read_seed_images,
     save_grid,
     to_uint8,
@@ -21,6 +20,8 @@ from specreg_lib.data.seed_images import (
 
 
 def test_parse_seeds():
+    from specreg_lib.text import parse_seeds  # the one seed grammar, also generate's
+
     assert parse_seeds("0-3,7,10-11") == [0, 1, 2, 3, 7, 10, 11]
     assert parse_seeds(5) == [5] and parse_seeds([2, 1]) == [2, 1]
     for bad in ("", "1-", "3-1", "a", "-2", "1,1"):

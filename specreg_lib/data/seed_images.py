@@ -1,43 +1,19 @@
 """One PNG per seed, EDM's layout for generated images: ``outdir/{seed - seed % 1000:06d}/{seed:06d}.png``.
 
-The format shared by generation (``diffusion.generate``) and FID (``metrics.fid``): seed ranges, EDM's uint8
+The format shared by generation (``diffusion.generate``) and FID (``metrics.fid``): EDM's uint8
 quantisation, writing (atomically), listing and reading the seed images, and image grids.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..io import atomic_path
-
-
-def parse_seeds(text: str | int | Iterable[int]) -> list[int]:
-    """Seeds from ``"0-49999"``, ``"0,5,10-12"``, an int or a list; non-negative, no duplicates, order kept."""
-    if isinstance(text, int):
-        seeds = [text]
-    elif isinstance(text, str):
-        seeds = []
-        for part in (p.strip() for p in text.split(",")):
-            m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-            if not m:
-                raise ValueError(f"seeds {text!r}: {part!r} is not N or A-B (e.g. '0-49999' or '0,5,10-12')")
-            lo, hi = int(m[1]), int(m[2] or m[1])
-            if hi < lo:
-                raise ValueError(f"seeds {text!r}: range {part!r} is empty (A-B needs A <= B)")
-            seeds.extend(range(lo, hi + 1))
-    else:
-        seeds = [int(s) for s in text]
-    if not seeds or min(seeds) < 0:
-        raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {text!r}")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds {text!r} repeat a seed; each image needs its own")
-    return seeds
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

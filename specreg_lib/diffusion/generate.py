@@ -30,7 +30,8 @@ from typing import Any
 
 import torch
 
-from ..data.seed_images import image_path, parse_seeds, to_uint8, write_png
+from ..data.seed_images import image_path, to_uint8, write_png
+from ..text import parse_seeds
 from .edm import euler_sample, heun_sample, sampler_sigmas
 
 # EDM "steps" N per resolution as the paper uses them (paper.md 2.2): Heun, NFE = 2N - 1.

@@ -26,7 +26,6 @@ from .core import (
     format_status,
     from_dict,
     load_config,
-    parse_seeds,
     parse_values,
     run,
     run_dir,
@@ -57,6 +56,6 @@ __all__ = [
     "RUNTIME_FIELDS", "Experiment", "NotApplicable",
     "RunLocked", "RunResult", "Shorthand", "StepsConflict", "Sweep", "ToyConfig", "ToyExperiment", "Variant",
     "apply_overrides", "check_profile", "config_hash", "field_paths", "format_status", "from_dict", "load_config",
-    "parse_seeds", "parse_values",
+    "parse_values",
     "run", "run_dir", "run_state", "run_sweep", "save_config", "sweep_status", "to_dict", "variant_sweep",
 ]

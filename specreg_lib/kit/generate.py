@@ -26,9 +26,10 @@ from typing import Any
 
 import torch
 
-from ..data.seed_images import parse_seeds, read_seed_images, save_grid
+from ..data.seed_images import read_seed_images, save_grid
 from ..diffusion.generate import SOLVERS, SamplerSettings, generate_to_folder, net_geometry
 from ..io import write_json
+from ..text import parse_seeds
 from ..training import distributed as D
 from .command import standalone
 

@@ -19,7 +19,7 @@ import tokenize
 from pathlib import Path
 from typing import Any
 
-from ..experiments.core.config import is_none_word, parse_int_list, parse_scalar
+from ..text import is_none_word, parse_int_list, parse_scalar
 
 SCALARS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 LISTS = ("list", "List")

@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from ..experiments import EXPERIMENTS, PROFILES, RunLocked, StepsConflict, Sweep, field_paths, format_status
-from ..experiments.core.config import get_path, parse_seeds, parse_set_options, parse_values
+from ..experiments.core.config import get_path, parse_set_options, parse_values
 from ..experiments.core.protocol import Experiment, Shorthand
 from ..experiments.core.runs import run_dir, run_state
 from ..experiments.core.sweep import run_sweep, sweep_status
+from ..text import parse_seeds
 from ..training.distributed import init_distributed, is_main, world_size
 from .command import standalone
 from .paths import resolve_repo_path

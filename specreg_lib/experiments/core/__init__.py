@@ -11,7 +11,6 @@ from .config import (
     field_paths,
     from_dict,
     load_config,
-    parse_seeds,
     parse_values,
     save_config,
     to_dict,
@@ -22,7 +21,7 @@ from .sweep import Sweep, format_status, run_sweep, sweep_status, variant_sweep
 
 __all__ = [
     "PROFILES", "NotApplicable", "Variant", "apply_overrides", "check_profile", "config_hash", "field_paths",
-    "from_dict", "load_config", "parse_seeds", "parse_values", "save_config", "to_dict", "RUNTIME_FIELDS",
+    "from_dict", "load_config", "parse_values", "save_config", "to_dict", "RUNTIME_FIELDS",
     "Experiment", "Shorthand", "RunLocked", "RunResult", "StepsConflict", "run", "run_dir", "run_state", "Sweep",
     "format_status", "run_sweep", "sweep_status", "variant_sweep",
 ]

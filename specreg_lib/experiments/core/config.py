@@ -5,8 +5,8 @@ train, sample, evaluate); every sub-config validates itself in ``__post_init__``
 value goes through :func:`apply_overrides` with dotted paths (``"train.steps"``, ``"regularizer.lambda_spec"``)
 or a leaf name that is unique in the tree (``"steps"``, ``"lambda_spec"``), so a typo is an error that lists
 the valid names. Strings from a command line are converted with the field's declared type (:func:`parse_text`),
-scalars by the one grammar every door shares (:func:`parse_scalar`, also the notebooks' ``-p``), seeds by
-:func:`parse_seeds`.
+scalars and seeds by the one text grammar every door shares (``specreg_lib/text.py``: ``parse_scalar``, ``parse_seeds``,
+also the notebooks' ``-p``).
 
 A variant (:class:`Variant`, named in an experiment's variant table) is L_S only: a spectral loss kind and its
 options. Wherever a variant is put into a config, by name or as a value, it takes lambda_spec and the weighting
@@ -21,7 +21,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import types
 import typing
 from collections.abc import Mapping
@@ -31,11 +30,9 @@ from typing import Any, TypeVar
 
 from ...diffusion import Regularizer, SpectralWeighting
 from ...io import write_json
+from ...text import is_none_word, parse_scalar, split_top
 
 PROFILES = ("smoke", "cpu", "paper")
-# The command-line grammar of scalars, shared by --set/--grid and the notebooks' -p (case-insensitive words).
-NONE_WORDS = ("none", "null")  # for an optional field only; a plain str field keeps the text
-TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1"), ("false", "no", "0")
 
 C = TypeVar("C")
 
@@ -91,66 +88,6 @@ def resolve_variant(name: str, variants: Mapping[str, Variant | None] | None) ->
         return Variant(name)
     raise ValueError(f"unknown regularizer variant {name!r}; choose one of {list(variants or {})} or a spectral "
                      f"kind ({', '.join(KINDS)})")
-
-
-def parse_scalar(text: str, kind: type) -> Any:
-    """One command-line scalar as ``kind``: bool words (true/false, yes/no, 1/0, any case), int, float, or str
-    (surrounding quotes removed). The one grammar of ``--set``, ``--grid`` and the notebooks' ``-p``."""
-    t = text.strip()
-    if kind is str:
-        return t[1:-1] if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"" else t
-    if kind is bool:
-        if t.lower() in TRUE_WORDS:
-            return True
-        if t.lower() in FALSE_WORDS:
-            return False
-        raise ValueError(f"expected a bool (true/false, yes/no, 1/0), got {text!r}")
-    if kind in (int, float):
-        try:
-            return kind(t)  # int("3.5") and float("x") raise
-        except ValueError:
-            raise ValueError(f"expected {'an int' if kind is int else 'a number'}, got {text!r}") from None
-    raise ValueError(f"cannot parse {text!r} as {kind}")
-
-
-def is_none_word(text: str) -> bool:
-    """Whether ``text`` spells None (for an optional field): none or null, any case."""
-    return text.strip().lower() in NONE_WORDS
-
-
-_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
-
-
-def parse_int_list(text: str) -> list[int]:
-    """``"1,2,3"``, ``"[1, 2]"``, ranges ``"1-5"`` (inclusive) and mixes ``"1-3,7"`` -> a list of ints."""
-    t = text.strip()
-    if t[:1] + t[-1:] in ("[]", "()"):
-        t = t[1:-1]
-    out: list[int] = []
-    for item in (s.strip() for s in t.split(",")):
-        if not item:
-            continue  # "1," and "" are allowed
-        m = _RANGE.match(item)
-        if m:
-            lo, hi = int(m[1]), int(m[2])
-            if lo > hi:
-                raise ValueError(f"range {item!r} runs backwards; write it as {hi}-{lo}")
-            out += range(lo, hi + 1)
-        else:
-            out.append(parse_scalar(item, int))
-    return out
-
-
-def parse_seeds(text: str, option: str = "--seeds") -> tuple[int, ...]:
-    """The one seed grammar of every door: ``"1,2,3"``, ``"1-5"``, ``"1-3,7"`` -> distinct ints >= 0."""
-    try:
-        seeds = tuple(parse_int_list(text))
-    except ValueError as err:
-        raise ValueError(f"{option} {text!r}: {err}; write seeds as 1,2,3 or a range 1-5") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise ValueError(f"{option} {text!r}: need at least one seed, each >= 0 and none twice; write seeds as "
-                         "1,2,3 or a range 1-5")
-    return seeds
 
 
 def parse_set_options(cls: type, items: list[str], variants: Mapping[str, Variant | None] | None = None
@@ -272,21 +209,6 @@ def path_type(cls: type, path: str) -> Any:
     return field_paths(cls)[resolve_path(cls, path)]
 
 
-def _split_top(text: str) -> list[str]:
-    """Split on commas that are not inside brackets: ``"[2,4],[2]"`` -> ``["[2,4]", "[2]"]``."""
-    parts, depth, cur = [], 0, ""
-    for ch in text:
-        depth += ch in "[("
-        depth -= ch in "])"
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
-    return [p.strip() for p in parts]
-
-
 def parse_text(text: str, hint: Any, variants: Mapping[str, Variant | None] | None = None) -> Any:
     """One command-line value converted to the declared type: scalars by :func:`parse_scalar`, tuples, X | None
     (none/null), a Regularizer field by variant name (:func:`resolve_variant`; the Variant is completed where it
@@ -317,7 +239,7 @@ def parse_values(cls: type, key: str, text: str,
     path = resolve_path(cls, key)
     hint = path_type(cls, path)
     try:
-        return path, [parse_text(v, hint, variants) for v in _split_top(text)]
+        return path, [parse_text(v, hint, variants) for v in split_top(text)]
     except ValueError as err:
         raise ValueError(f"{key}={text}: {err}") from None
 

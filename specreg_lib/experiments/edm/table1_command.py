@@ -20,7 +20,7 @@ import json
 import sys
 
 from ...io import resolve_repo_path
-from ..core.config import parse_seeds
+from ...text import parse_seeds
 from .table1 import paired_differences, run_table1, table1_frame, table1_plan, table1_status
 
 

@@ -1,0 +1,94 @@
+"""The one text grammar of every door: command-line scalars (``--set``, ``--grid``, the notebooks' ``-p``), lists of
+ints with ranges, seeds (``specreg sweep/finetune/table1 --seeds``, ``specreg generate --seeds``, a notebook's
+``seeds``). Words are case-insensitive; a config field's declared type picks the converter
+(``experiments.core.config.parse_text``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+NONE_WORDS = ("none", "null")  # for an optional field only; a plain str field keeps the text
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def parse_scalar(text: str, kind: type) -> Any:
+    """One command-line scalar as ``kind``: bool words (true/false, yes/no, 1/0, any case), int, float, or str
+    (surrounding quotes removed). The one grammar of ``--set``, ``--grid`` and the notebooks' ``-p``."""
+    t = text.strip()
+    if kind is str:
+        return t[1:-1] if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"" else t
+    if kind is bool:
+        if t.lower() in TRUE_WORDS:
+            return True
+        if t.lower() in FALSE_WORDS:
+            return False
+        raise ValueError(f"expected a bool (true/false, yes/no, 1/0), got {text!r}")
+    if kind in (int, float):
+        try:
+            return kind(t)  # int("3.5") and float("x") raise
+        except ValueError:
+            raise ValueError(f"expected {'an int' if kind is int else 'a number'}, got {text!r}") from None
+    raise ValueError(f"cannot parse {text!r} as {kind}")
+
+
+def is_none_word(text: str) -> bool:
+    """Whether ``text`` spells None (for an optional field): none or null, any case."""
+    return text.strip().lower() in NONE_WORDS
+
+
+_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
+
+
+def parse_int_list(text: str) -> list[int]:
+    """``"1,2,3"``, ``"[1, 2]"``, ranges ``"1-5"`` (inclusive) and mixes ``"1-3,7"`` -> a list of ints."""
+    t = text.strip()
+    if t[:1] + t[-1:] in ("[]", "()"):
+        t = t[1:-1]
+    out: list[int] = []
+    for item in (s.strip() for s in t.split(",")):
+        if not item:
+            continue  # "1," and "" are allowed
+        m = _RANGE.match(item)
+        if m:
+            lo, hi = int(m[1]), int(m[2])
+            if lo > hi:
+                raise ValueError(f"range {item!r} runs backwards; write it as {hi}-{lo}")
+            out += range(lo, hi + 1)
+        else:
+            out.append(parse_scalar(item, int))
+    return out
+
+
+def parse_seeds(text: str | int | Iterable[int], option: str = "--seeds") -> list[int]:
+    """The one seed grammar: ``"1,2,3"``, ``"1-5"``, ``"0-49999"``, ``"1-3,7"`` (or an int, or ints) -> distinct
+    ints >= 0, in the order given."""
+    try:
+        if isinstance(text, int):
+            seeds = [text]
+        elif isinstance(text, str):
+            seeds = parse_int_list(text)
+        else:
+            seeds = [int(s) for s in text]
+    except ValueError as err:
+        raise ValueError(f"{option} {text!r}: {err}; write seeds as 1,2,3 or a range 1-5") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"{option} {text!r}: need at least one seed, each >= 0 and none twice; write seeds as "
+                         "1,2,3 or a range 1-5")
+    return seeds
+
+
+def split_top(text: str) -> list[str]:
+    """Split on commas that are not inside brackets: ``"[2,4],[2]"`` -> ``["[2,4]", "[2]"]``."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch in "[("
+        depth -= ch in "])"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [p.strip() for p in parts]
