@@ -158,8 +158,8 @@ def test_bad_input_is_refused_before_training(tmp_path):
     _assert_refused_before_training(tmp_path, _cfg(**{"model.tiny_label_dim": 10}), DatasetError, "label_dim=10")
     with pytest.raises(ValueError, match="unknown preset 'imagenet'; Table 3 has afhqv2-64"):
         edm_experiment("imagenet")
-    with pytest.raises(ValueError, match="model.arch"):
-        _cfg(**{"model.arch": "adm"})
+    with pytest.raises(ValueError, match="model.family"):
+        _cfg(**{"model.family": "adm"})
     with pytest.raises(ValueError, match="loss.pixels"):
         _cfg(**{"loss.pixels": "median"})
 
@@ -175,9 +175,9 @@ def test_cli_edm_task_runs_exports_and_refuses_misplaced_options(tmp_path, capsy
     pkl = next((tmp_path / "ck" / "edm_afhqv2").rglob("network-snapshot-0000001.pkl"))
     assert load_edm_checkpoint(pkl).img_resolution == 16
     assert "vp_amp_lam1_unweighted_seed1" in capsys.readouterr().out
-    assert main(["--task", "audio", "--arch", "vp", "--dry-run"]) == 2
-    assert "--arch applies to --task edm only" in capsys.readouterr().err
-    assert main(["--task", "edm", "--preset", "afhqv2-64", "--profile", "smoke", "--set", "model.arch=adm"]) == 2
+    assert main(["--task", "audio", "--family", "vp", "--dry-run"]) == 2
+    assert "--family applies to --task edm only" in capsys.readouterr().err
+    assert main(["--task", "edm", "--preset", "afhqv2-64", "--profile", "smoke", "--set", "model.family=adm"]) == 2
 
 
 def test_cli_help_documents_every_option(capsys):
@@ -186,7 +186,7 @@ def test_cli_help_documents_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
-    for opt in ("--task", "--preset", "--arch", "--weighting", "--length", "--pixels", "--augment", "--export",
+    for opt in ("--task", "--preset", "--family", "--weighting", "--length", "--pixels", "--augment", "--export",
                 "--regularizer", "--lambda", "--seeds", "--steps", "--checkpoint", "--data", "--set", "--root",
                 "--resume", "--wait", "--dry-run"):
         assert opt in text, opt

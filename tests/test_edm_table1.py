@@ -19,7 +19,7 @@ from specreg_lib.experiments.edm.table1 import (
 
 
 def _rows(variant, weighting, fids):
-    return [{"preset": "afhqv2-64", "arch": "vp", "variant": variant, "weighting": weighting, "seed_index": i,
+    return [{"preset": "afhqv2-64", "family": "vp", "variant": variant, "weighting": weighting, "seed_index": i,
              "fid": f} for i, f in enumerate(fids)]
 
 
@@ -53,7 +53,7 @@ def test_paired_differences_report_unmatched_seeds_and_one_seed():
 
 def test_smoke_table1_runs_every_stage_once(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECREG_ROOT", str(tmp_path))
-    plan = Table1Plan(archs=("vp",), variants=("amp",), weightings=("unweighted",), seeds=(1, 2),
+    plan = Table1Plan(families=("vp",), variants=("amp",), weightings=("unweighted",), seeds=(1, 2),
                       images_per_set=3, features="standin", generate_batch=3, device="cpu",
                       overrides=(("train.steps", 1), ("sample.n_samples", 2), ("sample.num_steps", 2),
                                  ("evaluate.n_reference", 8)))
@@ -122,11 +122,11 @@ def test_finetune_table_pairs_by_arch_and_seed():
 
     exp = edm_experiment("afhqv2-64")
     runs = []
-    for arch, variant, seed, ld in [("vp", "baseline", 1, 1.0), ("vp", "baseline", 2, 2.0), ("vp", "amp", 1, 0.5),
+    for family, variant, seed, ld in [("vp", "baseline", 1, 1.0), ("vp", "baseline", 2, 2.0), ("vp", "amp", 1, 0.5),
                                     ("vp", "amp", 2, 1.9), ("ve", "baseline", 1, 9.0)]:
-        cfg = exp.config("smoke", {"model.arch": arch, "regularizer": variant, "train.seed": seed})
+        cfg = exp.config("smoke", {"model.family": family, "regularizer": variant, "train.seed": seed})
         runs.append(SimpleNamespace(config=cfg, metrics={"log_distance": ld, "fd_pixels": 0.0}))
-    t = finetune_table(runs).set_index(["arch", "variant"])
+    t = finetune_table(runs).set_index(["family", "variant"])
     assert t.loc[("vp", "amp"), "log_distance_diff"] == pytest.approx(-0.3)  # (-0.5 - 0.1) / 2
     assert t.loc[("vp", "amp"), "log_distance_diff_se"] == pytest.approx(0.4 / math.sqrt(2) / math.sqrt(2))
     assert t.loc[("vp", "baseline"), "log_distance_std"] == pytest.approx(math.sqrt(0.5))
@@ -143,8 +143,8 @@ def test_table1_plan_profiles():
 
     smoke = table1_plan("smoke")
     assert (smoke.features, smoke.seeds, smoke.images_per_set) == ("standin", (1, 2), 3)
-    paper = table1_plan("paper", archs=["vp"])
-    assert paper.presets == ("cifar10-32", "afhqv2-64", "ffhq-64") and paper.archs == ("vp",)
+    paper = table1_plan("paper", families=["vp"])
+    assert paper.presets == ("cifar10-32", "afhqv2-64", "ffhq-64") and paper.families == ("vp",)
     assert (paper.images_per_set, paper.features) == (50_000, "inception")
     assert len(paper.variants) * len(paper.weightings) == 8
 
@@ -156,7 +156,7 @@ def test_table1_cli_status_and_bad_input(tmp_path, capsys):
 
     assert main(["table1", "--status", "--root", str(tmp_path), "--seeds", "1,2,3"]) == 0
     status = json.loads(capsys.readouterr().out)
-    # smoke: 1 preset x 1 arch x 3 seeds x (pretrained, baseline, amp/unweighted)
+    # smoke: 1 preset x 1 family x 3 seeds x (pretrained, baseline, amp/unweighted)
     assert status["cells"] == 9 and status["left"] == {"finetune": 6, "generate": 9, "fid": 9}
     assert status["eta_seconds"] is None  # nothing measured yet on this machine
     assert main(["table1", "--presets", "imagenet-64", "--root", str(tmp_path)]) == 2

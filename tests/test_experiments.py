@@ -266,7 +266,7 @@ def test_diffwave_dry_run_lists_table_2s_variants_with_the_papers_constant_lambd
     (["edm_afhqv2"], ["--task", "edm"]),
     (["edm_ffhq"], ["--task", "edm", "--preset", "ffhq-64"]),
     (["diffwave", "--lambda_spec", "1e-5,1e-6"], ["--task", "audio", "--lambda", "1e-5,1e-6"]),
-    (["edm_cifar10", "--arch", "vp,ve"], ["edm_cifar10", "--arch", "vp,ve"]),
+    (["edm_cifar10", "--family", "vp,ve"], ["edm_cifar10", "--family", "vp,ve"]),
 ])
 def test_finetune_is_the_sweep_door_under_task_names(tmp_path, capsys, sweep_argv, finetune_argv):
     common = ["--dry-run", "--root", str(tmp_path)]

@@ -18,11 +18,11 @@ TINY_SEED = 0  # every tiny checkpoint of a given shape has the same weights, li
 AUGMENT_RECORD = dict(p=0.12, xflip=1e8, yflip=1, scale=1, rotate_frac=1, aniso=1, translate_frac=1)
 
 
-def write_tiny_checkpoint(path: str | os.PathLike, arch: str = "vp", resolution: int = 16, channels: int = 16,
+def write_tiny_checkpoint(path: str | os.PathLike, family: str = "vp", resolution: int = 16, channels: int = 16,
                           label_dim: int = 0, img_channels: int = 3) -> Path:
     """A small DDPM++ ("vp") or NCSN++ ("ve") SongUNet under EDMPrecond with augment_dim 9, written with
     ``save_edm_checkpoint`` (loads back with ``load_edm_checkpoint``); weights from a fixed seed."""
-    base = {"vp": DDPMPP, "ve": NCSNPP}[arch]
+    base = {"vp": DDPMPP, "ve": NCSNPP}[family]
     kwargs = {**base, "model_channels": channels, "channel_mult": [1, 2], "num_blocks": 1,
               "attn_resolutions": [resolution // 2], "dropout": 0.1}
     with torch.random.fork_rng(devices=[]):

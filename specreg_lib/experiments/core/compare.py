@@ -2,7 +2,7 @@
 row and metric the paired difference to a reference row (matched by seed), its standard error, a paired t-test
 and a plain word for what it means given the metric's declared direction.
 
-Input: ``values[row][seed][metric] = value``, where a row key is any hashable (a table's row: ``(arch, variant,
+Input: ``values[row][seed][metric] = value``, where a row key is any hashable (a table's row: ``(family, variant,
 weighting)``, ``(variant, lambda)``, ...) and a metric may be missing for some seeds (it is then left out for that
 seed only). Output: :func:`compare` returns a long DataFrame, one row per (row key, metric), with the columns
 ``COLUMNS`` (documented there); :func:`wide` lays it out one row per row key with ``<metric>_<stat>`` columns, as

@@ -11,17 +11,17 @@ from ...diffusion.edm_train import PIXEL_REDUCTIONS
 from ...training import TrainConfig
 from ..core.config import check_run_fields
 
-ARCHS = ("vp", "ve")  # the paper's "VP-EDM" = DDPM++, "VE-EDM" = NCSN++, both under EDMPrecond
+FAMILIES = ("vp", "ve")  # the paper's "VP-EDM" = DDPM++, "VE-EDM" = NCSN++, both under EDMPrecond
 LENGTHS = ("table3", "five_steps")
 REFERENCE_SEED = 10_007  # reference images drawn from the dataset with a seed apart from every training seed
 
 
 @dataclass(frozen=True)
 class EDMModel:
-    """The checkpoint: ``""`` = the preset's official file for ``arch``; a registry name, URL or path; or
-    ``"tiny"`` (smoke: a small SongUNet of ``arch`` written in the official format, the same for every seed)."""
+    """The checkpoint: ``""`` = the preset's official file for ``family``; a registry name, URL or path; or
+    ``"tiny"`` (smoke: a small SongUNet of ``family`` written in the official format, the same for every seed)."""
 
-    arch: str = "vp"
+    family: str = "vp"
     checkpoint: str = ""
     local_path: str = ""  # your copy of the official file (checked against the registry's SHA-256)
     sha256: str = ""  # expected SHA-256 of a URL or path given in ``checkpoint``; "" = the registry's
@@ -31,8 +31,9 @@ class EDMModel:
     tiny_label_dim: int = 0
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"model.arch must be one of {ARCHS} (VP-EDM = DDPM++, VE-EDM = NCSN++), got {self.arch!r}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"model.family must be one of {FAMILIES} (the paper's VP-EDM = the DDPM++ network, "
+                             f"VE-EDM = NCSN++), got {self.family!r}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"model.dropout must be in [0, 1) or None (the checkpoint's), got {self.dropout}")
 

@@ -44,7 +44,7 @@ from ...training.distributed import world_size
 from ..core.config import Variant, apply_overrides, config_hash
 from ..core.protocol import Experiment, Shorthand
 from .config import (
-    ARCHS,
+    FAMILIES,
     LENGTHS,
     REFERENCE_SEED,
     EDMFinetuneConfig,
@@ -61,8 +61,8 @@ EDM_VARIANTS: dict[str, Variant | None] = {
 }
 
 EDM_SHORTHANDS: dict[str, Shorthand] = {
-    "arch": Shorthand("model.arch", "which official checkpoint(s), comma-separated: vp (DDPM++, default) and/or ve "
-                      "(NCSN++)", axis=True, choices=ARCHS),
+    "family": Shorthand("model.family", "which official checkpoint(s), comma-separated: vp (DDPM++, default) and/or ve "
+                      "(NCSN++)", axis=True, choices=FAMILIES),
     "weighting": Shorthand("regularizer.weighting", "the time weighting w of lambda_spec * w * L_S, comma-separated: "
                            "weighted (lambda_EDM, default) and/or unweighted (w = 1)", axis=True,
                            choices=("weighted", "unweighted")),
@@ -74,7 +74,7 @@ EDM_SHORTHANDS: dict[str, Shorthand] = {
                            choices=("sum", "mean")),
     "augment": Shorthand("augment.p", "EDM's augment probability (Table 3: 0.15 at 64x64; default: the preset's)"),
     "checkpoint": Shorthand("model.checkpoint", "a registry name, URL or path of an EDM pickle (default: the "
-                            "preset's official edm-*-<arch>.pkl; smoke: 'tiny')"),
+                            "preset's official edm-*-<family>.pkl; smoke: 'tiny')"),
     "data": Shorthand("data.path", "a zip or folder in EDM's layout (default data/<dataset>.zip; 'standin' = "
                       "offline crops)"),
     "steps": Shorthand("train.steps", "optimiser steps (default: the profile's)"),
@@ -127,12 +127,12 @@ class EDMFinetuneExperiment(Experiment):
                                                  "train.accumulate": tcfg.accumulate * world_size()}), exclude)
 
     def label(self, cfg: EDMFinetuneConfig) -> str:
-        return f"{cfg.model.arch}_{super().label(cfg)}"
+        return f"{cfg.model.family}_{super().label(cfg)}"
 
     # -- model ---------------------------------------------------------------------------------------------
     def checkpoint_source(self, cfg: EDMFinetuneConfig) -> str:
-        """The checkpoint a run starts from: the config's, or the preset's official file for its arch."""
-        return cfg.model.checkpoint or self.checkpoints[cfg.model.arch]
+        """The checkpoint a run starts from: the config's, or the preset's official file for its family."""
+        return cfg.model.checkpoint or self.checkpoints[cfg.model.family]
 
     def _load(self, cfg: EDMFinetuneConfig) -> tuple[EDMDenoiser, dict[str, Any]]:
         """(the checkpoint's network, its other entries as records), read once per process."""
@@ -141,10 +141,10 @@ class EDMFinetuneExperiment(Experiment):
         if key not in self._nets:
             with tempfile.TemporaryDirectory() as tmp:
                 if m.checkpoint == "tiny":  # the official format, written and read back
-                    path = write_tiny_checkpoint(Path(tmp) / "tiny.pkl", m.arch, m.tiny_resolution,
+                    path = write_tiny_checkpoint(Path(tmp) / "tiny.pkl", m.family, m.tiny_resolution,
                                                  m.tiny_channels, m.tiny_label_dim)
                 else:
-                    path = resolve_checkpoint(m.checkpoint or self.checkpoints[m.arch], m.sha256 or None,
+                    path = resolve_checkpoint(m.checkpoint or self.checkpoints[m.family], m.sha256 or None,
                                               local_path=m.local_path or None)
                 ckpt = read_edm_pickle(path)  # what load_edm_checkpoint does, keeping the records for export
                 net = denoiser_from_pickle(ckpt)
@@ -294,7 +294,7 @@ class EDMSampler:
 
 
 def _official(dataset: str) -> dict[str, str]:
-    return {arch: f"edm-{dataset}-{arch}.pkl" for arch in ARCHS}
+    return {family: f"edm-{dataset}-{family}.pkl" for family in FAMILIES}
 
 
 # Smoke: the tiny official-format net, stand-in crops, a few CPU steps; same code as paper.

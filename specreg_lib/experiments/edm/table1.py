@@ -1,12 +1,12 @@
 """Table 1 as one resumable pipeline: checkpoint x regularizer x weighting x seed -> fine-tune -> generate -> FID,
 and paired statistics the paper does not give.
 
-Cells, per (preset, arch): ``pretrained`` (the checkpoint itself, the paper's "EDM FID" column), ``baseline``
+Cells, per (preset, family): ``pretrained`` (the checkpoint itself, the paper's "EDM FID" column), ``baseline``
 (fine-tuned with EDM's loss alone, per seed) and every (regularizer, weighting, seed). Stages, each skipped
 when complete, so a GPU box runs the whole table unattended and a killed run picks up where it stopped:
 
 1. fine-tune: :func:`specreg_lib.experiments.run` (run folders, resume);
-2. generate: the EMA network's images for the cell's seed set into ``<root>/table1/<preset>/<arch>/<cell>/``
+2. generate: the EMA network's images for the cell's seed set into ``<root>/table1/<preset>/<family>/<cell>/``
    (``generate_to_folder`` skips images already written);
 3. FID: ``fid.json`` beside the images (``metrics.fid.fid_seed_sets`` on that one set).
 
@@ -52,11 +52,11 @@ FID_GLOSSARY = {"inception": {"fid": ("FID: Frechet distance of Inception featur
 
 @dataclass(frozen=True)
 class Table1Plan:
-    """What to run: presets x archs x (pretrained, baseline, variants x weightings) x seeds, and how to score."""
+    """What to run: presets x families x (pretrained, baseline, variants x weightings) x seeds, and how to score."""
 
     profile: str = "smoke"
     presets: tuple[str, ...] = ("afhqv2-64",)
-    archs: tuple[str, ...] = ("vp", "ve")
+    families: tuple[str, ...] = ("vp", "ve")
     variants: tuple[str, ...] = ("amp", "amp_phase", "haar", "bior1.3")
     weightings: tuple[str, ...] = ("weighted", "unweighted")
     seeds: tuple[int, ...] = (1, 2, 3)
@@ -81,10 +81,10 @@ class Table1Plan:
 
 @dataclass(frozen=True)
 class Cell:
-    """One row of work: a checkpoint (preset, arch), what it is (pretrained / baseline / variant), a seed index."""
+    """One row of work: a checkpoint (preset, family), what it is (pretrained / baseline / variant), a seed index."""
 
     preset: str
-    arch: str
+    family: str
     variant: str
     weighting: str | None
     seed_index: int
@@ -98,11 +98,11 @@ class Cell:
 def cells(plan: Table1Plan) -> list[Cell]:
     out = []
     for preset in plan.presets:
-        for arch in plan.archs:
+        for family in plan.families:
             for i in range(len(plan.seeds)):
-                out.append(Cell(preset, arch, PRETRAINED, None, i))
-                out.append(Cell(preset, arch, BASELINE, None, i))
-                out += [Cell(preset, arch, v, w, i) for v in plan.variants for w in plan.weightings]
+                out.append(Cell(preset, family, PRETRAINED, None, i))
+                out.append(Cell(preset, family, BASELINE, None, i))
+                out += [Cell(preset, family, v, w, i) for v in plan.variants for w in plan.weightings]
     return out
 
 
@@ -111,7 +111,7 @@ def cell_config(plan: Table1Plan, cell: Cell) -> Any:
     if cell.variant == PRETRAINED:
         return None
     exp = edm_experiment(cell.preset)
-    over: dict[str, Any] = {**dict(plan.overrides), "model.arch": cell.arch, "regularizer": cell.variant,
+    over: dict[str, Any] = {**dict(plan.overrides), "model.family": cell.family, "regularizer": cell.variant,
                             "train.seed": plan.seeds[cell.seed_index]}
     if cell.weighting is not None:
         over["regularizer.weighting"] = cell.weighting
@@ -119,7 +119,7 @@ def cell_config(plan: Table1Plan, cell: Cell) -> Any:
 
 
 def cell_dir(root: Path, cell: Cell) -> Path:
-    return Path(root) / "table1" / cell.preset / cell.arch / cell.name
+    return Path(root) / "table1" / cell.preset / cell.family / cell.name
 
 
 def set_seeds(plan: Table1Plan, cell: Cell) -> list[int]:
@@ -128,9 +128,9 @@ def set_seeds(plan: Table1Plan, cell: Cell) -> list[int]:
 
 
 def _any_config(plan: Table1Plan, cell: Cell) -> Any:
-    """The cell's fine-tuning config, or for ``pretrained`` its preset's config with the cell's arch."""
+    """The cell's fine-tuning config, or for ``pretrained`` its preset's config with the cell's family."""
     return cell_config(plan, cell) or edm_experiment(cell.preset).config(
-        plan.profile, {**dict(plan.overrides), "model.arch": cell.arch})
+        plan.profile, {**dict(plan.overrides), "model.family": cell.family})
 
 
 def _network(plan: Table1Plan, cell: Cell, root: Path) -> torch.nn.Module:
@@ -196,7 +196,7 @@ def run_table1(plan: Table1Plan, root: str | Path, progress: bool = True) -> lis
 
 
 def fid_rows(plan: Table1Plan, root: str | Path) -> list[dict[str, Any]]:
-    """One row per finished cell: preset, arch, variant, weighting, seed index, FID, features."""
+    """One row per finished cell: preset, family, variant, weighting, seed index, FID, features."""
     rows = []
     for cell in cells(plan):
         path = cell_dir(Path(root), cell) / "fid.json"
@@ -206,10 +206,10 @@ def fid_rows(plan: Table1Plan, root: str | Path) -> list[dict[str, Any]]:
 
 
 def _fid_values(rows: list[dict[str, Any]]) -> dict[tuple, dict[int, dict[str, float]]]:
-    """FID rows -> :func:`..core.compare.compare`'s input: (preset, arch, variant, weighting) -> seed index -> fid."""
+    """FID rows -> :func:`..core.compare.compare`'s input: (preset, family, variant, weighting) -> seed index -> fid."""
     values: dict[tuple, dict[int, dict[str, float]]] = {}
     for r in rows:
-        values.setdefault((r["preset"], r["arch"], r["variant"], r["weighting"]), {})[r["seed_index"]] = \
+        values.setdefault((r["preset"], r["family"], r["variant"], r["weighting"]), {})[r["seed_index"]] = \
             {"fid": r["fid"]}
     return values
 
@@ -225,7 +225,7 @@ def _finite(x: float) -> float | None:
 
 def paired_differences(rows: list[dict[str, Any]], against: str = BASELINE, alpha: float = 0.05
                        ) -> list[dict[str, Any]]:
-    """For each (preset, arch, variant, weighting): FID(variant) - FID(``against``) per seed index (paired: same
+    """For each (preset, family, variant, weighting): FID(variant) - FID(``against``) per seed index (paired: same
     training seed and generation set), their mean, standard error (ddof 1), a paired t-test (scipy.stats.ttest_rel:
     t, p_value, dof), whether the difference is distinguishable from zero at ``alpha`` and the direction word of
     :func:`..core.compare.direction` (FID: lower is better); se, t, p_value and dof are None where undefined (one
@@ -233,11 +233,11 @@ def paired_differences(rows: list[dict[str, Any]], against: str = BASELINE, alph
     long = compare(_fid_values(rows), ["fid"], FID_GLOSSARY["inception"], reference=_against(against), alpha=alpha)
     out = []
     for r in sorted(long.to_dict("records"), key=lambda r: str(r["row"])):
-        preset, arch, variant, weighting = r["row"]
+        preset, family, variant, weighting = r["row"]
         if variant in (PRETRAINED, BASELINE) and variant == against:
             continue
         p = _finite(r["p"])  # undefined: one seed, or identical differences
-        out.append({"preset": preset, "arch": arch, "variant": variant, "weighting": weighting, "against": against,
+        out.append({"preset": preset, "family": family, "variant": variant, "weighting": weighting, "against": against,
                     "n": r["pairs"], "mean_diff": r["diff"], "se": _finite(r["diff_se"]), "p_value": p,
                     "distinguishable": p is not None and p < alpha, "t": _finite(r["t"]),
                     "dof": None if r["dof"] != r["dof"] else int(r["dof"]), "direction": r["direction"],
@@ -287,7 +287,7 @@ def _paper(weighted: tuple[float, ...], unweighted: tuple[float, ...], stds_w: t
     return out
 
 
-# The paper's Table 1 (FID-50k, mean +- std over 3 seeds), transcribed from paper.md: (preset, arch) ->
+# The paper's Table 1 (FID-50k, mean +- std over 3 seeds), transcribed from paper.md: (preset, family) ->
 # {(variant, weighting): (mean, std)} and the "EDM FID" column under ("pretrained", None).
 PAPER_TABLE1: dict[tuple[str, str], dict[tuple[str, str | None], tuple[float, float]]] = {
     ("cifar10-32", "ve"): {**_paper((1.82, 1.82, 1.81, 1.82), (1.82, 1.82, 1.81, 1.81), (.01, .01, .01, .01),
@@ -306,7 +306,7 @@ PAPER_TABLE1: dict[tuple[str, str], dict[tuple[str, str | None], tuple[float, fl
 
 
 def table1_frame(rows: list[dict[str, Any]]) -> Any:
-    """Table 1's layout: one row per (preset, arch, variant, weighting) with our FID mean +- std over seeds
+    """Table 1's layout: one row per (preset, family, variant, weighting) with our FID mean +- std over seeds
     (ddof 1), the paper's, and the paired difference to the baseline fine-tune (mean +- SE, p, distinguishable,
     direction, pairs and a note where a statistic is undefined)."""
     import pandas as pd
@@ -316,7 +316,7 @@ def table1_frame(rows: list[dict[str, Any]]) -> Any:
     for r in long.to_dict("records"):
         key = r["row"]
         paper = PAPER_TABLE1.get(key[:2], {}).get(key[2:], (math.nan, math.nan))
-        out.append({"preset": key[0], "arch": key[1], "variant": key[2], "weighting": key[3] or "-",
+        out.append({"preset": key[0], "family": key[1], "variant": key[2], "weighting": key[3] or "-",
                     "seeds": r["n"], "fid_mean": r["mean"], "fid_std": r["std"], "paper_mean": paper[0],
                     "paper_std": paper[1], "diff_vs_baseline": r["diff"], "diff_se": r["diff_se"], "p_value": r["p"],
                     "distinguishable": bool(r["p"] < 0.05), "direction": r["direction"], "pairs": r["pairs"],
@@ -325,26 +325,28 @@ def table1_frame(rows: list[dict[str, Any]]) -> Any:
 
 
 def table1_headline(frame: Any, features: str) -> tuple[dict[str, float], dict[str, dict[str, str]]]:
-    """(headline, glossary) for metrics.json: ``<preset>_<arch>_<variant>[_<weighting>]_fid`` = the mean over
+    """(headline, glossary) for metrics.json: ``<preset>_<family>_<variant>[_<weighting>]_fid`` = the mean over
     seeds of a :func:`table1_frame` row, explained for the ``features`` used ("inception" | "standin")."""
     labels = [f"{p}_{a}_{v}" + ("" if w == "-" else f"_{w}")
-              for p, a, v, w in zip(frame["preset"], frame["arch"], frame["variant"], frame["weighting"], strict=True)]
+              for p, a, v, w in zip(frame["preset"], frame["family"], frame["variant"], frame["weighting"],
+                                    strict=True)]
     return headline_from_table(frame, labels, ["fid"], FID_GLOSSARY[features])
 
 
-def table1_plan(profile: str, presets: Sequence[str] | None = None, archs: Sequence[str] | None = None,
+def table1_plan(profile: str, presets: Sequence[str] | None = None, families: Sequence[str] | None = None,
                 variants: Sequence[str] | None = None, weightings: Sequence[str] | None = None,
                 seeds: Sequence[int] | None = None, images_per_set: int | None = None) -> Table1Plan:
     """The plan a notebook or script runs: the whole Table 1 in ``paper`` (FID-50k with Inception), a
     2-seed, one-cell pipeline in ``smoke`` (stand-in features, 3 images per set, 1-step fine-tunes)."""
     if profile == "smoke":
-        base = Table1Plan(profile="smoke", archs=("vp",), variants=("amp",), weightings=("unweighted",), seeds=(1, 2),
+        base = Table1Plan(profile="smoke", families=("vp",), variants=("amp",), weightings=("unweighted",),
+                          seeds=(1, 2),
                           images_per_set=3, features="standin", generate_batch=3, device="cpu",
                           overrides=(("train.steps", 1), ("sample.n_samples", 2), ("sample.num_steps", 2),
                                      ("evaluate.n_reference", 8)))
     else:
         base = Table1Plan(profile=profile, presets=("cifar10-32", "afhqv2-64", "ffhq-64"))
-    given = {"presets": presets, "archs": archs, "variants": variants, "weightings": weightings, "seeds": seeds}
+    given = {"presets": presets, "families": families, "variants": variants, "weightings": weightings, "seeds": seeds}
     kw = {k: tuple(v) for k, v in given.items() if v is not None}
     if images_per_set is not None:
         kw["images_per_set"] = images_per_set
@@ -352,22 +354,22 @@ def table1_plan(profile: str, presets: Sequence[str] | None = None, archs: Seque
 
 
 def table1_figure(frame: Any) -> Any:
-    """One panel per (preset, arch): our paired difference to the baseline fine-tune (+- SE over seeds) per
+    """One panel per (preset, family): our paired difference to the baseline fine-tune (+- SE over seeds) per
     regularizer and weighting, beside the paper's difference to its EDM column (no pairing or SE given)."""
     import matplotlib.pyplot as plt
 
-    blocks = list(dict.fromkeys(zip(frame["preset"], frame["arch"], strict=True)))
+    blocks = list(dict.fromkeys(zip(frame["preset"], frame["family"], strict=True)))
     fig, axes = plt.subplots(1, len(blocks), figsize=(4.2 * len(blocks), 3.2), squeeze=False)
-    for ax, (preset, arch) in zip(axes[0], blocks, strict=True):
-        sub = frame[(frame["preset"] == preset) & (frame["arch"] == arch) & ~frame["variant"].isin([BASELINE,
+    for ax, (preset, family) in zip(axes[0], blocks, strict=True):
+        sub = frame[(frame["preset"] == preset) & (frame["family"] == family) & ~frame["variant"].isin([BASELINE,
                                                                                                     PRETRAINED])]
         x = np.arange(len(sub))
         ax.errorbar(x - 0.1, sub["diff_vs_baseline"], yerr=sub["diff_se"], fmt="o", label="ours: paired diff +- SE")
-        edm = PAPER_TABLE1.get((preset, arch), {}).get((PRETRAINED, None), (math.nan, math.nan))[0]
+        edm = PAPER_TABLE1.get((preset, family), {}).get((PRETRAINED, None), (math.nan, math.nan))[0]
         ax.plot(x + 0.1, sub["paper_mean"] - edm, "s", label="paper: FID - EDM FID")
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_xticks(x, [f"{v}\n{w}" for v, w in zip(sub["variant"], sub["weighting"], strict=True)], fontsize=7)
-        ax.set_title(f"{preset} {arch.upper()}-EDM", fontsize=9)
+        ax.set_title(f"{preset} {family.upper()}-EDM", fontsize=9)
         ax.set_ylabel("FID difference (lower = better)", fontsize=8)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()

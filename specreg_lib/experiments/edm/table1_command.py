@@ -5,10 +5,10 @@ Examples:
 
     specreg table1 --profile smoke                               # one tiny cell, stand-in features, seconds
     specreg table1 --profile paper --status                      # what is left, and an estimate of the time
-    specreg table1 --profile paper --presets afhqv2-64 --archs vp --data ~/afhqv2-64x64.zip
-    specreg table1 --profile paper --presets ffhq-64 --archs ve  # another process / GPU: a disjoint part
+    specreg table1 --profile paper --presets afhqv2-64 --families vp --data ~/afhqv2-64x64.zip
+    specreg table1 --profile paper --presets ffhq-64 --families ve  # another process / GPU: a disjoint part
 
-Each FID row is written to <root>/table1/<preset>/<arch>/<cell>/fid.json; the paired differences (same training
+Each FID row is written to <root>/table1/<preset>/<family>/<cell>/fid.json; the paired differences (same training
 seed and generation seeds as the baseline fine-tune) are printed at the end with their standard errors.
 """
 
@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="smoke: one tiny cell with stand-in features; paper: FID-50k with Inception (GPU box)")
     p.add_argument("--presets", default=None, metavar="P1,P2",
                    help="afhqv2-64, ffhq-64, cifar10-32 (default: smoke afhqv2-64; paper all three)")
-    p.add_argument("--archs", default=None, metavar="A1,A2", help="vp and/or ve (default: smoke vp; paper both)")
+    p.add_argument("--families", default=None, metavar="A1,A2", help="vp and/or ve (default: smoke vp; paper both)")
     p.add_argument("--variants", default=None, metavar="V1,V2",
                    help="amp, amp_phase, haar, bior1.3 (default: smoke amp; paper all four)")
     p.add_argument("--weightings", default=None, metavar="W1,W2",
@@ -53,7 +53,7 @@ def execute(args: argparse.Namespace) -> int:
     """Entry point of ``specreg table1``; returns the exit code."""
     try:
         seeds = None if args.seeds is None else list(parse_seeds(args.seeds, "--seeds"))
-        plan = table1_plan(args.profile, _list(args.presets), _list(args.archs), _list(args.variants),
+        plan = table1_plan(args.profile, _list(args.presets), _list(args.families), _list(args.variants),
                            _list(args.weightings), seeds, args.images)
         if args.data is not None:
             plan = dataclasses.replace(plan, overrides=(*plan.overrides, ("data.path", args.data)))
@@ -70,7 +70,7 @@ def execute(args: argparse.Namespace) -> int:
     for d in paired_differences(rows):
         mark = "*" if d["distinguishable"] else " "
         se = "n/a" if d["se"] is None else f"{d['se']:.4f}"
-        print(f"{mark} {d['preset']} {d['arch']} {d['variant']} {d['weighting'] or ''}: "
+        print(f"{mark} {d['preset']} {d['family']} {d['variant']} {d['weighting'] or ''}: "
               f"diff {d['mean_diff']:+.4f} +- {se} (n={d['n']})")
     return 0
 
