@@ -18,18 +18,54 @@ from .hook import Regularizer, SpectralHookLoss, check_positive, check_x0, netwo
 from .weighting import lambda_edm
 
 KINDS = ("vp", "ve", "edm")
+VP_FORMS = ("edm", "accurate")  # how VP's sigma <-> t conversions are evaluated (vp_sigma, vp_sigma_inv)
 Denoiser = Callable[..., torch.Tensor]
 
 
-def vp_sigma(t: torch.Tensor | float, beta_d: float = 19.9, beta_min: float = 0.1) -> torch.Tensor:
-    """VP noise level sigma(t) = sqrt(exp(beta_d t^2 / 2 + beta_min t) - 1)."""
+def _check_vp_form(form: str) -> None:
+    if form not in VP_FORMS:
+        raise ValueError(f"unknown VP arithmetic {form!r}; choose one of {VP_FORMS} ('edm' reproduces the "
+                         "official VP nets' inputs, 'accurate' is the exact function)")
+
+
+def vp_sigma(t: torch.Tensor | float, beta_d: float = 19.9, beta_min: float = 0.1, form: str = "accurate"
+             ) -> torch.Tensor:
+    """VP noise level sigma(t) = sqrt(exp(beta_d t^2 / 2 + beta_min t) - 1).
+
+    ``form="accurate"``: expm1 in float64. ``form="edm"``: EDM VPPrecond's exp(.) - 1 in float32 (how it
+    computes its sigma range; sigma(1e-5) then rounds to 2^-10 = 0.00097656 instead of 0.0010005).
+    """
+    _check_vp_form(form)
+    if form == "edm":
+        t = torch.as_tensor(t, dtype=torch.float32)
+        return ((0.5 * beta_d * t**2 + beta_min * t).exp() - 1).sqrt()
     t = torch.as_tensor(t, dtype=torch.float64)
     return torch.expm1(0.5 * beta_d * t**2 + beta_min * t).sqrt()
 
 
-def vp_sigma_inv(sigma: torch.Tensor, beta_d: float = 19.9, beta_min: float = 0.1) -> torch.Tensor:
-    """VP inverse t(sigma) = (sqrt(beta_min^2 + 2 beta_d ln(1 + sigma^2)) - beta_min) / beta_d."""
-    return ((beta_min**2 + 2 * beta_d * torch.log1p(sigma**2)).sqrt() - beta_min) / beta_d
+def vp_sigma_inv(sigma: torch.Tensor, beta_d: float = 19.9, beta_min: float = 0.1, form: str = "edm"
+                 ) -> torch.Tensor:
+    """VP inverse t(sigma) = (sqrt(beta_min^2 + 2 beta_d ln(1 + sigma^2)) - beta_min) / beta_d, in sigma's dtype.
+
+    ``form="edm"``: EDM VPPrecond's expression, ln of the rounded (1 + sigma^2) then sqrt(.) - beta_min; in float32
+    (as its VPPrecond runs) it gives EDM's values bit for bit, about 1.3% off at sigma = 0.002. The official VP
+    nets were trained on these. ``form="accurate"``: log1p and the cancellation-free
+    2 ln(1 + sigma^2) / (sqrt(beta_min^2 + 2 beta_d ln(1 + sigma^2)) + beta_min), exact to a few ulp.
+    """
+    _check_vp_form(form)
+    if form == "edm":
+        return ((beta_min**2 + 2 * beta_d * (1 + sigma**2).log()).sqrt() - beta_min) / beta_d
+    log_1p = torch.log1p(sigma**2)
+    return 2 * log_1p / ((beta_min**2 + 2 * beta_d * log_1p).sqrt() + beta_min)
+
+
+def vp_sigma_range(epsilon_t: float = 1e-5, beta_d: float = 19.9, beta_min: float = 0.1, form: str = "edm"
+                   ) -> tuple[float, float]:
+    """VP's (sigma_min, sigma_max) = (sigma(epsilon_t), sigma(1)) by ``vp_sigma`` in the given form.
+
+    EDM's VPPrecond uses the "edm" form: sigma_min = 2^-10 = 0.00097656 (the exact sigma(1e-5) is 0.0010005).
+    """
+    return float(vp_sigma(epsilon_t, beta_d, beta_min, form)), float(vp_sigma(1.0, beta_d, beta_min, form))
 
 
 def _check_kind(kind: str) -> None:
@@ -49,9 +85,11 @@ def _check_nonneg(sigma: torch.Tensor) -> None:
 
 
 def preconditioning(kind: str, sigma: torch.Tensor | float, sigma_data: float = 0.5, *, beta_d: float = 19.9,
-                    beta_min: float = 0.1, M: int = 1000
+                    beta_min: float = 0.1, M: int = 1000, vp_form: str = "edm"
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(c_skip, c_out, c_in, c_noise) of the VP / VE / EDM preconditioning (EDM Table 1), like sigma."""
+    """(c_skip, c_out, c_in, c_noise) of the VP / VE / EDM preconditioning (EDM Table 1), like sigma.
+
+    ``vp_form`` is VP's c_noise arithmetic, see ``vp_sigma_inv``."""
     _check_kind(kind)
     if not isinstance(sigma, torch.Tensor) or not sigma.dtype.is_floating_point:
         sigma = torch.as_tensor(sigma, dtype=torch.float64)  # python numbers: float64
@@ -59,7 +97,7 @@ def preconditioning(kind: str, sigma: torch.Tensor | float, sigma_data: float = 
     if kind == "vp":
         c_skip, c_out = torch.ones_like(sigma), -sigma
         c_in = (sigma**2 + 1).rsqrt()
-        c_noise = (M - 1) * vp_sigma_inv(sigma, beta_d, beta_min)
+        c_noise = (M - 1) * vp_sigma_inv(sigma, beta_d, beta_min, vp_form)
     elif kind == "ve":
         c_skip, c_out, c_in = torch.ones_like(sigma), sigma, torch.ones_like(sigma)
         c_noise = (0.5 * sigma).log()
@@ -91,20 +129,25 @@ class Precond(nn.Module):
     """D(x; sigma) = c_skip x + c_out F(c_in x; c_noise) around a raw network ``net`` (EDM Table 1).
 
     ``net`` is called as ``net(c_in * x, c_noise.flatten())`` or, with ``cond``, ``net(..., cond)``.
-    ``sigma_min`` / ``sigma_max`` default to the kind's range: VP sigma(epsilon_t)..sigma(1), VE 0.02..100,
-    EDM 0..inf; samplers clamp their schedule to it (``sampler_sigmas``).
+    ``sigma_min`` / ``sigma_max`` default to the kind's range: VP sigma(epsilon_t)..sigma(1) (``vp_sigma_range``),
+    VE 0.02..100, EDM 0..inf; samplers clamp their schedule to it (``sampler_sigmas``).
+    ``vp_form`` ("edm" | "accurate") is how VP evaluates c_noise and its range: "edm" (default) as EDM's VPPrecond
+    does, which the official VP nets were trained with; "accurate" the exact functions (``vp_sigma_inv``).
     """
 
     def __init__(self, net: nn.Module | Callable[..., torch.Tensor], kind: str = "edm",
                  sigma_data: float = 0.5,
                  sigma_min: float | None = None, sigma_max: float | None = None, beta_d: float = 19.9,
-                 beta_min: float = 0.1, M: int = 1000, epsilon_t: float = 1e-5) -> None:
+                 beta_min: float = 0.1, M: int = 1000, epsilon_t: float = 1e-5, vp_form: str = "edm") -> None:
         super().__init__()
         _check_kind(kind)
+        _check_vp_form(vp_form)
         self.net, self.kind, self.sigma_data = net, kind, check_positive(sigma_data, "sigma_data")
-        self.beta_d, self.beta_min, self.M = beta_d, beta_min, M
-        vp_range = (float(vp_sigma(epsilon_t, beta_d, beta_min)), float(vp_sigma(1.0, beta_d, beta_min)))
-        default = {"vp": vp_range, "ve": (0.02, 100.0), "edm": (0.0, math.inf)}[kind]
+        self.beta_d, self.beta_min, self.M, self.vp_form = beta_d, beta_min, M, vp_form
+        if kind == "vp":
+            default = vp_sigma_range(epsilon_t, beta_d, beta_min, vp_form)
+        else:
+            default = {"ve": (0.02, 100.0), "edm": (0.0, math.inf)}[kind]
         self.sigma_min = default[0] if sigma_min is None else float(sigma_min)
         self.sigma_max = default[1] if sigma_max is None else float(sigma_max)
 
@@ -113,12 +156,12 @@ class Precond(nn.Module):
         """D(x; sigma) for x (B, ...) and sigma scalar, (B,) or (B, 1, ..., 1); ``net_kwargs`` go to the net."""
         sigma = as_sigma(sigma, x)
         c_skip, c_out, c_in, _ = preconditioning(self.kind, sigma, self.sigma_data, beta_d=self.beta_d,
-                                                 beta_min=self.beta_min, M=self.M)
+                                                 beta_min=self.beta_min, M=self.M, vp_form=self.vp_form)
         # D(x; 0) = x: c_out(0) = 0, but c_noise(0) = log 0 would feed -inf (then 0 * NaN) to the net, so the
         # net sees the smallest positive sigma instead and the result is exactly x.
         tiny = torch.finfo(sigma.dtype).tiny
         c_noise = preconditioning(self.kind, sigma.clamp_min(tiny), self.sigma_data, beta_d=self.beta_d,
-                                  beta_min=self.beta_min, M=self.M)[3]
+                                  beta_min=self.beta_min, M=self.M, vp_form=self.vp_form)[3]
         args = (c_in * x, c_noise.flatten()) if cond is None else (c_in * x, c_noise.flatten(), cond)
         F_x = network_output(self.net(*args, **net_kwargs))  # diffusers models return an object with .sample
         if not isinstance(F_x, torch.Tensor) or F_x.shape != x.shape:

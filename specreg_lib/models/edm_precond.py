@@ -32,15 +32,18 @@ class EDMDenoiser(Precond):
     Like EDM, x and sigma are cast to float32 and the network runs in float16 only when ``use_fp16`` is set
     and x is on CUDA (here through autocast); D is returned in x's dtype.
     ``.net`` is an alias of ``.model`` (``Precond``'s name), so ``state_dict()`` keys read ``model.*``.
+    ``vp_form`` (VP only): "edm" (default) computes c_noise and the sigma range in float32 as EDM's VPPrecond
+    does, bit for bit, which the official VP nets were trained with; "accurate" uses the exact functions
+    (``diffusion.edm.vp_sigma_inv``). It is not an EDM init kwarg, so EDM pickles do not store it.
     """
 
     def __init__(self, model: SongUNet, kind: str = "edm", use_fp16: bool = False, sigma_data: float = 0.5,
                  sigma_min: float | None = None, sigma_max: float | None = None, beta_d: float = 19.9,
-                 beta_min: float = 0.1, M: int = 1000, epsilon_t: float = 1e-5) -> None:
+                 beta_min: float = 0.1, M: int = 1000, epsilon_t: float = 1e-5, vp_form: str = "edm") -> None:
         if not isinstance(model, SongUNet):
             raise TypeError(f"EDMDenoiser wraps a SongUNet, got {type(model).__name__}")
         super().__init__(model, kind, sigma_data=sigma_data, sigma_min=sigma_min, sigma_max=sigma_max,
-                         beta_d=beta_d, beta_min=beta_min, M=M)
+                         beta_d=beta_d, beta_min=beta_min, M=M, epsilon_t=epsilon_t, vp_form=vp_form)
         self.model = self._modules.pop("net")  # EDM's attribute name: state keys 'model.*'
         kw = model.init_kwargs
         self.img_resolution, self.img_channels = kw["img_resolution"], kw["in_channels"]
