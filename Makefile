@@ -10,7 +10,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.specreg-installed
 
-.PHONY: setup figures test lint bench clean-executed espeak
+.PHONY: setup figures test lint bench gpu-check clean-executed espeak
 
 setup: $(STAMP) espeak
 
@@ -58,6 +58,11 @@ bench: setup
 	$(PY) benchmarks/bench_edm_checkpoint.py
 	$(PY) benchmarks/bench_edm_finetune.py
 	$(PY) benchmarks/bench_audio.py
+
+# One GPU, under 8 minutes: the GPU-marked tests, each regularizer's step-time ratio (fp32, bf16), fine-tuning and
+# generation images/s, peak memory at Table 3's batch 16 -> logs/gpu_check.json + a table. CPU: ARGS=--dry-run
+gpu-check: setup
+	$(PY) benchmarks/gpu_check.py $(ARGS)
 
 clean-executed:
 	rm -rf executed
