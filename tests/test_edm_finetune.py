@@ -59,6 +59,23 @@ def test_lambda_zero_equals_the_baseline_bit_for_bit():
     assert not all(torch.equal(a[k], amp.model.state_dict()[k]) for k in a)  # the term does act
 
 
+def test_smoke_fine_tunes_leave_the_checkpoint_and_each_variant_differs_from_the_baseline(tmp_path):
+    """The smoke profile as notebook 06 runs it: lr > 0 from step 0 (an LR ramp ran step 0 at lr 0), the baseline's
+    float samples move away from the checkpoint's, and each variant's samples and metrics differ from the baseline's,
+    by much less than the fine-tune itself moves them (the spectral term is small beside EDM's summed loss)."""
+    base_cfg = EXP.config("smoke", {"regularizer": "baseline"})
+    assert EXP.train_config(base_cfg).lr_at(0) > 0
+    base = run(EXP, base_cfg, tmp_path / "runs")
+    moved = float((base.samples - EXP.sample(base_cfg, EXP.build_model(base_cfg))).abs().max())
+    assert moved > 0.05  # measured 0.18 (samples in [-1, 1])
+    for variant, weighting in (("amp", "unweighted"), ("haar", "weighted")):  # the smallest and a large effect
+        cfg = EXP.config("smoke", {"regularizer": variant, "regularizer.weighting": weighting})
+        r = run(EXP, cfg, tmp_path / "runs")
+        diff = float((r.samples - base.samples).abs().max())
+        assert 1e-5 < diff < moved, (variant, diff)  # measured 8.3e-5 and 6.4e-3
+        assert all(r.metrics[k] != base.metrics[k] for k in ("log_distance", "fd_pixels")), variant
+
+
 def test_resume_equals_an_uninterrupted_run(tmp_path):
     cfg = _cfg(**{"train.steps": 4, "regularizer": "haar"})
     straight = _train(cfg)
@@ -79,7 +96,7 @@ def test_smoke_run_exports_a_checkpoint_that_loads_back(tmp_path):
     snap = torch.load(res.run_dir / "snapshots" / "step-0000002.pt", weights_only=True)["model"]
     net = EXP.build_model(cfg)
     net.load_state_dict(snap)
-    path = EXP.export(cfg, net, tmp_path / "finetuned.pkl")
+    path = EXP.export(cfg, net, tmp_path / "finetuned.pt")[0]  # the state_dict export: .pt + .json
     back = load_edm_checkpoint(path)
     assert all(torch.equal(v, back.state_dict()[k]) for k, v in snap.items())
     assert back.edm_meta["augment_pipe"]["attributes"]["p"] == 0.12  # the source's records pass through
@@ -172,8 +189,8 @@ def test_cli_edm_task_runs_exports_and_refuses_misplaced_options(tmp_path, capsy
             "--root", root, "--set", "train.steps=1", "--set", "sample.n_samples=2", "--set", "sample.num_steps=1"]
     assert main([*argv, "--resume"]) == 2  # nothing to continue yet
     assert main([*argv, "--export"]) == 0
-    pkl = next((tmp_path / "ck" / "edm_afhqv2").rglob("network-snapshot-0000001.pkl"))
-    assert load_edm_checkpoint(pkl).img_resolution == 16
+    exported = next((tmp_path / "ck" / "edm_afhqv2").rglob("network-snapshot-0000001.json"))
+    assert load_edm_checkpoint(exported).img_resolution == 16
     assert "vp_amp_lam1_unweighted_seed1" in capsys.readouterr().out
     assert main(["--task", "audio", "--family", "vp", "--dry-run"]) == 2
     assert "--family applies to --task edm only" in capsys.readouterr().err

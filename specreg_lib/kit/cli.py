@@ -1,4 +1,4 @@
-"""The ``specreg`` console script: the kit's own subcommands (reproduce, sweep, finetune, spectrum, generate, fid)
+"""The ``specreg`` command: the kit's own subcommands (reproduce, sweep, finetune, spectrum, generate, fid, export)
 plus the doors the experiments declare (``specreg_lib.experiments.COMMANDS``, e.g. ``table1``). Each is a module
 with ``add_arguments(parser)`` and ``execute(args)`` (``command.py``). Training runs have one door, ``sweep``;
 ``finetune`` is the same door named by ``--task``/``--preset``. Under torchrun: ``-m specreg_lib.kit.cli <command>``
@@ -10,8 +10,8 @@ import argparse
 import sys
 
 from ..experiments import COMMANDS
-from . import fid, finetune, generate, reproduce, spectrum, sweep
-from .command import help_texts
+from . import export, fid, finetune, generate, reproduce, spectrum, sweep
+from .command import help_texts, run
 
 KIT_COMMANDS = {
     "reproduce": (reproduce, "run every notebook with papermill (the main job)"),
@@ -22,6 +22,7 @@ KIT_COMMANDS = {
     "spectrum": (spectrum, "compare radially averaged power spectra of two folders"),
     "generate": (generate, "sample images from an EDM checkpoint, one PNG per seed"),
     "fid": (fid, "FID of generated images against reference statistics (clean-fid)"),
+    "export": (export, "write an EDM network as EDM's own pickle (--edm-repo) or as a state_dict + JSON"),
 }
 
 
@@ -32,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, (module, help_) in {**KIT_COMMANDS, **COMMANDS}.items():
         sp = sub.add_parser(name, help=help_, **help_texts(module))
         module.add_arguments(sp)
-        sp.set_defaults(_execute=module.execute)
+        sp.set_defaults(_door=(name, module))
     args = parser.parse_args(argv)
-    return args._execute(args)
+    return run(*args._door, args)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Official EDM checkpoints (``edm-*.pkl``, ``baseline-*.pkl``) in and out, without the EDM repository and
 without running anything from the file (edm.md 1e-1f; docs/edm_models.md).
 
-``load_edm_checkpoint(path_or_url)`` -> an :class:`EDMDenoiser` D(x; sigma) with the file's weights;
-``read_edm_pickle(path)`` -> the file's entries as data; ``save_edm_checkpoint(net, path)`` writes ours back.
-"""
+``load_edm_checkpoint(path_or_url)`` -> an :class:`EDMDenoiser` D(x; sigma) with the file's weights (an EDM
+pickle, or a state_dict export's .json/.pt); ``read_edm_pickle(path)`` -> the file's entries as data;
+``save_edm_checkpoint(net, path)`` writes ours back in the kit's own EDM-layout pickle (this kit reads it; EDM's
+loader does not: for EDM's own tools see ``edm_export.py``)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pickle
 import zipfile
@@ -99,7 +101,8 @@ def read_edm_pickle(path: str | os.PathLike) -> EDMPickle:
                                 f"registry name ({', '.join(n for n in assets.REGISTRY if n.endswith('.pkl'))}) "
                                 "or its URL")
     if zipfile.is_zipfile(path):
-        raise _read_error(path, "it is a zip archive (a torch.save file?), while EDM checkpoints are plain pickles")
+        raise _read_error(path, "it is a zip archive (a torch.save file?), while EDM checkpoints are plain pickles; "
+                                "a state_dict export loads with load_edm_checkpoint when its .json is beside it")
     try:
         with open(path, "rb") as fh:
             data = restricted_load(fh, str(path))
@@ -156,19 +159,75 @@ def denoiser_from_pickle(ckpt: EDMPickle) -> EDMDenoiser:
     if diff:
         raise EDMCheckpointError(f"{ckpt.path}: the SongUNet's stored kwargs disagree with its wrapper's "
                                  f"(stored vs rebuilt: {diff})")
-    state = ckpt.state_dict()
+    return assign_weights(net, ckpt.state_dict(), ckpt.path)
+
+
+def assign_weights(net: EDMDenoiser, state: dict[str, torch.Tensor], source: str | os.PathLike) -> EDMDenoiser:
+    """Load ``state`` into a freshly built ``net`` strictly (a mismatch lists missing / unexpected / mis-shaped keys);
+    the file's tensors become the net's (no second copy), floats in float32, the dtype EDM's nets compute in."""
     want = net.state_dict()
     missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
     shapes = [f"{k}: file {tuple(state[k].shape)} vs net {tuple(want[k].shape)}"
               for k in sorted(set(want) & set(state)) if state[k].shape != want[k].shape]
     if missing or extra or shapes:
-        raise EDMCheckpointError(f"{ckpt.path}: weights do not fit the rebuilt {name} + SongUNet "
+        raise EDMCheckpointError(f"{source}: weights do not fit the rebuilt {PRECOND_NAMES[net.kind]} + SongUNet "
                                  f"({len(missing)} missing, {len(extra)} unexpected, {len(shapes)} shape "
                                  f"mismatches; first: {(missing + extra + shapes)[:5]})")
-    # The file's tensors become the net's (no second copy); floats in float32, the dtype EDM's nets compute in.
     state = {k: v.detach().float() if v.is_floating_point() else v.detach() for k, v in state.items()}
     net.load_state_dict(state, strict=True, assign=True)
     return net.eval()
+
+
+# ------------------------------------------------------------------ state_dict exports (edm_export.py writes them)
+STATE_DICT_FORMAT = "specreg.edm-state-dict"  # the JSON's "format"; version 1
+EDM_NETWORKS = "training.networks."  # network_kwargs["class_name"] is EDM's dotted name, for construct_class_by_name
+
+
+def state_dict_export_json(path: str | os.PathLike) -> Path | None:
+    """The JSON of a state_dict export given its ``.json`` or its ``.pt`` (JSON beside it); None for other files."""
+    path = Path(path)
+    if path.suffix == ".json":
+        return path
+    if zipfile.is_zipfile(path) and path.with_suffix(".json").is_file():
+        return path.with_suffix(".json")
+    return None
+
+
+def load_state_dict_export(path: str | os.PathLike) -> EDMDenoiser:
+    """A state_dict export (``<stem>.json`` + ``<stem>.pt``) as our EDMDenoiser, with ``edm_meta`` like a pickle's.
+
+    The JSON's ``network_kwargs`` are EDM's (``class_name`` "training.networks.EDMPrecond" etc.); the ``.pt`` holds
+    tensors only and is read with ``torch.load(weights_only=True)``."""
+    path = Path(path)
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise EDMCheckpointError(f"{path}: not a readable state_dict export JSON ({err}); pass the .json written "
+                                 "with its .pt by `specreg export --format state_dict` or --export") from err
+    if not isinstance(spec, dict) or spec.get("format") != STATE_DICT_FORMAT:
+        raise EDMCheckpointError(f"{path}: a JSON without format={STATE_DICT_FORMAT!r} is not a state_dict export; "
+                                 "pass an EDM pickle, or the .json written by --export / `specreg export`")
+    kwargs = dict(spec.get("network_kwargs") or {})
+    dotted = str(kwargs.pop("class_name", ""))
+    if not dotted.startswith(EDM_NETWORKS):
+        raise EDMCheckpointError(f"{path}: network_kwargs.class_name is {dotted!r}, expected "
+                                 f"{EDM_NETWORKS}<{'|'.join(PRECOND_CLASSES)}>")
+    name = dotted[len(EDM_NETWORKS):]
+    weights = path.parent / str(spec.get("state_dict", ""))
+    if not weights.is_file():
+        raise FileNotFoundError(f"{path}: its weights {weights} do not exist; keep the .pt beside its .json")
+    try:
+        net = build_denoiser(name, kwargs, meta=True)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except (ValueError, TypeError, RuntimeError, pickle.UnpicklingError) as err:
+        raise EDMCheckpointError(f"{path}: {err}") from err
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise EDMCheckpointError(f"{weights}: expected a dict of tensors (a state_dict), got {type(state).__name__}")
+    net = assign_weights(net, state, weights)
+    net.edm_meta = dict(path=str(path), network_class=name, init_kwargs=kwargs, loss_fn=spec.get("loss_fn"),
+                        augment_pipe=spec.get("augment_pipe"), dataset_kwargs=spec.get("dataset_kwargs"),
+                        other_keys=[])
+    return net
 
 
 def resolve_checkpoint(path_or_url: str | os.PathLike, sha256: str | None = None, allow_download: bool = True,
@@ -198,11 +257,15 @@ def load_edm_checkpoint(path_or_url: str | os.PathLike, device: str | torch.devi
     """The preconditioned denoiser of an EDM pickle: ``net(x, sigma, class_labels=None)`` -> D(x; sigma).
 
     ``path_or_url``: a local file, a registry name such as "edm-afhqv2-64x64-uncond-vp.pkl" (downloaded and
-    SHA-256-checked by ``specreg_lib.assets``; ``local_path`` points at your own copy), or a URL. The file's
+    SHA-256-checked by ``specreg_lib.assets``; ``local_path`` points at your own copy), or a URL; a state_dict
+    export's ``.json`` or ``.pt`` (:func:`load_state_dict_export`) loads too. The file's
     other entries (loss_fn, augment_pipe, dataset_kwargs) are attached as ``net.edm_meta`` (plain data).
     Returned in eval mode on ``device``.
     """
     path = resolve_checkpoint(path_or_url, sha256, allow_download, local_path)
+    exported = state_dict_export_json(path)
+    if exported is not None:
+        return load_state_dict_export(exported).to(device)
     ckpt = read_edm_pickle(path)
     net = denoiser_from_pickle(ckpt)
     net.edm_meta = ckpt.meta()

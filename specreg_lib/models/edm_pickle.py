@@ -248,9 +248,13 @@ class _GlobalName:
 
 _RECONSTRUCT = _GlobalName(*PERSISTENCE)
 _EASYDICT = _GlobalName("dnnlib.util", "EasyDict")
+# The module_src of our records: no EDM source (its licence). EDM's loader executes module_src, so instead of a
+# KeyError on the class name it meets this raise, which says how to convert the file for EDM's code.
 MODULE_SRC_NOTE = ("# Written by specreg_lib.models.save_edm_checkpoint: specreg's re-implementation of EDM's "
                    "{name}.\n# No EDM source is stored (its licence); read the file with "
-                   "specreg_lib.models.load_edm_checkpoint.\n")
+                   "specreg_lib.models.load_edm_checkpoint.\n"
+                   "raise ImportError('this pickle was written by specreg without EDM source code, so EDM cannot "
+                   "load it; convert it with your EDM checkout: specreg export FILE OUT.pkl --edm-repo PATH')\n")
 
 
 def _saveable_tensor(t: torch.Tensor) -> torch.Tensor:

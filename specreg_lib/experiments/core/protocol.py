@@ -37,7 +37,8 @@ RUNTIME_FIELDS = frozenset({"train.steps", "train.checkpoint_every", "train.log_
 class Shorthand:
     """A command-line option an experiment declares: ``--<name> VALUE`` sets the config ``field`` (a dotted path;
     text typed by the field's declared type), ``--<name> V1,V2`` makes it a grid axis when ``axis``. A ``flag``
-    takes no value: it sets ``field`` to True, or, with no field, asks ``write_artifacts`` for something."""
+    takes no value: it sets ``field`` to True, or, with no field, asks ``write_artifacts`` for something. A shorthand
+    with no field and a value (e.g. ``--edm-repo PATH``) is an option of ``write_artifacts`` only."""
 
     field: str | None
     help: str
@@ -48,8 +49,8 @@ class Shorthand:
     def __post_init__(self) -> None:
         if self.flag and self.axis:
             raise ValueError("a flag takes no value, so it cannot be a grid axis")
-        if self.field is None and not self.flag:
-            raise ValueError("a shorthand without a config field must be a flag (an artefact writer's option)")
+        if self.field is None and self.axis:
+            raise ValueError("a shorthand without a config field is an artefact writer's option, never a grid axis")
 
 
 class Experiment:
@@ -143,6 +144,16 @@ class Experiment:
     def evaluate(self, cfg: Any, samples: torch.Tensor) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """(scalar metrics, arrays to keep such as spectra) of one run's samples."""
         raise NotImplementedError
+
+    def required_files(self, profile: str) -> dict[str, tuple[str, ...]]:
+        """Files the profile reads that the kit cannot make offline, for the environment check: what -> the places
+        it may be, any one suffices (an asset name of ``specreg_lib.assets``, or a path from the repository root).
+        The default needs none (generated or stand-in data)."""
+        return {}
+
+    def check_artifact_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse ``write_artifacts`` options that cannot work (ValueError, one line) before any run starts, so a
+        typo is not found after hours of training. The default accepts everything."""
 
     def write_artifacts(self, result: Any, options: Mapping[str, Any]) -> list[Path]:
         """Files a finished run (a ``runs.RunResult``) leaves beside its metrics, e.g. WAVs or a network pickle;
