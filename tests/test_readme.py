@@ -27,18 +27,24 @@ def test_readme_marks_its_smoke_commands():
     assert any(c.startswith(".venv/bin/specreg sweep") and "--dry-run" in c for c in cmds)
 
 
-@pytest.mark.notebook
-def test_readme_commands_work_as_written(tmp_path):
-    env = {**os.environ, "SPECREG_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    start = time.time()
+def _run_all(root: Path, commands: list[str]) -> dict[str, str]:
+    """Run each ``.venv/bin/specreg ...`` line with this interpreter, outputs under ``root``; their stdout."""
+    env = {**os.environ, "SPECREG_ROOT": str(root), "OMP_NUM_THREADS": "1"}
     outputs = {}
-    for cmd in readme_commands():
+    for cmd in commands:
         argv = shlex.split(cmd)
         assert argv[0] == ".venv/bin/specreg", cmd  # the test runs this interpreter's console script
         done = subprocess.run([sys.executable, "-m", "specreg_lib.kit.cli", *argv[1:]], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{cmd}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
         outputs[cmd] = done.stdout
+    return outputs
+
+
+@pytest.mark.notebook
+def test_readme_commands_work_as_written(tmp_path):
+    start = time.time()
+    outputs = _run_all(tmp_path, readme_commands())
     # -p seeds=3 arrived as the list [3] and lambda_spec as 0.5, in the repository-relative folders
     toy = tmp_path / "figures" / "smoke" / "02_checkerboard_toy"
     saved = json.loads((toy / "config.json").read_text())
@@ -48,6 +54,7 @@ def test_readme_commands_work_as_written(tmp_path):
     spectra = json.loads((tmp_path / "figures" / "smoke" / "03_power_spectra" / "metrics.json").read_text())
     assert set(spectra["runs"]) == {f"{v}_seed{s}" for v in ("baseline", "haar") for s in (1, 2)}
     assert all(r["steps"] == 10 for r in spectra["runs"].values())
+    assert len(list((tmp_path / "checkpoints" / "steps10" / "power_spectra").iterdir())) == 4  # its own root
     assert (tmp_path / "figures" / "smoke" / "report.html").is_file()
     # the sweep trained 2 baselines + 2 lambdas x 2 seeds; the dry run after it finds them all done
     dry = next(out for cmd, out in outputs.items() if "--profile smoke" in cmd and "--dry-run" in cmd)
@@ -57,6 +64,18 @@ def test_readme_commands_work_as_written(tmp_path):
     assert "6 runs:" in cpu and "baseline" in cpu and "amp_phase" in cpu
     # nothing of this test landed in the checkout's figures
     assert not [p for p in (REPO / "figures").rglob("*") if p.is_file() and p.stat().st_mtime >= start]
+
+
+@pytest.mark.notebook
+def test_readme_commands_work_after_a_smoke_reproduce(tmp_path):
+    """As after ``make figures``: the notebooks the README runs have trained their smoke runs in the same tree."""
+    _run_all(tmp_path, [".venv/bin/specreg reproduce --only checkerboard_toy --only power_spectra"])
+    trained = {p.name for p in (tmp_path / "checkpoints" / "power_spectra").iterdir()}
+    assert any(n.startswith("baseline_seed1_") for n in trained)  # the run the README's baseline seed 1 shares
+    _run_all(tmp_path, readme_commands())
+    spectra = json.loads((tmp_path / "figures" / "smoke" / "03_power_spectra" / "metrics.json").read_text())
+    assert all(r["steps"] == 10 for r in spectra["runs"].values())
+    assert {p.name for p in (tmp_path / "checkpoints" / "power_spectra").iterdir()} == trained  # left alone
 
 
 def test_readme_library_example_runs():

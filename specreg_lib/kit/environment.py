@@ -6,31 +6,17 @@ import importlib.metadata
 import os
 import platform
 import sys
-from pathlib import Path
 from typing import Any
 
 from .. import assets
-from .paths import NOTEBOOK_DIR
+from ..experiments import EXPERIMENTS, PROFILES
+from ..io import resolve_repo_path
 
 PACKAGES = ("torch", "torchvision", "torchaudio", "numpy", "scipy", "PyWavelets", "pytorch-wavelets",
             "clean-fid", "papermill", "matplotlib", "seaborn", "soundfile", "scikit-image", "specreg")
 
-# Each experiment: the notebook that reproduces it (None = planned, not in the kit yet) and the assets its
-# paper profile needs (smoke/cpu profiles need none of them).
-EXPERIMENTS: dict[str, tuple[str | None, tuple[str, ...]]] = {
-    "spectral losses tour": ("01_spectral_losses_tour", ()),
-    "checkerboard toy (Figs. 1-2)": ("02_checkerboard_toy", ()),
-    "power spectra, natural images": ("03_power_spectra", ()),
-    "EDM fine-tuning AFHQv2-64 (Table 1)": ("07_edm_table1", (
-        "edm-afhqv2-64x64-uncond-vp.pkl", "edm-afhqv2-64x64-uncond-ve.pkl", "afhqv2-64x64.npz",
-        "inception-2015-12-05.pt")),
-    "EDM fine-tuning FFHQ-64 (Table 1)": ("07_edm_table1", (
-        "edm-ffhq-64x64-uncond-vp.pkl", "edm-ffhq-64x64-uncond-ve.pkl", "ffhq-64x64.npz", "inception-2015-12-05.pt")),
-    "EDM fine-tuning CIFAR-10 (Table 1)": ("07_edm_table1", (
-        "edm-cifar10-32x32-cond-vp.pkl", "edm-cifar10-32x32-cond-ve.pkl", "cifar10-32x32.npz",
-        "inception-2015-12-05.pt")),
-    "DiffWave fine-tuning (Table 2)": (None, ("diffwave-ljspeech-22kHz-1000578.pt", "LJSpeech-1.1.tar.bz2")),
-}
+# The paper profile is the paper's settings for a GPU box (README, "Profiles"): it counts as runnable only with one.
+GPU_PROFILES = ("paper",)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -66,23 +52,44 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def runnable_profiles(asset_status: dict[str, dict[str, Any]] | None = None,
-                      notebook_dir: Path | None = None) -> dict[str, dict[str, Any]]:
-    """For each experiment: "yes"/"no"/"planned" per profile, and what the paper profile still misses."""
+def _present(place: str, asset_status: dict[str, dict[str, Any]]) -> bool:
+    """Whether one place of a required file holds it: a registry asset found locally, or an existing path."""
+    if place in asset_status:
+        return bool(asset_status[place]["present"])
+    return resolve_repo_path(place).exists()
+
+
+def runnable_profiles(asset_status: dict[str, dict[str, Any]] | None = None, gpu: bool | None = None,
+                      experiments: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """For each registered experiment and profile: "yes", "no" (with why in ``missing``) or "-" (no such profile).
+
+    A profile is runnable when every file its experiment declares for it (``required_files``) is here and, for
+    the paper profile, torch sees a CUDA GPU. ``missing`` lists, per profile that cannot run, what is lacking."""
     asset_status = asset_status if asset_status is not None else assets.status()
-    notebook_dir = notebook_dir or NOTEBOOK_DIR
+    if gpu is None:
+        import torch
+
+        gpu = torch.cuda.is_available()
     out = {}
-    for exp, (stem, needs) in EXPERIMENTS.items():
-        present = stem is not None and (notebook_dir / f"{stem}.ipynb").is_file()
-        missing = [n for n in needs if not asset_status[n]["present"]]
-        here = "yes" if present else "planned"
-        out[exp] = {"notebook": stem, "smoke": here, "cpu": here,
-                    "paper": ("no" if missing else "yes") if present else "planned", "paper_missing": missing}
+    for name, exp in (experiments if experiments is not None else EXPERIMENTS).items():
+        row: dict[str, Any] = {"missing": {}}
+        for profile in PROFILES:
+            if profile not in exp.profiles:
+                row[profile] = "-"
+                continue
+            lacking = [] if gpu or profile not in GPU_PROFILES else ["a CUDA GPU"]
+            lacking += [f"{what} ({' or '.join(places)})" for what, places in exp.required_files(profile).items()
+                        if not any(_present(p, asset_status) for p in places)]
+            row[profile] = "no" if lacking else "yes"
+            if lacking:
+                row["missing"][profile] = lacking
+        out[name] = row
     return out
 
 
 def describe() -> dict[str, Any]:
     """Everything above in one JSON-able dict (the environment notebook and the report header use it)."""
-    st = assets.status()
-    return {"versions": package_versions(), "device": device_info(), "executable": sys.executable,
-            "assets": st, "profiles": runnable_profiles(st), "cache_dir": str(assets.cache_dir())}
+    st, dev = assets.status(), device_info()
+    return {"versions": package_versions(), "device": dev, "executable": sys.executable,
+            "assets": st, "profiles": runnable_profiles(st, gpu=dev["device"] == "cuda"),
+            "cache_dir": str(assets.cache_dir())}

@@ -1,8 +1,9 @@
 """One self-contained HTML page per profile: every notebook's latest results, read from disk, in notebook order.
 
 For each notebook the page shows its headline metrics with their one-line meaning and which direction is
-better, the committed ``cpu`` and ``paper`` results beside the report's own profile (a column per profile),
-and its figures, embedded in the order the notebook saved them. Notebooks of this invocation also show their
+better, the ``cpu`` and ``paper`` results found on disk beside the report's own profile (a column per profile
+that has results), its figures, embedded in the order the notebook saved them, and a player for each WAV clip it
+saved (``outputs.save_audio``). Notebooks of this invocation also show their
 status and wall time; the others show when their results were written.
 """
 
@@ -28,7 +29,8 @@ _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;
 font-size:13px}th{background:#f3f3f3}.failed{color:#b00}.ok{color:#070}img{max-width:100%;border:1px solid #eee}
 pre{background:#f7f7f7;padding:.6em;white-space:pre-wrap;font-size:12px}.stand{color:#b00;font-weight:bold}
-td.num{text-align:right;font-variant-numeric:tabular-nums}.muted{color:#777}"""
+td.num{text-align:right;font-variant-numeric:tabular-nums}.muted{color:#777}
+.players{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-size:13px}"""
 
 
 @dataclasses.dataclass
@@ -117,6 +119,36 @@ def figure_names(metrics: dict[str, Any], folder: Path) -> tuple[list[str], bool
     return sorted(p.stem for p in folder.glob("*.png")), False
 
 
+def _players(metrics: dict[str, Any], folder: Path) -> list[str]:
+    """An HTML <audio> player per clip the notebook recorded (``metrics["audio"]``), the WAV embedded."""
+    clips = [c for c in metrics.get("audio") or [] if isinstance(c, dict) and (folder / str(c.get("file"))).is_file()]
+    if not clips:
+        return []
+    cells = []
+    for c in clips:
+        data = base64.b64encode((folder / c["file"]).read_bytes()).decode("ascii")
+        cells.append(f"<figure><figcaption>{html.escape(str(c['label']))}</figcaption><audio controls "
+                     f"preload='none' src='data:audio/wav;base64,{data}'></audio></figure>")
+    return ["<h4>audio</h4><div class='players'>" + "".join(cells) + "</div>"]
+
+
+def _banner(profile: str, entries: list[NotebookEntry]) -> str:
+    """What the report's profile is, and which other profiles' columns the page really has."""
+    others = [p for p in COMMITTED_PROFILES if p != profile and any(p in e.metrics for e in entries)]
+    if profile != "smoke":
+        return ""
+    text = ("smoke profile: tiny models, few steps and stand-in data. It shows that the pipeline runs, not the "
+            "paper's effect. ")
+    if others:
+        cols = " and ".join(others)
+        text += (f"The {cols} column{'s' if len(others) > 1 else ''} beside it hold{'' if len(others) > 1 else 's'} "
+                 f"the results of earlier {cols} runs found on disk (their notes say where stand-in data was used).")
+    else:
+        text += ("No cpu or paper results are on disk, so the page has no other column; run specreg reproduce "
+                 "--profile cpu (or paper, on a GPU box) to add one.")
+    return f"<p class='stand'>{html.escape(text)}</p>"
+
+
 def _headline_table(entry: NotebookEntry, profiles: list[str]) -> str:
     names: list[str] = []
     for p in profiles:
@@ -167,6 +199,7 @@ def _section(entry: NotebookEntry, profile: str, report_dir: Path) -> list[str]:
             data = base64.b64encode((folder / f"{name}.png").read_bytes()).decode("ascii")
             parts.append(f"<h4>{html.escape(name)}</h4><img alt='{html.escape(name)}' "
                          f"src='data:image/png;base64,{data}'>")
+        parts += _players(entry.metrics[profile], folder)
     for p in profiles:
         if p == profile:
             continue
@@ -192,9 +225,8 @@ def write_report(path: Path, entries: list[NotebookEntry], profile: str, env: di
              f"command: <code>{html.escape(command)}</code></p>",
              "<details><summary>package versions</summary>" + _table(list(vers.items()), ("package", "version"))
              + "</details>"]
-    if profile == "smoke":
-        parts.append("<p class='stand'>smoke profile: tiny models, few steps and stand-in data. It shows that "
-                     "the pipeline runs, not the paper's effect; the cpu and paper columns are the real runs.</p>")
+    if banner := _banner(profile, entries):
+        parts.append(banner)
     rows = []
     for e in entries:
         status, wall = _status(e, profile)

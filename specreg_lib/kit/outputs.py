@@ -2,9 +2,11 @@
 
 Contract (the runner, the HTML report and the notebook tests rely on it), ``metrics.json`` =
 ``{"notebook", "profile", "stand_in": str | None, "headline": {name: float}, "glossary": {name: {"meaning",
-"better"}}, "figures": [name, ...], "written_at": ISO time, ...}``. ``headline`` holds the few finite numbers
-shown in the run summary, each explained in ``glossary`` (one line, and whether lower or higher is better);
-``figures`` lists the figures in the order the notebook saved them; every other key is free-form.
+"better"}}, "figures": [name, ...], "audio": [{"label", "file"}, ...], "written_at": ISO time, ...}``.
+``headline`` holds the few finite numbers shown in the run summary, each explained in ``glossary`` (one line, and
+whether lower or higher is better); ``figures`` lists the figures in the order the notebook saved them
+(``save_labelled``), ``audio`` the WAV clips it saved beside them (``save_audio``: the report plays them); every
+other key is free-form.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import datetime as _dt
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from ..io import save_figure, write_json
 
 METRICS_FILE = "metrics.json"
 FIGURE_INDEX = ".figures.json"  # the names save_labelled saved, in order, for write_metrics to record
+AUDIO_INDEX = ".audio.json"  # the clips save_audio saved, in order: [{"label", "file"}, ...]
 BETTER = ("lower", "higher", "neither")
 
 
@@ -67,19 +71,51 @@ def write_metrics(
     bad = {k: v for k, v in headline.items() if not isinstance(v, int | float) or not math.isfinite(float(v))}
     if bad:
         raise ValueError(f"headline metrics must be finite numbers; got {bad}")
-    reserved = {"notebook", "profile", "stand_in", "headline", "glossary", "figures", "written_at"} & set(details)
+    reserved = {"notebook", "profile", "stand_in", "headline", "glossary", "figures", "audio", "written_at"} \
+        & set(details)
     if reserved:
         raise TypeError(f"write_metrics sets {sorted(reserved)} itself; rename these details")
     out_dir = Path(out_dir)
     glossary = check_glossary(headline, glossary)
     names, _ = _figure_index(out_dir)
     figures = [n for n in names if (out_dir / f"{n}.png").is_file()]
+    clips, _ = _audio_index(out_dir)
+    audio = [c for c in clips if (out_dir / c["file"]).is_file()]
     payload = {"notebook": notebook, "profile": profile, "stand_in": stand_in,
                "headline": {k: float(v) for k, v in headline.items()}, "glossary": glossary, "figures": figures,
-               "written_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), **details}
+               "audio": audio, "written_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+               **details}
     path = write_json(out_dir / METRICS_FILE, payload)
     if names:
         write_json(out_dir / FIGURE_INDEX, {"names": names, "closed": True})  # the next run starts a new list
+    if clips:
+        write_json(out_dir / AUDIO_INDEX, {"clips": clips, "closed": True})
+    return path
+
+
+def _audio_index(out_dir: Path) -> tuple[list[dict[str, str]], bool]:
+    """(clips in saving order, whether write_metrics has recorded them already)."""
+    try:
+        index = json.loads((out_dir / AUDIO_INDEX).read_text())
+        return [c for c in index["clips"] if isinstance(c, dict) and {"label", "file"} <= set(c)], \
+            bool(index["closed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return [], False
+
+
+def save_audio(out_dir: str | os.PathLike, label: str, audio: Any, sample_rate: int) -> Path:
+    """Save a mono clip (T,) in [-1, 1] as ``out_dir/<label as a file name>.wav`` (16-bit PCM) and record it in
+    saving order, so ``write_metrics`` lists it under ``audio`` and the report gives it a player."""
+    from ..data.speech import write_wav
+
+    if not str(label).strip():
+        raise ValueError("save_audio needs a non-empty label (shown beside the player)")
+    out_dir = Path(out_dir)
+    file = re.sub(r"[^A-Za-z0-9._-]+", "_", str(label).strip()).strip("._") + ".wav"
+    path = write_wav(out_dir / file, audio, sample_rate)
+    clips, closed = _audio_index(out_dir)
+    clips = [c for c in ([] if closed else clips) if c["file"] != file] + [{"label": str(label), "file": file}]
+    write_json(out_dir / AUDIO_INDEX, {"clips": clips, "closed": False})
     return path
 
 

@@ -1,11 +1,13 @@
 """``specreg spectrum A B [--out FIG]``: compare the power spectra of two folders of images or WAV files.
 
+A and B are folders (searched recursively: what ``specreg generate`` writes, ``OUTDIR/000000/000123.png``, is
+read in seed order) or zip archives read in place (a dataset in EDM's layout, e.g. ``data/afhqv2-64x64.zip``).
 Images (PNG/JPG, 8 or 16 bit, compared in grayscale in [-1, 1]) of different sizes are centre-cropped to the
 smallest common size, Hann-windowed (``--window none`` to switch off) and radially averaged. WAV files (mixed
 down to mono, one sample rate) are Welch-averaged (Hann segments of ``--nperseg`` samples, 50% overlap), so
 clips of any length average onto the same frequency bins. Writes FIG.png and FIG.pdf (log-log spectra and
-their ratio) and prints the spectral log distance and the high-frequency energy ratio of A relative to B.
-Unusable input ends with exit code 2 and one line on stderr.
+their ratio, the high-frequency band's start marked and labelled) and prints the spectral log distance and the
+high-frequency energy ratio of A relative to B. Unusable input ends with exit code 2 and one line on stderr.
 """
 
 from __future__ import annotations
@@ -79,8 +81,36 @@ def folder_spectra(a: str | Path, b: str | Path, window: str | None = "hann", np
     return out
 
 
+def _log_ticks(axis, unit: str) -> None:
+    """Readable ticks on a log frequency axis: powers of two as fractions (cycles/pixel) or 1-2-5 steps in Hz,
+    and no labels on the minor ticks (matplotlib labels those when the axis spans under two decades)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    if unit == "Hz":
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}"))
+    else:  # 1/N cycles per pixel: N = 2, 4, 8, ... (the Nyquist frequency is 1/2)
+        axis.set_major_locator(FixedLocator([2.0 ** -k for k in range(1, 16)]))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"1/{round(1 / v)}" if v > 0 else ""))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _log_power_ticks(axis, values: np.ndarray) -> None:
+    """Readable ticks on a log power axis: decades when the data span one or more, else 1-2-5 steps."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    positive = values[values > 0]
+    if positive.size and positive.max() / positive.min() < 10:  # under a decade: decades alone label <= 1 tick
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    else:
+        axis.set_major_locator(LogLocator(base=10, numticks=6))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def plot_spectra(spec: dict, label_a: str, label_b: str, cutoff: float | None = None):
-    """Log-log spectra of both folders and their ratio: a matplotlib Figure (no pyplot state)."""
+    """Log-log spectra of both folders and their ratio, the band f >= cutoff (a fraction of the sampling rate)
+    marked and labelled: a matplotlib Figure (no pyplot state)."""
     from matplotlib.figure import Figure
 
     f = spec["freqs"][1:]
@@ -92,21 +122,29 @@ def plot_spectra(spec: dict, label_a: str, label_b: str, cutoff: float | None = 
     ax1.loglog(x, spec["a"][1:], label=label_a)
     ax1.loglog(x, spec["b"][1:], label=label_b, linestyle="--")
     ax1.set(xlabel=f"frequency ({unit})", ylabel=ylabel, title="power spectra")
-    ax1.legend()
+    _log_power_ticks(ax1.yaxis, np.concatenate([spec["a"][1:], spec["b"][1:]]))
     ax2.semilogx(x, np.log10(np.maximum(spec["a"][1:], 1e-300) / np.maximum(spec["b"][1:], 1e-300)))
     ax2.axhline(0, color="0.5", lw=0.8)
     ax2.set(xlabel=f"frequency ({unit})", ylabel="log10 P_A / P_B", title="ratio")
     if cutoff is not None:
+        at = cutoff * (spec["sample_rate"] or 1)
+        where = f"{at:g} Hz" if audio else f"{cutoff:g} cycles/pixel"
         for ax in (ax1, ax2):
-            ax.axvline(cutoff * (spec["sample_rate"] or 1), color="0.6", ls=":", lw=0.8)
+            ax.axvline(at, color="0.4", ls=":", lw=1.0, label=f"cutoff {where} (high band to the right)")
+            ax.axvspan(at, x[-1], color="0.5", alpha=0.08, lw=0)
+    for ax in (ax1, ax2):
+        _log_ticks(ax.xaxis, unit)
+        ax.set_xlim(x[0], x[-1])
+    ax1.legend(fontsize=7)
+    ax2.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of the spectrum command, for ``specreg spectrum`` or a standalone parser."""
-    parser.add_argument("a", help="folder A (images or WAVs), e.g. generated samples")
-    parser.add_argument("b", help="folder B of the same kind, e.g. reference data")
+    parser.add_argument("a", help="folder (searched recursively) or zip of images or WAVs, e.g. generate's --outdir")
+    parser.add_argument("b", help="folder or zip of the same kind, e.g. a dataset zip in EDM's layout")
     parser.add_argument("--out", default="spectrum_comparison",
                         help="figure path without extension; writes .png and .pdf (default: %(default)s)")
     parser.add_argument("--cutoff", type=float, default=0.25,
