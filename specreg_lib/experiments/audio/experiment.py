@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...assets import fetch
+from ...assets import AssetMissingError, fetch
 from ...data.speech import MelConfig, SpeechCorpus, SpeechCrops, pad_batch, write_wav
 from ...data.speech_corpora import prepare_ljspeech, prepare_standin
 from ...diffusion import DDPMLoss, DDPMSchedule, Regularizer
@@ -220,12 +220,14 @@ class AudioExperiment(Experiment):
     default_seeds = {"smoke": (1,), "cpu": (1,), "paper": PAPER_SEEDS}
     default_variants = ("baseline", "amp", "amp_phase", "haar", "bior1.3")
     profiles = {
-        # the pipeline end to end in seconds on a CPU: the espeak-ng stand-in, a tiny DiffWave from scratch
+        # the pipeline end to end in seconds on a CPU: the espeak-ng stand-in, a tiny DiffWave from scratch, 8 steps
+        # at lr 1e-3 (measured: LMNT's 2e-4 for 4 steps moved the clips by 6e-3 and the variants apart by 3e-5; now
+        # 8e-2 and 8e-4..1e-2). The clips are still noise: PESQ is that of Gaussian noise (~1.02) for every variant
         "smoke": {"data.corpus": "standin", "data.crop_mel_frames": 8, "model.checkpoint": "",
                   **{f"model.{k}": v for k, v in {"residual_layers": 4, "residual_channels": 8,
                                                    "dilation_cycle_length": 2, "n_mels": 20}.items()},
-                  "train.steps": 4, "train.batch_size": 2, "train.precision": "fp32", "train.device": "cpu",
-                  "train.checkpoint_every": 0, "train.progress": False, "threads": 1,
+                  "train.steps": 8, "train.lr": 1e-3, "train.batch_size": 2, "train.precision": "fp32",
+                  "train.device": "cpu", "train.checkpoint_every": 0, "train.progress": False, "threads": 1,
                   "sample.n_clips": 2, "sample.max_frames": 40, "sample.batch_size": 2,
                   "evaluate.fad_embedding": "mel", "evaluate.ndb_k": 5, "evaluate.pesq": True},
         # a longer CPU run on the stand-in: a small DiffWave (8 x 16, 80 mels) from scratch, 1000 steps
@@ -252,19 +254,50 @@ class AudioExperiment(Experiment):
     def results_hash(self, cfg: AudioConfig) -> str:
         return super().results_hash(self._without_locations(cfg))
 
+    def required_files(self, profile: str) -> dict[str, tuple[str, ...]]:
+        """LMNT's checkpoint, LJSpeech (prepared, extracted or the archive) and VGGish for FAD, where the profile
+        uses them; smoke and cpu need none (the espeak-ng stand-in, a fresh net, log-mel FD)."""
+        cfg, out = self.config(profile), {}
+        if cfg.model.checkpoint == "official":
+            out["DiffWave checkpoint"] = tuple(p for p in (cfg.model.local_path, OFFICIAL_CHECKPOINT) if p)
+        if cfg.data.corpus == "ljspeech":
+            out["LJSpeech"] = tuple(p for p in (cfg.data.path, f"data/LJSpeech-1.1-prepared-{cfg.model.n_mels}mel/"
+                                                "index.json", "data/LJSpeech-1.1/wavs", "LJSpeech-1.1.tar.bz2") if p)
+        if cfg.evaluate.fad_embedding == "vggish":
+            out["VGGish (FAD)"] = tuple(p for p in (cfg.evaluate.vggish_path, "vggish-10086976.pth") if p)
+        return out
+
     def corpus(self, cfg: AudioConfig) -> SpeechCorpus:
         """The prepared corpus of the config (generated/downloaded and prepared on first use)."""
         if cfg.data.corpus == "standin":
             return prepare_standin(cfg.mel_config())
-        return prepare_ljspeech(cfg.mel_config(), local_path=cfg.data.path or None)
+        try:
+            return prepare_ljspeech(cfg.mel_config(), local_path=cfg.data.path or None)
+        except AssetMissingError as err:
+            raise _with_option(err, "data.path", "--data") from err
+
+    def checkpoint_file(self, cfg: AudioConfig) -> Path:
+        """The checkpoint on disk: LMNT's (a local copy, the cache or a download) or the file ``model.checkpoint``
+        names; a missing one is an AssetMissingError naming the option that passes a local copy."""
+        m = cfg.model
+        if m.checkpoint != "official":
+            path = Path(m.checkpoint).expanduser()
+            if not path.is_file():
+                raise AssetMissingError(f"model.checkpoint: {path} does not exist; pass an existing file in LMNT's "
+                                        "layout with --set model.checkpoint=PATH, or model.checkpoint=official for "
+                                        f"LMNT's {OFFICIAL_CHECKPOINT} (a local copy of it: --checkpoint PATH)")
+            return path
+        try:
+            return fetch(OFFICIAL_CHECKPOINT, local_path=m.local_path or None)
+        except AssetMissingError as err:
+            raise _with_option(err, "model.local_path", "--checkpoint") from err
 
     def build_model(self, cfg: AudioConfig) -> nn.Module:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         m = cfg.model
         if m.checkpoint:
-            path = None if m.checkpoint == "official" else m.checkpoint
-            model, _ = load_diffwave(path, local_path=m.local_path or None)
+            model, _ = load_diffwave(self.checkpoint_file(cfg))
             if model.params.n_mels != m.n_mels:
                 raise ValueError(f"the checkpoint has n_mels={model.params.n_mels}, the config {m.n_mels}")
             return model
@@ -286,9 +319,8 @@ class AudioExperiment(Experiment):
         """The 50-step training schedule: the checkpoint's ``noise_schedule`` (LMNT's params), or LMNT's default."""
         betas = diffwave_params().noise_schedule
         if cfg.model.checkpoint:
-            path = cfg.model.checkpoint if cfg.model.checkpoint != "official" else fetch(
-                OFFICIAL_CHECKPOINT, local_path=cfg.model.local_path or None)
-            betas = dict(read_lmnt_checkpoint(path).get("params") or {}).get("noise_schedule", betas)
+            params = read_lmnt_checkpoint(self.checkpoint_file(cfg)).get("params")
+            betas = dict(params or {}).get("noise_schedule", betas)
         return DDPMSchedule(torch.tensor(betas, dtype=torch.float64))
 
     def build_loss(self, cfg: AudioConfig) -> DDPMLoss:
@@ -333,7 +365,10 @@ class AudioExperiment(Experiment):
         else:
             from ...metrics.audio_embed import load_vggish, vggish_embeddings
 
-            net = load_vggish(ev.vggish_path or None, device="cuda" if torch.cuda.is_available() else "cpu")
+            try:
+                net = load_vggish(ev.vggish_path or None, device="cuda" if torch.cuda.is_available() else "cpu")
+            except AssetMissingError as err:
+                raise _with_option(err, "evaluate.vggish_path", "--vggish") from err
             metrics["fad"] = fad(vggish_embeddings(refs, sr, net), vggish_embeddings(gens, sr, net))
         if ev.utmos:
             from ...metrics.audio_embed import utmos_scores
@@ -358,3 +393,9 @@ class AudioExperiment(Experiment):
 
 
 DIFFWAVE = AudioExperiment()
+
+
+def _with_option(err: AssetMissingError, field: str, option: str) -> AssetMissingError:
+    """``err`` (a missing file) with the door option and config field that pass a local copy."""
+    return AssetMissingError(f"{field}: {str(err).rstrip('. ')}. With specreg sweep/finetune: {option} PATH "
+                             f"({field}=PATH in --set or a notebook).")

@@ -146,6 +146,15 @@ def spectrogram_figure(results: list[RunResult], clip: int = 0) -> plt.Figure:
     return fig
 
 
+def player_clips(results: list[RunResult], clip: int = 0) -> tuple[list[tuple[str, np.ndarray]], int]:
+    """([(label, waveform (T,))], sample rate): held-out clip ``clip``'s ground truth, then each run's vocoding."""
+    cfg = results[0].config
+    refs, _ = DIFFWAVE.eval_clips(cfg)
+    items = [("ground truth", refs[clip])] + [(row_key(r.config)[0], r.samples[clip, 0, : len(refs[clip])].numpy())
+                                              for r in results]
+    return items, cfg.mel_config().sample_rate
+
+
 def audio_players(results: list[RunResult], clip: int = 0) -> Any:
     """An ipywidgets box of audio players: ground truth, then each run's vocoded clip."""
     import io
@@ -153,11 +162,7 @@ def audio_players(results: list[RunResult], clip: int = 0) -> Any:
     import ipywidgets as widgets
     import soundfile as sf
 
-    cfg = results[0].config
-    refs, _ = DIFFWAVE.eval_clips(cfg)
-    sr = cfg.mel_config().sample_rate
-    items = [("ground truth", refs[clip])] + [(row_key(r.config)[0], r.samples[clip, 0, : len(refs[clip])].numpy())
-                                              for r in results]
+    items, sr = player_clips(results, clip)
     boxes = []
     for name, audio in items:
         buf = io.BytesIO()

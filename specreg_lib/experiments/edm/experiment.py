@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,15 +28,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...assets import REGISTRY, AssetMissingError
 from ...data.augment import AUGMENT_DIM, AugmentPipe
-from ...data.edm_datasets import DatasetError, EDMImageDataset, write_standin
+from ...data.edm_datasets import DATASETS, DatasetError, EDMImageDataset, default_dataset_path, write_standin
 from ...diffusion.edm_train import EDMTrainLoss, edm_loss_from_record
 from ...diffusion.generate import SamplerSettings, sample_images
 from ...io import resolve_repo_path
 from ...metrics import floored_spectrum, spectral_log_distance
 from ...metrics.frechet import frechet_distance, gaussian_stats
-from ...models import EDMDenoiser, read_edm_pickle, save_edm_checkpoint
+from ...models import EDMDenoiser, read_edm_pickle
 from ...models.edm_checkpoint import denoiser_from_pickle, resolve_checkpoint
+from ...models.edm_export import EDM_REPO_ENV, EDM_URL, check_export, export_network
 from ...models.edm_layers import UNetBlock
 from ...models.tiny_edm import write_tiny_checkpoint
 from ...training import TrainConfig
@@ -78,8 +81,12 @@ EDM_SHORTHANDS: dict[str, Shorthand] = {
     "data": Shorthand("data.path", "a zip or folder in EDM's layout (default data/<dataset>.zip; 'standin' = "
                       "offline crops)"),
     "steps": Shorthand("train.steps", "optimiser steps (default: the profile's)"),
-    "export": Shorthand(None, "also write each fine-tuned EMA network as an EDM pickle in its run folder "
-                        "(network-snapshot-<steps>.pkl, loads with load_edm_checkpoint)", flag=True),
+    "export": Shorthand(None, "also write each fine-tuned EMA network into its run folder: network-snapshot-<steps>"
+                        ".pt + .json (state_dict + EDM's init kwargs; loads with load_edm_checkpoint, EDM's own "
+                        "classes or any tool), and with --edm-repo network-snapshot-<steps>.pkl, EDM's own pickle "
+                        "that its generate.py / fid.py load (specreg export converts later)", flag=True),
+    "edm-repo": Shorthand(None, f"with --export: your EDM checkout (a clone of {EDM_URL}; default "
+                          f"${EDM_REPO_ENV}); EDM's native pickle is built with its classes (the kit ships none)"),
 }
 
 EDM_GLOSSARY: dict[str, tuple[str, str]] = {
@@ -134,6 +141,21 @@ class EDMFinetuneExperiment(Experiment):
         """The checkpoint a run starts from: the config's, or the preset's official file for its family."""
         return cfg.model.checkpoint or self.checkpoints[cfg.model.family]
 
+    def required_files(self, profile: str) -> dict[str, tuple[str, ...]]:
+        """Both official checkpoints (Table 1 fine-tunes VP and VE), the prepared dataset, and for Table 1's FID
+        EDM's reference statistics and the Inception weights; smoke needs none (tiny net, stand-in crops)."""
+        from ...data.edm_datasets import default_dataset_path
+
+        cfg, out = self.config(profile), {}
+        if cfg.model.checkpoint != "tiny":
+            out.update({f"checkpoint ({f})": (cfg.model.local_path or cfg.model.checkpoint or self.checkpoints[f],)
+                        for f in FAMILIES})
+        if cfg.data.path != "standin":
+            out["dataset"] = (cfg.data.path or default_dataset_path(cfg.data.dataset),)
+            out["FID reference statistics"] = (f"{cfg.data.dataset}.npz",)
+            out["FID Inception weights"] = ("inception-2015-12-05.pt",)
+        return out
+
     def _load(self, cfg: EDMFinetuneConfig) -> tuple[EDMDenoiser, dict[str, Any]]:
         """(the checkpoint's network, its other entries as records), read once per process."""
         m = cfg.model
@@ -144,8 +166,7 @@ class EDMFinetuneExperiment(Experiment):
                     path = write_tiny_checkpoint(Path(tmp) / "tiny.pkl", m.family, m.tiny_resolution,
                                                  m.tiny_channels, m.tiny_label_dim)
                 else:
-                    path = resolve_checkpoint(m.checkpoint or self.checkpoints[m.family], m.sha256 or None,
-                                              local_path=m.local_path or None)
+                    path = self._checkpoint_file(cfg)
                 ckpt = read_edm_pickle(path)  # what load_edm_checkpoint does, keeping the records for export
                 net = denoiser_from_pickle(ckpt)
                 net.edm_meta = ckpt.meta()
@@ -153,6 +174,17 @@ class EDMFinetuneExperiment(Experiment):
                        "dataset_kwargs": ckpt.dataset_kwargs}
             self._nets[key] = (net, records)
         return self._nets[key]
+
+    def _checkpoint_file(self, cfg: EDMFinetuneConfig) -> Path:
+        """The checkpoint on disk (cache, download or path); a missing one is an AssetMissingError that says which
+        option passes a local copy."""
+        m = cfg.model
+        try:
+            return resolve_checkpoint(self.checkpoint_source(cfg), m.sha256 or None, local_path=m.local_path or None)
+        except FileNotFoundError as err:  # AssetMissingError included
+            hint = ("A file on disk, with specreg sweep/finetune: --checkpoint PATH (any EDM pickle; model.checkpoint) "
+                    "or --set model.local_path=PATH (your copy of the official file, hash-checked).")
+            raise AssetMissingError(f"model.checkpoint: {str(err).rstrip('. ')}. {hint}") from err
 
     def build_model(self, cfg: EDMFinetuneConfig) -> EDMDenoiser:
         """A fresh copy of the checkpoint's network in training mode, with Table 3's dropout when set."""
@@ -180,11 +212,9 @@ class EDMFinetuneExperiment(Experiment):
             if not path.exists():
                 write_standin(path, n=d.standin_images, resolution=R, channels=C)
         else:
-            path = resolve_repo_path(d.path or f"data/{d.dataset}.zip")
+            path = resolve_repo_path(d.path or default_dataset_path(d.dataset))
             if not path.exists():
-                raise DatasetError(f"data.path: the dataset {path} does not exist; build it with specreg_lib.data."
-                                   f"edm_datasets.prepare_dataset({d.dataset!r}, {str(path)!r}), pass "
-                                   "--data PATH (a zip or folder in EDM's layout), or use data.path=standin")
+                raise DatasetError(missing_dataset_message(d.dataset, path, given=bool(d.path)))
         ds = EDMImageDataset(path, use_labels=label_dim > 0, max_size=d.max_size or None)
         if ds.resolution != R or ds.channels != C:
             raise DatasetError(f"data.path: {path} holds {ds.channels}x{ds.resolution}x{ds.resolution} images but the "
@@ -251,19 +281,53 @@ class EDMFinetuneExperiment(Experiment):
                    "global_batch": self.train_config(cfg).batch_size, "world_size": world_size()}
         return metrics, {"freqs": freqs, "power": p}
 
-    def export(self, cfg: EDMFinetuneConfig, model: nn.Module, dest: str | Path) -> Path:
-        """Write a fine-tuned network as an EDM pickle with the source file's loss_fn / augment_pipe entries."""
-        return save_edm_checkpoint(model, dest, **self._load(cfg)[1])
+    def export(self, cfg: EDMFinetuneConfig, model: nn.Module, dest: str | Path, fmt: str = "state_dict",
+               edm_repo: str | Path | None = None) -> list[Path]:
+        """Write a fine-tuned network with the source file's loss_fn / augment_pipe / dataset_kwargs
+        (``models.edm_export``): "state_dict" = dest's stem .pt + .json; "edm" = EDM's native pickle, built with
+        the classes of the EDM checkout ``edm_repo``. Returns the files written."""
+        return export_network(model, dest, fmt, edm_repo, **self._load(cfg)[1])
 
-    def write_network(self, result: Any) -> Path:
-        """A finished run's EMA network (its snapshot) as ``<run folder>/network-snapshot-<steps>.pkl``."""
+    def write_network(self, result: Any, edm_repo: str | Path | None = None) -> list[Path]:
+        """A finished run's EMA network as ``<run folder>/network-snapshot-<steps>.pt`` + ``.json``, and with
+        ``edm_repo`` also as EDM's ``network-snapshot-<steps>.pkl``."""
         net = self.build_model(result.config)
         net.load_state_dict(load_checkpoint(result.run_dir / "snapshots" / f"step-{result.step:07d}.pt")["model"])
-        return self.export(result.config, net.eval(), result.run_dir / f"network-snapshot-{result.step:07d}.pkl")
+        stem = result.run_dir / f"network-snapshot-{result.step:07d}"
+        files = self.export(result.config, net.eval(), stem.with_suffix(".pt"))  # first what needs nothing
+        if edm_repo:
+            files += self.export(result.config, net, stem.with_suffix(".pkl"), "edm", edm_repo)
+        return files
+
+    def check_artifact_options(self, options: Mapping[str, Any]) -> None:
+        """``--edm-repo`` needs ``--export``, and must be an EDM checkout whose modules import (before training)."""
+        if options.get("edm-repo") and not options.get("export"):
+            raise ValueError("--edm-repo is where --export builds EDM's own pickle; add --export, or drop --edm-repo")
+        if options.get("export") and _edm_repo(options):
+            check_export("edm", _edm_repo(options))
 
     def write_artifacts(self, result: Any, options: Mapping[str, Any]) -> list[Path]:
-        """``--export``: the run's EMA network as an EDM pickle (:meth:`write_network`)."""
-        return [self.write_network(result)] if options.get("export") else []
+        """``--export [--edm-repo PATH]``: the run's EMA network for other tools (:meth:`write_network`)."""
+        return self.write_network(result, _edm_repo(options)) if options.get("export") else []
+
+
+def _edm_repo(options: Mapping[str, Any]) -> str | None:
+    """The EDM checkout of ``--edm-repo``, else ``$SPECREG_EDM_REPO``, else None."""
+    return options.get("edm-repo") or os.environ.get(EDM_REPO_ENV) or None
+
+
+def missing_dataset_message(dataset: str, path: Path, given: bool) -> str:
+    """What to do about a dataset that is not at ``path``: build it there (with its source's URL) or pass one."""
+    if given:
+        return (f"data.path: the dataset {path} does not exist; check the path passed with --data (a zip or folder "
+                "in EDM's layout; data.path=PATH in --set or a notebook), or use --data standin for offline crops")
+    source = DATASETS.get(dataset, (None, 0))[0]
+    origin = (f", which downloads {source} from {REGISTRY[source].url}" if source in REGISTRY else
+              ", from your local copy of its source images (source=PATH)" if dataset in DATASETS else "")
+    return (f"data.path: dataset {dataset!r} not found at {path} (the default, {default_dataset_path('<dataset>')} "
+            f"under the repository root); build it there with specreg_lib.data.edm_datasets.prepare_dataset("
+            f"{dataset!r}, {str(path)!r}){origin}, or pass --data PATH (a zip or folder in EDM's layout; "
+            "data.path=PATH in --set or a notebook), or use --data standin for offline crops")
 
 
 def load_state_copy(net: EDMDenoiser) -> EDMDenoiser:
@@ -297,11 +361,14 @@ def _official(dataset: str) -> dict[str, str]:
     return {family: f"edm-{dataset}-{family}.pkl" for family in FAMILIES}
 
 
-# Smoke: the tiny official-format net, stand-in crops, a few CPU steps; same code as paper.
+# Smoke: the tiny official-format net, stand-in crops, 8 CPU steps at lr 1e-3; same code as paper. No LR ramp:
+# EDM's ramp runs step 0 at lr 0, which in a run this short left a fine-tune (nearly) at the checkpoint. The
+# variants still differ little (measured: samples by 8e-5..3e-2 of [-1, 1] where fine-tuning moves them by 0.2-0.3,
+# metrics by 2e-6..3e-3): the spectral term's gradient is 1e-4..3e-2 of EDM's summed loss's (term_table).
 _SMOKE = {"model.checkpoint": "tiny", "data.path": "standin", "data.standin_images": 32, "augment.p": 0.15,
-          "train.batch_size": 4, "train.lr": 1e-3, "train.lr_rampup_kimg": 0.008, "train.ema_halflife_kimg": 0.02,
+          "train.batch_size": 4, "train.lr": 1e-3, "train.lr_rampup_kimg": 0.0, "train.ema_halflife_kimg": 0.02,
           "train.device": "cpu", "train.checkpoint_every": 0, "threads": 1, "train.progress": False,
-          "finetune.duration_kimg": 0.016, "sample.n_samples": 8, "sample.num_steps": 4,
+          "finetune.duration_kimg": 0.032, "sample.n_samples": 8, "sample.num_steps": 4,
           "evaluate.n_reference": 32, "evaluate.fd_pool": 2}
 # Table 3 presets: lr, dropout and augment per dataset (CIFAR-10 "-": the checkpoint's own settings).
 PRESETS: dict[str, EDMFinetuneExperiment] = {
