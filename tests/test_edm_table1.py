@@ -1,6 +1,10 @@
 """Table 1 pipeline (specreg_lib.experiments.edm.table1): paired statistics against scipy, and the smoke
-pipeline end to end (fine-tune -> generate -> stand-in FID), resumable and skipped when complete."""
+pipeline end to end (fine-tune -> generate -> stand-in FID), resumable and skipped when complete, its results
+keyed so that no smoke result is ever reused or listed as a paper one, and its status table."""
 
+import dataclasses
+import hashlib
+import json
 import math
 
 import numpy as np
@@ -8,14 +12,22 @@ import pytest
 import torch
 from scipy import stats
 
+from specreg_lib.experiments.edm import table1
 from specreg_lib.experiments.edm.table1 import (
     Table1Plan,
+    cell_config,
     cell_dir,
+    cell_key,
     cells,
+    fid_rows,
+    image_differences,
     paired_differences,
+    read_fid,
     run_table1,
-    table1_status,
+    table1_plan,
 )
+from specreg_lib.experiments.edm.table1_status import format_table1_status, table1_status
+from specreg_lib.io import write_json
 
 
 def _rows(variant, weighting, fids):
@@ -51,27 +63,132 @@ def test_paired_differences_report_unmatched_seeds_and_one_seed():
     assert one["direction"] == "n/a" and not one["distinguishable"]
 
 
-def test_smoke_table1_runs_every_stage_once(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke Table 1 run once for this module: (plan, root, status before the run, FID rows)."""
+    root = tmp_path_factory.mktemp("table1")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPECREG_ROOT", str(root))  # the stand-in data zip goes under the root too
+        mp.setenv("SPECREG_CACHE", str(root / "cache"))  # (module fixtures set up before conftest's isolation)
+        plan = table1_plan("smoke")
+        before = table1_status(plan, root)
+        rows = run_table1(plan, root, progress=False)
+    return plan, root, before, rows
+
+
+def test_smoke_table1_runs_every_stage_once(smoke, monkeypatch):
+    plan, tmp_path, before, rows = smoke
     monkeypatch.setenv("SPECREG_ROOT", str(tmp_path))
-    plan = Table1Plan(families=("vp",), variants=("amp",), weightings=("unweighted",), seeds=(1, 2),
-                      images_per_set=3, features="standin", generate_batch=3, device="cpu",
-                      overrides=(("train.steps", 1), ("sample.n_samples", 2), ("sample.num_steps", 2),
-                                 ("evaluate.n_reference", 8)))
-    assert table1_status(plan, tmp_path)["left"] == {"finetune": 4, "generate": 6, "fid": 6}
-    rows = run_table1(plan, tmp_path, progress=False)
+    assert before["left"] == {"finetune": 4, "generate": 6, "fid": 6}
     assert sorted((r["variant"], r["seed_index"]) for r in rows) == [
         ("amp", 0), ("amp", 1), ("baseline", 0), ("baseline", 1), ("pretrained", 0), ("pretrained", 1)]
-    assert all(r["features"] == "standin" and r["fid"] >= 0 for r in rows)
+    assert all(r["features"] == "standin" and r["profile"] == "smoke" and r["fid"] >= 0 for r in rows)
     # generation sets are disjoint and paired: set i = seeds 3i..3i+2 for every cell of seed index i
     assert {tuple(r["seeds"]) for r in rows if r["seed_index"] == 1} == {(3, 5)}
-    stamp = [(cell_dir(tmp_path, c) / "fid.json").stat().st_mtime_ns for c in cells(plan)]
+    stamp = [(cell_dir(plan, c, tmp_path) / "fid.json").stat().st_mtime_ns for c in cells(plan)]
     assert run_table1(plan, tmp_path, progress=False) == rows  # complete: nothing is redone
-    assert stamp == [(cell_dir(tmp_path, c) / "fid.json").stat().st_mtime_ns for c in cells(plan)]
+    assert stamp == [(cell_dir(plan, c, tmp_path) / "fid.json").stat().st_mtime_ns for c in cells(plan)]
     status = table1_status(plan, tmp_path)
     assert status["left"] == {"finetune": 0, "generate": 0, "fid": 0} and status["eta_seconds"] == 0
-    assert status["seconds_per_image"] > 0
+    assert status["blocks"][0]["seconds_per_image"] > 0
     diffs = {r["variant"]: r for r in paired_differences(rows)}
     assert diffs["amp"]["n"] == 2 and set(diffs) == {"amp", "pretrained"}
+
+
+def test_smoke_results_are_never_paper_results(smoke):
+    """After the smoke Table 1, the paper plan on the same root sees every cell left and lists no row; so does a
+    smoke plan that differs in one thing its FIDs depend on (image count, extractor, sampler)."""
+    plan, root, _, rows = smoke
+    paper = table1_plan("paper")
+    n = len(cells(paper))
+    assert n == 3 * 2 * 3 * (2 + 4 * 2)  # presets x families x seeds x (pretrained, baseline, 4 x 2 variants)
+    status = table1_status(paper, root)
+    assert status["left"] == {"finetune": n - 3 * 2 * 3, "generate": n, "fid": n}
+    assert fid_rows(paper, root) == [] and status["eta_seconds"] is None  # smoke timings are not this config's
+    assert all(b["eta_seconds"] is None for b in status["blocks"])
+    assert "no measurement of this configuration yet" in format_table1_status(status)
+    same_cells = [table1_plan("paper", presets=["afhqv2-64"], families=["vp"], variants=["amp"],
+                              weightings=["unweighted"], seeds=[1, 2], images_per_set=3),
+                  dataclasses.replace(plan, images_per_set=4), dataclasses.replace(plan, features="inception"),
+                  dataclasses.replace(plan, overrides=(*plan.overrides, ("sample.num_steps", 3)))]
+    for other in same_cells:
+        assert fid_rows(other, root) == [] and table1_status(other, root)["left"]["fid"] == 6
+        assert {cell_dir(other, c, root) for c in cells(other)}.isdisjoint(cell_dir(plan, c, root)
+                                                                          for c in cells(plan))
+    assert len(fid_rows(plan, root)) == len(rows) == 6
+
+
+def test_a_fid_json_with_another_key_is_not_reused(smoke, monkeypatch):
+    plan, root, _, rows = smoke
+    monkeypatch.setenv("SPECREG_ROOT", str(root))
+    cell = next(c for c in cells(plan) if c.variant == "amp" and c.seed_index == 1)
+    path = cell_dir(plan, cell, root) / "fid.json"
+    record = json.loads(path.read_text())
+    truth = record["fid"]
+    record["fid"], record["key"]["images"] = 123.0, 50_000  # e.g. a result of another image count
+    path.write_text(json.dumps(record))
+    old = next(c for c in cells(plan) if c.variant == "pretrained" and c.seed_index == 0)
+    old_path = cell_dir(plan, old, root) / "fid.json"
+    kept = old_path.read_text()
+    old_path.write_text(json.dumps({"fid": 9.0, "seeds": [0, 2], "features": "standin", "cell": old.__dict__}))
+    assert len(fid_rows(plan, root)) == 4 and table1_status(plan, root)["left"]["fid"] == 2  # no key: not reused
+    old_path.write_text(kept)
+    assert len(fid_rows(plan, root)) == 5 and table1_status(plan, root)["left"]["fid"] == 1
+    again = {(r["variant"], r["seed_index"]): r["fid"] for r in run_table1(plan, root, progress=False)}
+    assert again[("amp", 1)] == pytest.approx(truth, rel=1e-9)  # scored again from the same images
+    assert json.loads(path.read_text())["key"]["images"] == 3
+
+
+def test_inception_weights_hash_is_part_of_the_key(tmp_path, monkeypatch):
+    """A fid.json scored with other Inception weights (another SHA-256 than the local file's) is not reused;
+    where no local copy is known the recorded hash cannot be checked and is kept."""
+    monkeypatch.setenv("SPECREG_CACHE", str(tmp_path / "cache"))
+    plan = dataclasses.replace(table1_plan("smoke"), features="inception")
+    cell = cells(plan)[0]
+    folder = cell_dir(plan, cell, tmp_path)
+    folder.mkdir(parents=True)
+    weights = tmp_path / "inception.pt"
+    weights.write_bytes(b"stand-in weights")
+    ours = hashlib.sha256(b"stand-in weights").hexdigest()
+    for recorded, with_file, reused in (("0" * 64, True, False), (ours, True, True), ("0" * 64, False, True)):
+        monkeypatch.setenv("SPECREG_INCEPTION_2015_12_05_PT", str(weights) if with_file else "")
+        monkeypatch.setattr(table1, "cleanfid_inception_path", lambda: tmp_path / "none.pt")
+        write_json(folder / "fid.json", {"fid": 1.0, "seeds": [0, 2], "profile": "smoke", "features": "inception",
+                                         "key": cell_key(plan, cell),
+                                         "weights": {"extractor_sha256": recorded, "reference_sha256": None}})
+        assert (read_fid(plan, cell, tmp_path) is not None) == reused
+
+
+def test_smoke_variants_differ(smoke):
+    """The smoke fine-tunes move the weights (lr > 0 from the first step), so pretrained, baseline and amp differ:
+    in the snapshots, and in the 8-bit images, compared here with PIL, or else by less than one 8-bit level."""
+    from PIL import Image
+
+    from specreg_lib.experiments.core.runs import snapshot_path
+    from specreg_lib.experiments.edm.experiment import edm_experiment
+
+    plan, root, _, rows = smoke
+    exp = edm_experiment("afhqv2-64")
+    cfgs = {c.variant: cell_config(plan, c) for c in cells(plan) if c.seed_index == 0 and c.variant != "pretrained"}
+    assert exp.train_config(cfgs["amp"]).lr_at(0) > 0
+    snaps = {v: torch.load(snapshot_path(exp, cfg, root), weights_only=True)["model"] for v, cfg in cfgs.items()}
+    assert any(not torch.equal(snaps["amp"][k], snaps["baseline"][k]) for k in snaps["amp"])
+    fid = {(r["variant"], r["seed_index"]): r["fid"] for r in rows}
+    assert fid[("pretrained", 0)] != fid[("baseline", 0)]
+
+    def pixels(cell):
+        return np.stack([np.asarray(Image.open(p)) for p in sorted((cell_dir(plan, cell, root) / "images").rglob(
+            "*.png"))]).astype(int)
+
+    by = {(c.variant, c.seed_index): c for c in cells(plan)}
+    found = {(d["variant"], d["seed_index"]): d for d in image_differences(plan, root)}
+    assert set(found) == {("pretrained", 0), ("pretrained", 1), ("amp", 0), ("amp", 1)}
+    for (variant, i), d in found.items():
+        diff = np.abs(pixels(by[(variant, i)]) - pixels(by[("baseline", i)]))
+        assert d["values"] == diff.size and d["values_differing"] == int((diff > 0).sum())
+        assert d["max_8bit_diff"] == diff.max()
+        assert d["values_differing"] > 0 or 0 < d["max_float_diff"] < 2 / 255
+    assert found[("pretrained", 0)]["values_differing"] > 0
 
 
 def test_plan_refuses_bad_input():
@@ -154,10 +271,20 @@ def test_table1_cli_status_and_bad_input(tmp_path, capsys):
 
     from specreg_lib.kit.cli import main
 
-    assert main(["table1", "--status", "--root", str(tmp_path), "--seeds", "1,2,3"]) == 0
+    assert main(["table1", "--status", "--json", "--root", str(tmp_path), "--seeds", "1,2,3"]) == 0
     status = json.loads(capsys.readouterr().out)
     # smoke: 1 preset x 1 family x 3 seeds x (pretrained, baseline, amp/unweighted)
     assert status["cells"] == 9 and status["left"] == {"finetune": 6, "generate": 9, "fid": 9}
     assert status["eta_seconds"] is None  # nothing measured yet on this machine
+    assert main(["table1", "--status", "--root", str(tmp_path), "--seeds", "1,2,3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Table 1, profile smoke (standin features, 3 images per set): 9 cells"
+    head = lines[1].split()
+    assert head[:3] == ["preset", "family", "fine-tune"] and head[-1] == "ETA"
+    # one row per (preset, family): done / left per stage, steps and images left (3 sets x 3 images), no guess
+    assert lines[2].split()[:11] == ["afhqv2-64", "vp", "0", "/", "6", "0", "/", "9", "0", "/", "9"]
+    assert lines[2].split()[11:13] == [str(6 * 4), "27"]  # 6 fine-tunes x 4 steps; 9 cells x 3 images
+    assert lines[2].endswith("no measurement of this configuration yet (finetune, generate, fid)")
+    assert lines[3].startswith("all ") and lines[3].endswith("no measurement of this configuration yet")
     assert main(["table1", "--presets", "imagenet-64", "--root", str(tmp_path)]) == 2
     assert "unknown preset" in capsys.readouterr().err

@@ -18,6 +18,7 @@ spectral kind that no table names (``specreg_lib.spectral.register_kind``) is a 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -118,6 +119,7 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
+@functools.cache  # a class's hints never change; get_type_hints re-evaluates every string annotation each call
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -177,7 +179,8 @@ def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "") -> C:
 # ------------------------------------------------------------------ dotted overrides
 
 
-def field_paths(cls: type, prefix: str = "") -> dict[str, Any]:
+@functools.cache  # called for every override of every config: walk each class once (read-only result)
+def field_paths(cls: type, prefix: str = "") -> Mapping[str, Any]:
     """Every leaf field of a config class as ``{dotted path: type}`` (sub-configs are walked, X | None too)."""
     out: dict[str, Any] = {}
     for name, hint in _hints(cls).items():
@@ -188,7 +191,7 @@ def field_paths(cls: type, prefix: str = "") -> dict[str, Any]:
         out[path] = hint
         if isinstance(inner, type) and dataclasses.is_dataclass(inner) and inner is not SpectralWeighting:
             out.update(field_paths(inner, path + "."))
-    return out
+    return types.MappingProxyType(out)
 
 
 def resolve_path(cls: type, key: str) -> str:

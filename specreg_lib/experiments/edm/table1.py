@@ -6,9 +6,16 @@ Cells, per (preset, family): ``pretrained`` (the checkpoint itself, the paper's 
 when complete, so a GPU box runs the whole table unattended and a killed run picks up where it stopped:
 
 1. fine-tune: :func:`specreg_lib.experiments.run` (run folders, resume);
-2. generate: the EMA network's images for the cell's seed set into ``<root>/table1/<preset>/<family>/<cell>/``
-   (``generate_to_folder`` skips images already written);
+2. generate: the EMA network's images for the cell's seed set into
+   ``<root>/table1/<profile>-<features>/<preset>/<family>/<cell>-<key hash>/images`` (``generate_to_folder``
+   skips images already written);
 3. FID: ``fid.json`` beside the images (``metrics.fid.fid_seed_sets`` on that one set).
+
+The cache key (:func:`cell_key`) is everything a cell's images and FID depend on: profile, network (checkpoint,
+or fine-tuned run and steps), sampler settings, generation seeds, image count, feature extractor, FID mode and
+reference statistics; its hash names the folder and fid.json records it, with the SHA-256 of the Inception weights
+and of EDM's reference npz where a local copy is known. :func:`read_fid` reuses, skips or lists a fid.json only
+when its recorded key is this one, so a smoke stand-in FID never stands in a paper table.
 
 Pairing: the fine-tune with training seed ``seeds[i]`` is evaluated on generation seed set i (seeds
 i*N .. (i+1)*N - 1, EDM's three 50k sets for N = 50,000), the baseline fine-tune with the same training seed
@@ -20,6 +27,7 @@ in every row it produces) and the real data and checkpoints for the stand-in one
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -31,15 +39,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...data.seed_images import list_seed_images
-from ...diffusion.generate import SamplerSettings, generate_to_folder
+from ...assets import AssetMissingError, locate, read_record, sha256_file
+from ...data.seed_images import read_seed_images
+from ...diffusion.generate import SamplerSettings, generate_to_folder, sample_images
 from ...io import write_json
 from ...metrics.features import PooledPixels
-from ...metrics.fid import fid_seed_sets, inception_extractor, reference_stats, save_reference_stats
+from ...metrics.fid import (
+    INCEPTION,
+    cleanfid_inception_path,
+    fid_seed_sets,
+    inception_extractor,
+    reference_stats,
+    save_reference_stats,
+)
 from ...training.checkpoint import load_checkpoint
 from ...training.distributed import resolve_device
 from ..core.compare import compare, headline_from_table
-from ..core.runs import run, run_state, snapshot_path
+from ..core.config import config_hash, to_dict
+from ..core.runs import run, snapshot_path
 from .experiment import EDM_VARIANTS, edm_experiment
 
 PRETRAINED, BASELINE = "pretrained", "baseline"
@@ -118,10 +135,6 @@ def cell_config(plan: Table1Plan, cell: Cell) -> Any:
     return exp.config(plan.profile, over)
 
 
-def cell_dir(root: Path, cell: Cell) -> Path:
-    return Path(root) / "table1" / cell.preset / cell.family / cell.name
-
-
 def set_seeds(plan: Table1Plan, cell: Cell) -> list[int]:
     n = plan.images_per_set
     return list(range(cell.seed_index * n, (cell.seed_index + 1) * n))
@@ -131,6 +144,85 @@ def _any_config(plan: Table1Plan, cell: Cell) -> Any:
     """The cell's fine-tuning config, or for ``pretrained`` its preset's config with the cell's family."""
     return cell_config(plan, cell) or edm_experiment(cell.preset).config(
         plan.profile, {**dict(plan.overrides), "model.family": cell.family})
+
+
+# -- the cache key: everything a cell's images and FID depend on ------------------------------------------------
+
+
+def _sampler(cfg: Any) -> dict[str, Any]:
+    """EDM's sampler settings of a config as JSON scalars (inf as the string "inf": strict JSON has no inf)."""
+    s = dataclasses.asdict(SamplerSettings(num_steps=cfg.sample.num_steps))
+    return {k: v if not isinstance(v, float) or math.isfinite(v) else str(v) for k, v in s.items()}
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """A local file's SHA-256 (its download record when the cache holds one), once per process and version."""
+    return read_record(path) or sha256_file(path)
+
+
+def _local_sha256(name: str) -> str | None:
+    """The SHA-256 of the local copy of asset ``name`` that FID would use, or None when there is none (yet)."""
+    try:
+        path = locate(name)
+    except AssetMissingError:  # an env var naming a missing file: the FID stage will say so
+        return None
+    if path is None and name == INCEPTION and cleanfid_inception_path().is_file():
+        path = cleanfid_inception_path()  # inception_file()'s order: cache/env, then clean-fid's own copy
+    return None if path is None else _sha256(str(path), path.stat().st_size, path.stat().st_mtime_ns)
+
+
+def _reference_config(plan: Table1Plan, preset: str) -> Any:
+    return edm_experiment(preset).config(plan.profile, dict(plan.overrides))
+
+
+def scoring(plan: Table1Plan, preset: str) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """(what scores a preset's cells: feature extractor, FID mode, reference statistics; the SHA-256 of the
+    Inception weights and of EDM's reference npz, None where no local copy is known yet)."""
+    cfg = _reference_config(plan, preset)
+    if plan.features == "inception":
+        ref = f"{cfg.data.dataset}.npz"  # EDM's fid-refs
+        return ({"extractor": INCEPTION, "mode": "legacy_tensorflow", "reference": ref},
+                {"extractor_sha256": _local_sha256(INCEPTION), "reference_sha256": _local_sha256(ref)})
+    source = edm_experiment(preset).checkpoint_source(cfg)
+    ref = f"reference-standin-{config_hash({'data': cfg.data, 'model': cfg.model, 'source': source})}.npz"
+    return ({"extractor": f"PooledPixels(k={PooledPixels().k})", "mode": "clean", "reference": ref},
+            {"extractor_sha256": None, "reference_sha256": None})  # no weights; the npz is keyed by its data
+
+
+def cell_key(plan: Table1Plan, cell: Cell) -> dict[str, Any]:
+    """Everything a cell's images and FID depend on but the weights' hashes: profile, network (the checkpoint,
+    or the fine-tuned run and its steps), sampler, generation seeds, image count, extractor, FID mode, reference."""
+    exp, cfg = edm_experiment(cell.preset), _any_config(plan, cell)
+    if cell.variant == PRETRAINED:
+        network = {"checkpoint": exp.checkpoint_source(cfg), "model": to_dict(cfg.model)}
+    else:
+        network = {"run": f"{exp.label(cfg)}_{exp.run_hash(cfg)}", "steps": exp.train_config(cfg).steps}
+    seeds = set_seeds(plan, cell)
+    return {"profile": plan.profile, "preset": cell.preset, "family": cell.family, "cell": cell.name,
+            "network": network, "sampler": _sampler(cfg), "images": plan.images_per_set,
+            "seeds": [seeds[0], seeds[-1]], "features": plan.features, **scoring(plan, cell.preset)[0]}
+
+
+def cell_dir(plan: Table1Plan, cell: Cell, root: str | Path) -> Path:
+    """``<root>/table1/<profile>-<features>/<preset>/<family>/<cell>-<hash of cell_key>/``: images, fid.json."""
+    return (Path(root) / "table1" / f"{plan.profile}-{plan.features}" / cell.preset / cell.family /
+            f"{cell.name}-{config_hash(cell_key(plan, cell))}")
+
+
+def read_fid(plan: Table1Plan, cell: Cell, root: str | Path) -> dict[str, Any] | None:
+    """The cell's fid.json if it was scored under this very key (and with the same weights, where both hashes
+    are known), else None: a result made with other settings is never reused, skipped over or listed."""
+    path = cell_dir(plan, cell, root) / "fid.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if record.get("key") != json.loads(json.dumps(cell_key(plan, cell))):
+        return None
+    recorded, known = record.get("weights", {}), scoring(plan, cell.preset)[1]
+    if any(v is not None and recorded.get(k) != v for k, v in known.items()):
+        return None
+    return record
 
 
 def _network(plan: Table1Plan, cell: Cell, root: Path) -> torch.nn.Module:
@@ -148,15 +240,17 @@ def _extractor(plan: Table1Plan, device: torch.device) -> torch.nn.Module:
 
 
 def reference(plan: Table1Plan, preset: str, root: Path, extractor: torch.nn.Module) -> tuple[np.ndarray, ...]:
-    """The reference statistics: EDM's fid-refs npz (Inception), or the stand-in features of the training data."""
+    """The reference statistics: EDM's fid-refs npz (Inception), or the stand-in features of the training data
+    (cached under the name :func:`scoring` gives, keyed by the data and the network's geometry)."""
     exp = edm_experiment(preset)
-    cfg = exp.config(plan.profile, dict(plan.overrides))
+    cfg = _reference_config(plan, preset)
+    name = scoring(plan, preset)[0]["reference"]
     if plan.features == "inception":
         from ...assets import fetch
         from ...metrics.fid import load_reference_stats
 
-        return load_reference_stats(fetch(f"{cfg.data.dataset}.npz"), "legacy_tensorflow")
-    path = Path(root) / "table1" / preset / "reference-standin.npz"
+        return load_reference_stats(fetch(name), "legacy_tensorflow")
+    path = Path(root) / "table1" / f"{plan.profile}-{plan.features}" / preset / name
     if not path.exists():
         mu, sigma, n = reference_stats(exp.dataset(cfg).path, "clean", extractor=extractor, progress=False)
         save_reference_stats(path, mu, sigma, "clean", n)
@@ -165,14 +259,14 @@ def reference(plan: Table1Plan, preset: str, root: Path, extractor: torch.nn.Mod
 
 
 def run_table1(plan: Table1Plan, root: str | Path, progress: bool = True) -> list[dict[str, Any]]:
-    """Every stage of every cell, skipping what is complete; returns the FID rows (see :func:`fid_rows`)."""
+    """Every stage of every cell, skipping what is complete under the cell's key; returns the FID rows."""
     root = Path(root)
     device = resolve_device(plan.device)
     extractor, refs = None, {}
     for cell in cells(plan):
-        folder = cell_dir(root, cell)
-        if (folder / "fid.json").exists():
+        if read_fid(plan, cell, root) is not None:
             continue
+        folder = cell_dir(plan, cell, root)
         cfg = cell_config(plan, cell)
         if cfg is not None:
             run(edm_experiment(cell.preset), cfg, root)  # stage 1 (cached when done)
@@ -182,28 +276,59 @@ def run_table1(plan: Table1Plan, root: str | Path, progress: bool = True) -> lis
                                      SamplerSettings(num_steps=_any_config(plan, cell).sample.num_steps),
                                      batch_size=plan.generate_batch, device=device, progress=progress)
         if written:
-            write_json(folder / "generate.json", {"images": len(written),
+            write_json(folder / "generate.json", {"images": len(written), "device": str(device),
                                                   "seconds_per_image": (time.perf_counter() - t0) / len(written)})
         extractor = extractor or _extractor(plan, device)  # stage 3
         if cell.preset not in refs:
             refs[cell.preset] = reference(plan, cell.preset, root, extractor)
-        mode = "legacy_tensorflow" if plan.features == "inception" else "clean"
+        t0 = time.perf_counter()
         summary = fid_seed_sets(folder / "images", tuple(refs[cell.preset]), num=plan.images_per_set, sets=1,
-                                first_seed=seeds[0], mode=mode, extractor=extractor, device=device, progress=False)
-        write_json(folder / "fid.json", {"fid": summary.values[0], "seeds": [seeds[0], seeds[-1]],
-                                         "features": plan.features, "cell": cell.__dict__})
+                                first_seed=seeds[0], mode=scoring(plan, cell.preset)[0]["mode"],
+                                extractor=extractor, device=device, progress=False)
+        write_json(folder / "fid.json", {
+            "fid": summary.values[0], "seeds": [seeds[0], seeds[-1]], "profile": plan.profile,
+            "features": plan.features, "seconds_per_image": (time.perf_counter() - t0) / plan.images_per_set,
+            "cell": cell.__dict__, "key": cell_key(plan, cell), "weights": scoring(plan, cell.preset)[1]})
     return fid_rows(plan, root)
 
 
 def fid_rows(plan: Table1Plan, root: str | Path) -> list[dict[str, Any]]:
-    """One row per finished cell: preset, family, variant, weighting, seed index, FID, features."""
+    """One row per cell finished under this plan's key: preset, family, variant, weighting, seed index, FID,
+    profile, features (results made with another profile, extractor, image count, ... are not listed)."""
     rows = []
     for cell in cells(plan):
-        path = cell_dir(Path(root), cell) / "fid.json"
-        if path.exists():
-            rows.append({**cell.__dict__, **{k: v for k, v in json.loads(path.read_text()).items() if k != "cell"}})
+        record = read_fid(plan, cell, root)
+        if record is not None:
+            rows.append({**cell.__dict__, **{k: record[k] for k in ("fid", "seeds", "profile", "features")}})
     return rows
 
+
+def image_differences(plan: Table1Plan, root: str | Path, against: str = BASELINE, limit: int = 256
+                      ) -> list[dict[str, Any]]:
+    """How each finished cell's 8-bit images differ from those of the ``against`` cell of the same checkpoint and
+    generation set (the same seeds, so the same latents; the set's first ``limit`` images): values compared,
+    values that differ, the largest difference; where every value coincides, also the largest float difference
+    of the set's first image (sampled again from both networks): the models differ by less than one 8-bit level
+    there."""
+    root, out = Path(root), []
+    device = resolve_device(plan.device)
+    todo = [c for c in cells(plan) if c.variant != against and read_fid(plan, c, root) is not None]
+    for cell in todo:
+        ref = dataclasses.replace(cell, variant=against, weighting=None)
+        if read_fid(plan, ref, root) is None:
+            continue
+        seeds = set_seeds(plan, cell)[:limit]
+        a, b = (read_seed_images(cell_dir(plan, c, root) / "images", seeds).int() for c in (cell, ref))
+        diff = (a - b).abs()  # (N, C, H, W) in 0..255
+        row = {**cell.__dict__, "against": against, "values": diff.numel(), "values_differing": int((diff > 0).sum()),
+               "max_8bit_diff": int(diff.max()), "max_float_diff": None}
+        if row["values_differing"] == 0:
+            settings = SamplerSettings(num_steps=_any_config(plan, cell).sample.num_steps)
+            x, y = (sample_images(_network(plan, c, root).to(device), seeds[:1], settings, device=device)
+                    for c in (cell, ref))
+            row["max_float_diff"] = float((x - y).abs().max())  # in [-1, 1] units; one 8-bit level = 2/255
+        out.append(row)
+    return out
 
 def _fid_values(rows: list[dict[str, Any]]) -> dict[tuple, dict[int, dict[str, float]]]:
     """FID rows -> :func:`..core.compare.compare`'s input: (preset, family, variant, weighting) -> seed index -> fid."""
@@ -243,39 +368,6 @@ def paired_differences(rows: list[dict[str, Any]], against: str = BASELINE, alph
                     "dof": None if r["dof"] != r["dof"] else int(r["dof"]), "direction": r["direction"],
                     "unpaired": list(r["unpaired"])})
     return out
-
-
-def table1_status(plan: Table1Plan, root: str | Path) -> dict[str, Any]:
-    """What is done and left per stage, and an estimate of the time left from this machine's measured rates
-    (seconds per step of finished fine-tunes, seconds per image of finished generations; None until measured)."""
-    root = Path(root)
-    todo = {"finetune": 0, "generate": 0, "fid": 0}
-    steps_left, images_left, rates_step, rates_img = 0, 0, [], []
-    for cell in cells(plan):
-        folder = cell_dir(root, cell)
-        cfg = cell_config(plan, cell)
-        if cfg is not None:
-            exp = edm_experiment(cell.preset)
-            state, _ = run_state(exp, cfg, root)
-            metrics = sorted((root / exp.name).glob("*/results/*/metrics.json"))
-            rates_step += [json.loads(m.read_text())["seconds_per_step"] for m in metrics[:5]]
-            if state not in ("done", "trained"):
-                todo["finetune"] += 1
-                steps_left += exp.train_config(cfg).steps
-        have = len(list_seed_images(folder / "images")) if (folder / "images").is_dir() else 0
-        if have < plan.images_per_set:
-            todo["generate"] += 1
-            images_left += plan.images_per_set - have
-        if (folder / "generate.json").exists():
-            rates_img.append(json.loads((folder / "generate.json").read_text())["seconds_per_image"])
-        if not (folder / "fid.json").exists():
-            todo["fid"] += 1
-    s_step = float(np.median(rates_step)) if rates_step else None
-    s_img = float(np.median(rates_img)) if rates_img else None
-    eta = None if (steps_left and s_step is None) or (images_left and s_img is None) else \
-        steps_left * (s_step or 0) + images_left * (s_img or 0)
-    return {"cells": len(cells(plan)), "left": todo, "steps_left": steps_left, "images_left": images_left,
-            "seconds_per_step": s_step, "seconds_per_image": s_img, "eta_seconds": eta}
 
 
 def _paper(weighted: tuple[float, ...], unweighted: tuple[float, ...], stds_w: tuple[float, ...],
@@ -337,13 +429,13 @@ def table1_plan(profile: str, presets: Sequence[str] | None = None, families: Se
                 variants: Sequence[str] | None = None, weightings: Sequence[str] | None = None,
                 seeds: Sequence[int] | None = None, images_per_set: int | None = None) -> Table1Plan:
     """The plan a notebook or script runs: the whole Table 1 in ``paper`` (FID-50k with Inception), a
-    2-seed, one-cell pipeline in ``smoke`` (stand-in features, 3 images per set, 1-step fine-tunes)."""
+    2-seed, one-cell pipeline in ``smoke`` (stand-in features, 3 images per set, 4-step fine-tunes without the
+    LR ramp-up, which would hold a short fine-tune near lr 0 and leave every variant equal to the checkpoint)."""
     if profile == "smoke":
         base = Table1Plan(profile="smoke", families=("vp",), variants=("amp",), weightings=("unweighted",),
-                          seeds=(1, 2),
-                          images_per_set=3, features="standin", generate_batch=3, device="cpu",
-                          overrides=(("train.steps", 1), ("sample.n_samples", 2), ("sample.num_steps", 2),
-                                     ("evaluate.n_reference", 8)))
+                          seeds=(1, 2), images_per_set=3, features="standin", generate_batch=3, device="cpu",
+                          overrides=(("train.steps", 4), ("train.lr_rampup_kimg", 0.0), ("sample.n_samples", 2),
+                                     ("sample.num_steps", 2), ("evaluate.n_reference", 8)))
     else:
         base = Table1Plan(profile=profile, presets=("cifar10-32", "afhqv2-64", "ffhq-64"))
     given = {"presets": presets, "families": families, "variants": variants, "weightings": weightings, "seeds": seeds}

@@ -5,11 +5,15 @@ Examples:
 
     specreg table1 --profile smoke                               # one tiny cell, stand-in features, seconds
     specreg table1 --profile paper --status                      # what is left, and an estimate of the time
+    specreg table1 --profile paper --status --json               # the same as JSON, for scripts
     specreg table1 --profile paper --presets afhqv2-64 --families vp --data ~/afhqv2-64x64.zip
     specreg table1 --profile paper --presets ffhq-64 --families ve  # another process / GPU: a disjoint part
 
-Each FID row is written to <root>/table1/<preset>/<family>/<cell>/fid.json; the paired differences (same training
-seed and generation seeds as the baseline fine-tune) are printed at the end with their standard errors.
+Each FID row is written to <root>/table1/<profile>-<features>/<preset>/<family>/<cell>-<key hash>/fid.json with
+everything it depends on (profile, network, sampler, seeds, image count, extractor and its weights' SHA-256,
+reference); a result made under another key (a smoke stand-in FID, say) is never reused, skipped or listed. The
+paired differences (same training seed and generation seeds as the baseline fine-tune) are printed at the end with
+their standard errors, and how far each cell's 8-bit images are from the baseline's.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import argparse
 import dataclasses
 import json
 import sys
+from typing import Any
 
 from ...io import resolve_repo_path
 from ...text import parse_seeds
-from .table1 import paired_differences, run_table1, table1_frame, table1_plan, table1_status
+from .table1 import image_differences, paired_differences, run_table1, table1_frame, table1_plan
+from .table1_status import format_table1_status, table1_status
 
 
 def _list(text: str | None) -> list[str] | None:
@@ -46,7 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the dataset zip/folder in EDM's layout for the fine-tunes (default: data/<dataset>.zip)")
     p.add_argument("--root", default="checkpoints",
                    help="run folders and generated images (relative: from the repository root)")
-    p.add_argument("--status", action="store_true", help="list what is left per stage and the time estimate, then exit")
+    p.add_argument("--status", action="store_true",
+                   help="print what is left per stage and (preset, family), with a time estimate, then exit")
+    p.add_argument("--json", action="store_true", help="print the status as JSON instead of a table")
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -62,15 +70,30 @@ def execute(args: argparse.Namespace) -> int:
         return 2
     root = resolve_repo_path(args.root)
     status = table1_status(plan, root)
-    print(json.dumps(status, indent=1))
+    print(json.dumps(status, indent=1) if args.json else format_table1_status(status))
     if args.status:
         return 0
     rows = run_table1(plan, root)
     print(table1_frame(rows).to_string(index=False))
     for d in paired_differences(rows):
         mark = "*" if d["distinguishable"] else " "
-        se = "n/a" if d["se"] is None else f"{d['se']:.4f}"
+        se = "n/a" if d["se"] is None else f"{d['se']:.3g}"
         print(f"{mark} {d['preset']} {d['family']} {d['variant']} {d['weighting'] or ''}: "
-              f"diff {d['mean_diff']:+.4f} +- {se} (n={d['n']})")
+              f"diff {d['mean_diff']:+.4g} +- {se} (n={d['n']})")
+    for d in image_differences(plan, root):
+        print(f"  images {_name(d)} vs {d['against']}: {_image_text(d)}")
     return 0
+
+
+def _name(d: dict[str, Any]) -> str:
+    return f"{d['preset']} {d['family']} {d['variant']}{'_' + d['weighting'] if d['weighting'] else ''} " \
+           f"set{d['seed_index']}"
+
+
+def _image_text(d: dict[str, Any]) -> str:
+    """One row of ``image_differences`` in words."""
+    if d["values_differing"]:
+        return f"{d['values_differing']} of {d['values']} 8-bit values differ (by up to {d['max_8bit_diff']}/255)"
+    return (f"the same 8-bit images; float outputs differ by up to {d['max_float_diff']:.3g} "
+            f"(one 8-bit level is {2 / 255:.3g})")
 
