@@ -3,11 +3,15 @@ type (or exits with code 2 and one line), and the message names the argument and
 
 Each row: (id, call, expected exception, words the message must contain). ``call`` takes the session's small
 fixture files (``files``). CLI rows call ``specreg``'s ``main`` in-process and check exit code 2 and a single
-stderr line. docs/reliability.md explains how to rerun the probe and what it found.
+stderr line; the ``cli-missing-*`` rows give every door (sweep/finetune for EDM and DiffWave in the paper profile,
+generate, fid, table1) a checkpoint, dataset, Inception or reference file that is not there, with the download
+cache pointed at an empty folder and the registry's files at absent paths, so nothing is downloaded.
+docs/reliability.md explains how to rerun the probe and what it found.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 
@@ -29,7 +33,7 @@ from specreg_lib.diffusion import (
     ddim_timesteps,
     preconditioning,
 )
-from specreg_lib.io import atomic_open
+from specreg_lib.io import atomic_open, resolve_repo_path
 from specreg_lib.kit import cli
 from specreg_lib.kit.parameters import parse_overrides
 from specreg_lib.kit.paths import resolve_out_dir
@@ -40,6 +44,9 @@ from specreg_lib.metrics import (
     spectral_log_distance,
     welch_power_spectrum,
 )
+from specreg_lib.metrics.fid import save_reference_stats
+from specreg_lib.models.diffwave import build_diffwave, diffwave_params, save_lmnt_checkpoint
+from specreg_lib.models.tiny_edm import write_tiny_checkpoint
 from specreg_lib.spectral import SpectralLoss, amplitude_loss, amplitude_phase_loss, wavelet_loss
 from specreg_lib.training import TrainConfig, load_checkpoint, resolve_device, train
 from specreg_lib.training.checkpoint import check_plain
@@ -134,9 +141,15 @@ def files(tmp_path_factory):
     (tmp / "corrupt.pt").write_bytes(b"PK\x03\x04 not really a zip")
     payload = b"weights"
     (tmp / "remote.bin").write_bytes(payload)
+    write_tiny_checkpoint(tmp / "tiny16.pkl", "vp", 16, 8)  # an EDM pickle at a resolution the paper has no steps for
+    save_reference_stats(tmp / "ref.npz", np.zeros(3), np.eye(3), "legacy_tensorflow", 10)
+    torch.manual_seed(0)  # a small DiffWave in LMNT's layout with the paper's 80 mels
+    save_lmnt_checkpoint(build_diffwave(diffwave_params(residual_layers=2, residual_channels=4,
+                                                        dilation_cycle_length=1)), tmp / "lmnt.pt")
     return {"tmp": tmp, "good": good, "tiny": tiny, "flat": flat, "alpha": alpha, "empty": tmp / "empty",
             "wav": wav, "silent": silent, "short": short, "trunc": trunc, "rates": rates,
-            "file": tmp / "a_file", "remote": tmp / "remote.bin"}
+            "file": tmp / "a_file", "remote": tmp / "remote.bin", "tiny16": tmp / "tiny16.pkl",
+            "ref": tmp / "ref.npz", "lmnt": tmp / "lmnt.pt"}
 
 
 def _door(*argv: str):
@@ -146,6 +159,30 @@ def _door(*argv: str):
 
 def _spectrum(*args: str):
     return lambda f: cli.main(["spectrum", *[a.format(**{k: str(v) for k, v in f.items()}) for a in args]])
+
+
+def _cli(*args: str, env: dict[str, str] | None = None, unless: str | None = None):
+    """``specreg ARGS`` with ``{name}`` filled from the fixture files and ``env`` set for the call; skipped when
+    a repository path matches the glob ``unless`` (the file the row makes missing is there on this machine)."""
+    def call(f):
+        if unless and any(resolve_repo_path(".").glob(unless)):
+            pytest.skip(f"{unless} exists here")
+        fill = {k: str(v) for k, v in f.items()}
+        saved = {k: os.environ.get(k) for k in env or {}}
+        os.environ.update({k: v.format(**fill) for k, v in (env or {}).items()})
+        try:
+            return cli.main([a.format(**fill) for a in args])
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return call
+
+
+# The training doors on the paper profile, one run, stopping at the first missing file (before any step).
+EDM_PAPER = ("--task", "edm", "--profile", "paper", "--regularizer", "baseline", "--seeds", "1", "--root", "{tmp}/runs")
+AUDIO_PAPER = ("--profile", "paper", "--regularizer", "baseline", "--seeds", "1", "--root", "{tmp}/runs")
+EDM_VP = "edm-afhqv2-64x64-uncond-vp.pkl"
+NO_FILES = {a.env_var: "{tmp}/absent/" + a.name for a in assets.REGISTRY.values()}  # every registry file: absent
 
 
 def _fake_asset(f, sha):
@@ -293,6 +330,50 @@ CASES = [
      ["regularizer", "once"]),
     ("cli-finetune-preset", _door("finetune", "--task", "audio", "--preset", "ffhq-64"), 2, ["--preset", "--task edm"]),
     ("cli-finetune-both", _door("finetune", "diffwave", "--task", "edm"), 2, ["--task", "not both"]),
+    # ---- CLIs: a missing checkpoint, dataset, Inception or reference file at every door (exit 2, one line)
+    ("cli-missing-finetune-edm-data", _cli("finetune", *EDM_PAPER, "--checkpoint", "tiny", "--data", "{tmp}/no.zip"),
+     2, ["no.zip", "check the path passed with --data", "--data standin"]),
+    ("cli-missing-finetune-edm-default-data", _cli("finetune", *EDM_PAPER, "--checkpoint", "tiny",
+                                                   unless="data/afhqv2-64x64.zip"), 2,
+     [str(resolve_repo_path("data/afhqv2-64x64.zip")), "prepare_dataset('afhqv2-64x64'",
+      assets.REGISTRY["afhq_v2.zip"].url, "--data PATH"]),
+    ("cli-missing-finetune-edm-checkpoint", _cli("finetune", *EDM_PAPER, "--checkpoint", "{tmp}/no.pkl"), 2,
+     ["no.pkl", "--checkpoint PATH"]),
+    ("cli-missing-finetune-edm-local-copy", _cli("finetune", *EDM_PAPER, "--set", "model.local_path={tmp}/no.pkl"), 2,
+     [EDM_VP, "no.pkl", assets.REGISTRY[EDM_VP].url, "--set model.local_path=PATH"]),
+    ("cli-missing-sweep-edm-official", _cli("sweep", "edm_afhqv2", *EDM_PAPER[2:], env=NO_FILES), 2,
+     [EDM_VP, "absent", assets.REGISTRY[EDM_VP].env_var, assets.REGISTRY[EDM_VP].url, "--checkpoint PATH"]),
+    ("cli-missing-sweep-diffwave-checkpoint", _cli("sweep", "diffwave", *AUDIO_PAPER, "--checkpoint", "{tmp}/no.pt"),
+     2, ["diffwave-ljspeech-22kHz-1000578.pt", "no.pt", "lmnt.com", "--checkpoint PATH"]),
+    ("cli-missing-finetune-audio-official", _cli("finetune", "--task", "audio", *AUDIO_PAPER, env=NO_FILES), 2,
+     ["diffwave-ljspeech-22kHz-1000578.pt", "absent", "lmnt.com", "--checkpoint PATH"]),
+    ("cli-missing-sweep-diffwave-own-checkpoint", _cli("sweep", "diffwave", *AUDIO_PAPER, "--set",
+                                                       "model.checkpoint={tmp}/no.pt"), 2,
+     ["model.checkpoint", "no.pt", "--set model.checkpoint=PATH"]),
+    ("cli-missing-sweep-diffwave-data", _cli("sweep", "diffwave", *AUDIO_PAPER, "--set", "model.checkpoint={lmnt}",
+                                             "--data", "{tmp}/no.tar.bz2", unless="data/LJSpeech-1.1*"), 2,
+     ["LJSpeech-1.1.tar.bz2", "no.tar.bz2", "keithito.com", "--data PATH"]),
+    ("cli-missing-generate-checkpoint", _cli("generate", "--network", "{tmp}/no.pkl", "--outdir", "{tmp}/g"), 2,
+     ["no.pkl", "--network PATH"]),
+    ("cli-missing-generate-offline", _cli("generate", "--network", EDM_VP, "--outdir", "{tmp}/g", "--offline"), 2,
+     [EDM_VP, "downloads are disabled", assets.REGISTRY[EDM_VP].url, "--network PATH"]),
+    ("cli-missing-generate-env", _cli("generate", "--network", EDM_VP, "--outdir", "{tmp}/g", env=NO_FILES), 2,
+     [EDM_VP, "absent", assets.REGISTRY[EDM_VP].env_var, "--network PATH"]),
+    ("cli-generate-steps", _cli("generate", "--network", "{tiny16}", "--outdir", "{tmp}/g16", "--seeds", "0"), 2,
+     ["16x16", "--steps N"]),
+    ("cli-missing-fid-inception", _cli("fid", "{good}", "--ref", "{ref}", "--inception", "{tmp}/no.pt"), 2,
+     ["inception-2015-12-05.pt", "no.pt", "nvlabs-fi-cdn.nvidia.com", "--inception PATH"]),
+    ("cli-missing-fid-make-ref-inception", _cli("fid", "--make-ref", "{good}", "--ref", "{tmp}/r.npz", "--inception",
+                                                "{tmp}/no.pt"), 2, ["inception-2015-12-05.pt", "--inception PATH"]),
+    ("cli-missing-fid-reference", _cli("fid", "{good}", "--ref", "afhqv2-64x64.npz", "--offline"), 2,
+     ["afhqv2-64x64.npz", "downloads are disabled", "fid-refs", "--ref PATH"]),
+    ("cli-missing-fid-dataset", _cli("fid", "--make-ref", "{tmp}/no.zip", "--ref", "{tmp}/r.npz"), 2,
+     ["no.zip", "data/afhqv2-64x64.zip", "prepare_dataset"]),
+    ("cli-missing-fid-images", _cli("fid", "{tmp}/no_images", "--ref", "{ref}"), 2, ["no_images", "--outdir"]),
+    ("cli-missing-table1-checkpoint", _cli("table1", "--profile", "paper", "--presets", "afhqv2-64", "--families", "vp",
+                                           "--variants", "amp", "--weightings", "weighted", "--seeds", "1", "--images",
+                                           "3", "--root", "{tmp}/t1", env=NO_FILES), 2,
+     ["absent", "nvlabs-fi-cdn.nvidia.com", "SPECREG_"]),
 ]
 
 
@@ -306,13 +387,17 @@ def test_bad_input_is_refused_clearly(case, files, capsys, monkeypatch):
     """The error type (or exit code 2), the argument named, and an instruction in the message."""
     name, call, expected, words = case
     monkeypatch.setattr(assets, "REGISTRY", dict(assets.REGISTRY))  # _fake_asset's entry goes with the test
+    monkeypatch.setenv("SPECREG_CACHE", str(files["tmp"] / "cache"))  # an empty cache: nothing found, nothing reused
+    for asset in assets.REGISTRY.values():  # no copy the machine points at either
+        monkeypatch.delenv(asset.env_var, raising=False)
     RAN.clear()
     if expected == 2:
         code = _exit_code(call, files)
         err = capsys.readouterr().err
         lines = [ln for ln in err.splitlines() if ln.strip() and not _is_progress(ln)]
         assert code == 2, f"{name}: exit code {code}, stderr {err!r}"
-        assert len(lines) == 1 or not name.startswith("cli-spectrum"), f"{name}: {len(lines)} lines: {lines}"
+        one_line = name.startswith(("cli-spectrum", "cli-missing", "cli-generate"))
+        assert len(lines) == 1 or not one_line, f"{name}: {len(lines)} lines: {lines}"
         message = " ".join(lines)
     else:
         with pytest.raises(expected) as info:
@@ -341,3 +426,23 @@ def test_probe_covers_sixty_inputs_across_layers():
     groups = {c[0].split("-")[0] for c in CASES}
     assert {"loss", "wavelet", "reg", "precond", "cfg", "ckpt", "spectrum", "asset", "url", "kit", "cli"} <= groups
 
+
+
+def test_every_door_help_reads_whole(capsys):
+    """Each subcommand's --help: a description that ends its sentence (the docstring's whole first paragraph), and
+    every example's shell line continuation followed by its indented continuation line."""
+    from specreg_lib.experiments import COMMANDS
+
+    for name in [*cli.KIT_COMMANDS, *COMMANDS]:
+        with pytest.raises(SystemExit):
+            cli.main([name, "--help"])
+        text = capsys.readouterr().out
+        description = text.split("\n\n")[1]  # argparse: usage, blank line, description, blank line, options
+        assert description.rstrip().endswith((".", ")")), f"{name}: the description stops mid-sentence: {description!r}"
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if line.endswith("\\"):
+                follow = lines[i + 1] if i + 1 < len(lines) else ""
+                indent = len(line) - len(line.lstrip())
+                assert follow.strip() and len(follow) - len(follow.lstrip()) > indent and not line.endswith("\\\\"), \
+                    f"{name}: broken line continuation: {line!r} then {follow!r}"

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import pickle
+import re
 import tarfile
 import zipfile
 
@@ -16,9 +17,11 @@ import torch
 from PIL import Image
 
 from specreg_lib.data.edm_datasets import (
+    DATASETS,
     DatasetError,
     EDMImageDataset,
     cifar10_records,
+    default_dataset_path,
     edm_name,
     prepare_cifar10,
     prepare_dataset,
@@ -179,3 +182,18 @@ def test_standin_in_edm_layout(tmp_path):
     assert x.shape == (3, 16, 16) and torch.equal(x[0], x[2]) and float(x.std()) > 0.01
     write_standin(tmp_path / "t.zip", n=6, resolution=16, seed=3)
     assert (tmp_path / "s.zip").read_bytes() == (tmp_path / "t.zip").read_bytes()
+
+
+def test_one_default_dataset_location():
+    """data/<name>.zip everywhere: the code's default, and every prepared dataset the README, docs, notebooks and
+    docstrings name sits in data/ (or is the user's own copy, ~/...)."""
+    from specreg_lib.io import resolve_repo_path
+
+    repo = resolve_repo_path(".")
+    assert default_dataset_path("afhqv2-64x64") == "data/afhqv2-64x64.zip"
+    named = re.compile(r"([\w.~-]+)/(" + "|".join(map(re.escape, DATASETS)) + r")\.zip")
+    files = [repo / "README.md", *repo.glob("docs/*.md"), *repo.glob("notebooks/*.ipynb"),
+             *repo.glob("specreg_lib/**/*.py")]
+    found = [(f.relative_to(repo), m.group(0)) for f in files for m in named.finditer(f.read_text())]
+    assert any(path == "data/afhqv2-64x64.zip" for _, path in found)  # the scan sees the README's line
+    assert [(f, path) for f, path in found if path.split("/")[0] not in ("data", "~")] == []

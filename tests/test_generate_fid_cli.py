@@ -29,7 +29,7 @@ def _rank_worker(rank: int, tmp: str, port: int) -> None:
     from specreg_lib.kit.generate import main
 
     rc = main(["--network", f"{tmp}/tiny.pkl", "--outdir", f"{tmp}/ranks", "--seeds", "0-6", "--steps", "2",
-               "--batch", "2", "--no-progress"])
+               "--batch", "2", "--no-progress", "--device", "cpu"])
     with open(f"{tmp}/rank{rank}.json", "w") as fh:
         json.dump({"rc": rc}, fh)
 
@@ -100,7 +100,7 @@ def test_fid_cli_end_to_end(tmp_path, capsys, monkeypatch):
     for s, a in enumerate(_images(12, 1)):
         image_path(tmp_path / "gen", s).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(a).save(image_path(tmp_path / "gen", s))
-    common = ["--offline", "--no-progress"]
+    common = ["--offline", "--no-progress", "--device", "cpu"]  # compared with CPU features below
     assert cli.main(["fid", "--make-ref", str(tmp_path / "gen"), "--ref", str(tmp_path / "ref.npz"), *common]) == 0
     assert cli.main(["fid", str(tmp_path / "gen"), "--ref", str(tmp_path / "ref.npz"), *common,
                      "--out", str(tmp_path / "self.json")]) == 0
@@ -137,7 +137,8 @@ def test_generate_cli_with_an_edm_checkpoint(tmp_path, capsys):
 
     pkl = tiny_songunet_checkpoint(tmp_path / "tiny.pkl")
     argv = ["generate", "--network", str(pkl), "--outdir", str(tmp_path / "out"), "--seeds", "0-3", "--steps", "2",
-            "--batch", "3", "--grid", str(tmp_path / "grid.png"), "--grid-cols", "2", "--no-progress"]
+            "--batch", "3", "--grid", str(tmp_path / "grid.png"), "--grid-cols", "2", "--no-progress",
+            "--device", "cpu"]  # compared bit for bit with CPU sampling below
     assert cli.main(argv) == 0
     assert "wrote 4 images" in capsys.readouterr().out
     want = to_uint8(sample_images(load_edm_checkpoint(pkl), [0, 1, 2, 3], SamplerSettings(num_steps=2)))
@@ -152,3 +153,27 @@ def test_generate_cli_with_an_edm_checkpoint(tmp_path, capsys):
     assert "absent.pkl" in _err(capsys)
     assert cli.main([*argv[:7], "--steps", "2", "--class", "1"]) == 2
     assert "class_idx=1" in _err(capsys)
+
+
+def test_generate_and_fid_choose_the_device_and_say_so(tmp_path, capsys, monkeypatch):
+    """--device defaults to auto in both doors: CUDA when torch sees a GPU, else the CPU; the choice is printed."""
+    from specreg_lib.metrics import fid as F
+
+    monkeypatch.setattr(F, "inception_extractor", lambda *a, **k: RandomConvFeatures())
+    want = "cuda" if torch.cuda.is_available() else "cpu"  # what "auto" means on this machine
+
+    def device_line() -> str:
+        return next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("device: "))
+
+    pkl = tiny_songunet_checkpoint(tmp_path / "tiny.pkl")
+    assert cli.main(["generate", "--network", str(pkl), "--outdir", str(tmp_path / "out"), "--seeds", "0-1",
+                     "--steps", "2", "--no-progress"]) == 0
+    assert device_line().startswith(f"device: {want} (--device auto")
+    assert json.loads((tmp_path / "out" / "generation.json").read_text())["device"] == want
+    ref = str(tmp_path / "ref.npz")
+    assert cli.main(["fid", "--make-ref", str(tmp_path / "out"), "--ref", ref, "--no-progress"]) == 0
+    assert device_line().startswith(f"device: {want} (--device auto")
+    assert cli.main(["fid", str(tmp_path / "out"), "--ref", ref, "--no-progress", "--device", "cpu"]) == 0
+    line = device_line()
+    assert line.startswith("device: cpu (--device cpu)")
+    assert line.endswith("unused (auto or cuda uses it)") == torch.cuda.is_available()

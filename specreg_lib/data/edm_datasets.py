@@ -293,6 +293,13 @@ def write_standin(dest: str | os.PathLike, n: int = 64, resolution: int = 64, ch
 # name -> (source asset or None, resolution): what prepare_dataset builds (EDM README's dataset commands).
 DATASETS = {"cifar10-32x32": ("cifar-10-binary.tar.gz", 32), "afhqv2-64x64": ("afhq_v2.zip", 64),
             "ffhq-64x64": (None, 64)}
+DATASET_DIR = "data"  # where prepared datasets live by default, relative to the repository root
+
+
+def default_dataset_path(name: str) -> str:
+    """The one default location of a prepared dataset: ``data/<name>.zip`` (repository-relative), where the EDM
+    experiments, ``specreg table1``, the notebooks and the README expect ``prepare_dataset``'s output."""
+    return f"{DATASET_DIR}/{name}.zip"
 
 
 def prepare_dataset(name: str, dest: str | os.PathLike, source: str | os.PathLike | None = None,

@@ -4,7 +4,7 @@ Examples:
 
     specreg fid out/afhq-vp --ref afhqv2-64x64.npz --num 50000 --sets 3      # the paper's protocol: 3 x 50k seeds
     specreg fid out/samples --ref my-refs.npz                                  # every image of the folder, once
-    specreg fid --make-ref datasets/afhqv2-64x64.zip --ref refs/afhqv2-clean.npz --mode clean
+    specreg fid --make-ref data/afhqv2-64x64.zip --ref refs/afhqv2-clean.npz --mode clean
 
 --mode legacy_tensorflow (default) is the scale of EDM's fid.py, its fid-refs/*.npz and the paper's Table 1;
 --mode clean is clean-fid's default (PIL bicubic resize to 299 first), with references made in that mode.
@@ -20,12 +20,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from ..assets import REGISTRY, fetch
+from ..assets import REGISTRY, AssetMissingError, fetch
+from ..data.edm_datasets import DATASETS, default_dataset_path
 from ..io import write_json
 from ..metrics import fid as F
 from ..metrics.frechet import gaussian_stats
-from .command import standalone
+from ..training.distributed import resolve_device
+from .command import device_line, standalone
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -48,7 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="instead: compute reference statistics of a dataset (zip or folder) and write them to --ref")
     p.add_argument("--inception", default=None, metavar="PT", help="local copy of inception-2015-12-05.pt")
     p.add_argument("--offline", action="store_true", help="never download (missing files are an error)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, else the CPU), cpu, cuda or cuda:N "
+                                                    "(default: %(default)s; the choice is printed)")
     p.add_argument("--batch", type=int, default=64, help="images per feature batch (default: %(default)s)")
     p.add_argument("--workers", type=int, default=0, help="image-loading worker processes (default: %(default)s)")
     p.add_argument("--out", default=None, metavar="JSON", help="also write the results to this JSON file")
@@ -59,19 +63,45 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def _reference(ref: str, offline: bool) -> str | Path:
     if Path(ref).expanduser().is_file() or ref not in REGISTRY:
         return Path(ref).expanduser()
-    return fetch(ref, allow_download=not offline)
+    try:
+        return fetch(ref, allow_download=not offline)
+    except AssetMissingError as err:
+        raise AssetMissingError(f"--ref {ref}: {str(err).rstrip('. ')}. With specreg fid: --ref PATH (your copy of "
+                                f"{ref}).") from err
+
+
+def _extractor(args: argparse.Namespace, device: torch.device) -> F.Extractor:
+    """Inception, from --inception, the cache or a download; a missing file names --inception."""
+    try:
+        return F.inception_extractor(args.mode, device, args.inception, not args.offline)
+    except AssetMissingError as err:
+        raise AssetMissingError(f"--inception: {str(err).rstrip('. ')}. With specreg fid: --inception PATH.") from err
+
+
+def _existing(path: str, option: str) -> None:
+    """A folder or zip the door reads must exist; else one line saying what to pass."""
+    if Path(path).expanduser().exists():
+        return
+    if option == "--make-ref":
+        where = ", ".join(default_dataset_path(n) for n in DATASETS)
+        raise ValueError(f"--make-ref {path}: no such folder or zip of images; prepared datasets are at {where} "
+                         "(specreg_lib.data.edm_datasets.prepare_dataset builds them there), or pass the path of yours")
+    raise ValueError(f"{path}: no such folder or zip of images; pass the --outdir specreg generate wrote, or any "
+                     "folder/zip of images")
 
 
 def execute(args: argparse.Namespace) -> int:
     """Entry point shared by ``specreg fid`` and ``python -m specreg_lib.kit.fid``; the exit code."""
-    common = dict(device=args.device, batch_size=args.batch, num_workers=args.workers,
-                  progress=not args.no_progress)
     try:
         if args.batch < 1 or args.workers < 0:
             raise ValueError(f"--batch must be >= 1 and --workers >= 0, got {args.batch} and {args.workers}")
+        device = resolve_device(args.device)
+        print(device_line(f"--device {args.device}", device))
+        common = dict(device=device, batch_size=args.batch, num_workers=args.workers, progress=not args.no_progress)
         if args.make_ref:
-            F.image_files(args.make_ref)  # a missing dataset fails before Inception loads
-            extractor = F.inception_extractor(args.mode, args.device, args.inception, not args.offline)
+            _existing(args.make_ref, "--make-ref")  # a missing dataset fails before Inception loads
+            F.image_files(args.make_ref)
+            extractor = _extractor(args, device)
             feats = F.image_features(args.make_ref, args.mode, extractor, **common)
             mu, sigma = gaussian_stats(feats)
             path = F.save_reference_stats(args.ref, mu, sigma, args.mode, feats.shape[0])
@@ -79,9 +109,10 @@ def execute(args: argparse.Namespace) -> int:
             return 0
         if not args.images:
             raise ValueError("give a folder of images (or --make-ref DATASET)")
+        _existing(args.images, "images")
         F.image_files(args.images)
         ref = F.load_reference_stats(_reference(args.ref, args.offline), args.mode)
-        extractor = F.inception_extractor(args.mode, args.device, args.inception, not args.offline)
+        extractor = _extractor(args, device)
         if args.num is None:
             summary = F.summarize([F.fid(args.images, ref, args.mode, extractor=extractor, **common)], ddof=0)
         else:

@@ -26,12 +26,13 @@ from typing import Any
 
 import torch
 
+from ..assets import AssetMissingError
 from ..data.seed_images import read_seed_images, save_grid
-from ..diffusion.generate import SOLVERS, SamplerSettings, generate_to_folder, net_geometry
+from ..diffusion.generate import PAPER_STEPS, SOLVERS, SamplerSettings, generate_to_folder, net_geometry
 from ..io import write_json
 from ..text import parse_seeds
 from ..training import distributed as D
-from .command import standalone
+from .command import device_line, standalone
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -60,8 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--S-max", type=float, default=math.inf, help="churn only for sigma <= S_max (default: inf)")
     p.add_argument("--S-noise", type=float, default=1.0, help="churn noise scale (default: %(default)s)")
     p.add_argument("--batch", type=int, default=64, help="images per batch and process (default: %(default)s)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s); under torchrun, "
-                                                   "cuda means cuda:LOCAL_RANK")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, else the CPU), cpu, cuda or cuda:N "
+                                                    "(default: %(default)s; the choice is printed); under torchrun, "
+                                                    "auto and cuda mean cuda:LOCAL_RANK")
     p.add_argument("--bf16", action="store_true", help="run the network under bfloat16 autocast (GPU)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format (GPU)")
     p.add_argument("--no-per-image", dest="per_image", action="store_false", default=None,
@@ -107,9 +109,16 @@ def _load(args: argparse.Namespace) -> Any:
     """The checkpoint's denoiser, checked against the options that depend on it."""
     from ..models import load_edm_checkpoint
 
-    net = load_edm_checkpoint(args.network, sha256=args.sha256, allow_download=not args.offline)
+    try:
+        net = load_edm_checkpoint(args.network, sha256=args.sha256, allow_download=not args.offline)
+    except FileNotFoundError as err:  # AssetMissingError included: name the option that takes a file on disk
+        raise AssetMissingError(f"--network {args.network}: {str(err).rstrip('. ')}. Pass an existing EDM pickle, "
+                                "a registry name or a URL; a copy on disk: --network PATH.") from err
     _, resolution, label_dim = net_geometry(net)
-    settings_from_args(args).steps_for(resolution)  # fails early for a resolution without a paper default
+    if args.steps is None and resolution not in PAPER_STEPS:  # fail before sampling, naming the option
+        paper = ", ".join(f"{n} at {r}x{r}" for r, n in sorted(PAPER_STEPS.items()))
+        raise ValueError(f"--steps: the paper gives no step count for {resolution}x{resolution} images (only {paper}); "
+                         f"pass --steps N, e.g. --steps {PAPER_STEPS[min(PAPER_STEPS)]}")
     if args.class_idx is not None and not 0 <= args.class_idx < label_dim:
         raise ValueError(f"--class {args.class_idx}: the network has label_dim={label_dim}; "
                          f"class_idx={args.class_idx} needs a conditional net and 0 <= class_idx < label_dim")
@@ -124,6 +133,9 @@ def execute(args: argparse.Namespace) -> int:
 
     try:
         seeds = parse_seeds(args.seeds)
+        if args.steps is not None and args.steps < 1:
+            raise ValueError(f"--steps {args.steps}: num_steps must be >= 1; pass e.g. --steps 18, or leave it out "
+                             "for the paper's")
         settings = settings_from_args(args)
         if args.batch < 1 or args.grid_cols < 1:
             raise ValueError(f"--batch and --grid-cols must be >= 1, got {args.batch} and {args.grid_cols}")
@@ -133,6 +145,8 @@ def execute(args: argparse.Namespace) -> int:
     except (ValueError, KeyError, TypeError) as err:
         return fail(err)
     D.init_distributed(args.device)  # under torchrun; a no-op otherwise
+    if D.is_main():
+        print(device_line(f"--device {args.device}", dev))
     # Rank 0 loads (and downloads into the cache) first and tells the others whether it worked, so ranks
     # neither download the same file at once nor wait for a rank that failed.
     net, error = None, None

@@ -36,8 +36,8 @@ from ..experiments.core.protocol import Experiment, Shorthand
 from ..experiments.core.runs import run_dir, run_state
 from ..experiments.core.sweep import run_sweep, sweep_status
 from ..text import parse_seeds
-from ..training.distributed import init_distributed, is_main, world_size
-from .command import standalone
+from ..training.distributed import init_distributed, is_main, resolve_device, world_size
+from .command import device_line, standalone
 from .paths import resolve_repo_path
 
 DEFAULT_ROOT = "checkpoints"
@@ -218,6 +218,7 @@ def execute(args: argparse.Namespace) -> int:
         return _fields(args)
     try:
         sweep = build_sweep(args)
+        sweep.experiment.check_artifact_options(artifact_options(sweep.experiment, args))
     except (ValueError, KeyError, TypeError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {msg}", file=sys.stderr)
@@ -228,8 +229,15 @@ def execute(args: argparse.Namespace) -> int:
     # on the number of shards
     say = print if is_main() else (lambda *a, **k: None)
     say(f"{exp.name}, profile {sweep.profile}: {len(sweep.configs())} runs under {root / exp.name}")
-    say(f"global batch per optimiser step: {exp.train_config(sweep.base_config()).batch_size} "
-        f"(world size {world_size()})")
+    tcfg = exp.train_config(sweep.base_config())
+    say(f"global batch per optimiser step: {tcfg.batch_size} (world size {world_size()})")
+    try:
+        say(device_line(f"train.device={tcfg.device}", resolve_device(tcfg.device)))
+    except ValueError as err:  # e.g. train.device=cuda on a machine without one: fine for listing the runs
+        if not args.dry_run:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        say(f"device: train.device={tcfg.device} is not usable here ({err})")
     say(format_status(sweep_status(sweep, root)))
     if args.dry_run:
         return 0
