@@ -58,6 +58,26 @@ def test_pesq_known_answers(speech: np.ndarray) -> None:
         pesq_wb(np.zeros(SR), np.zeros(SR), SR)
 
 
+def test_pesq_resamples_to_16k_like_an_independent_resampler(speech: np.ndarray) -> None:
+    """P.862.2 is defined at 16 kHz: PESQ of a 22.05 kHz pair equals PESQ of the pair resampled by scipy's
+    polyphase filter (320/441) within 0.03 MOS (the two resamplers' filters differ slightly), and is far (> 0.2, in
+    at least one case) from feeding the 22.05 kHz samples to PESQ as 16 kHz (speech 1.38x slower, bands shifted)."""
+    from pesq import pesq
+    from scipy.signal import butter, resample_poly, sosfilt
+
+    noisy = speech + 0.002 * np.random.default_rng(1).standard_normal(speech.size)
+    low_passed = sosfilt(butter(8, 6000, fs=SR, output="sos"), speech)  # 8th-order Butterworth at 6 kHz
+    gaps = []
+    for degraded in (noisy.astype(np.float32), low_passed.astype(np.float32)):
+        ours = pesq_wb(speech, degraded, SR)
+        oracle = pesq(16000, resample_poly(speech, 320, 441), resample_poly(degraded, 320, 441), "wb")
+        unresampled = pesq(16000, speech, degraded, "wb")
+        assert ours == pytest.approx(oracle, abs=0.03)
+        gaps.append(abs(ours - unresampled))
+    # espeak speech: both gaps ~0.3; the synthetic vowels (no espeak-ng): 0.06 (noise) and 0.68 (low-pass)
+    assert max(gaps) > 0.2
+
+
 def test_ndb_constructed_case() -> None:
     # four well-separated clusters of 250 reference points; K-means with K=4 finds them
     rng = np.random.default_rng(0)
@@ -72,6 +92,33 @@ def test_ndb_constructed_case() -> None:
     assert ndb(ref, centres[[0]].repeat(1000, 0), k=4) == 1.0  # everything in one bin: all four differ
     with pytest.raises(ValueError, match="same D"):
         ndb(ref, np.zeros((5, 3)), k=4)
+
+
+def test_ndb_worked_example_against_two_proportion_z_tests() -> None:
+    """Five tight clusters (K-means recovers them exactly), 200 reference points each; generated counts chosen so
+    that bin 2's two-tailed p-value lies between alpha/10 and alpha: the pooled two-proportion z-test, written
+    out here with scipy.stats.norm, flags bins 0, 2, 3, 4 -> NDB/K = 4/5."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(3)
+    centres = np.array([[0, 0], [10, 0], [0, 10], [10, 10], [20, 5]], dtype=float)
+    ref_counts, gen_counts = np.full(5, 200), np.array([290, 200, 240, 140, 130])
+
+    def cloud(counts: np.ndarray) -> np.ndarray:
+        return np.concatenate([c + 0.1 * rng.standard_normal((n, 2)) for c, n in zip(centres, counts, strict=True)])
+
+    n1, n2 = ref_counts.sum(), gen_counts.sum()
+    pooled = (ref_counts + gen_counts) / (n1 + n2)
+    z = (ref_counts / n1 - gen_counts / n2) / np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    p_values = 2 * norm.sf(np.abs(z))
+    # by hand, e.g. bin 2: (0.20 - 0.24) / sqrt(0.22 * 0.78 * (2 / 1000)) = -2.1592
+    np.testing.assert_allclose(z, [-4.6792, 0.0, -2.1592, 3.5717, 4.2169], atol=1e-4)
+    alpha = 0.05
+    assert int((p_values < alpha).sum()) == 4 and int((p_values < alpha / 10).sum()) == 3
+    assert alpha / 10 < p_values[2] < alpha  # the bin that tells alpha from alpha / 10
+    ref, gen = cloud(ref_counts), cloud(gen_counts)
+    assert ndb(ref, gen, k=5, alpha=alpha) == pytest.approx(4 / 5)
+    assert ndb(ref, gen, k=5, alpha=0.02) == pytest.approx(3 / 5)  # p_2 ~ 0.031 is no longer significant
 
 
 def test_fad_is_the_shared_frechet_distance_of_gaussians() -> None:
