@@ -10,7 +10,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.specreg-installed
 
-.PHONY: setup figures test lint bench gpu-check clean-executed espeak
+.PHONY: setup figures test lint bench gpu-check clean-executed espeak mutate
 
 setup: $(STAMP) espeak
 
@@ -63,6 +63,11 @@ bench: setup
 # generation images/s, peak memory at Table 3's batch 16 -> logs/gpu_check.json + a table. CPU: ARGS=--dry-run
 gpu-check: setup
 	$(PY) benchmarks/gpu_check.py $(ARGS)
+
+# Deliberate bugs (tests/mutate.py's list), each in a temporary copy of the tree: every one must fail the tests listed
+# for it. Not part of `make test`. Options: ARGS="--only 3,8" | ARGS=--all (each against the whole suite) | ARGS=--list
+mutate: setup
+	$(PY) tests/mutate.py $(ARGS)
 
 clean-executed:
 	rm -rf executed

@@ -53,3 +53,27 @@ def test_peak_mask_matches_odd_harmonics():
 def test_bad_family():
     with pytest.raises(ValueError):
         CheckerboardFamily(size=64, sides=(3,))
+
+
+def test_structure_metrics_default_tolerance_is_five_percent_of_pixels():
+    """The headline valid fractions (figures/*/02_checkerboard_toy) use tol=0.05: pinned on hand-made samples."""
+    import numpy as np
+
+    fam = CheckerboardFamily(size=64, sides=(2, 4))
+    i, j = np.meshgrid(np.arange(64), np.arange(64), indexing="ij")
+    rng = np.random.default_rng(0)
+    flips = np.array([0.02, 0.04, 0.07, 0.12])  # share of pixels whose sign is wrong, one sample each
+    boards = []
+    for k, share in enumerate(flips):
+        side, oy, ox = (2, 4)[k % 2], k, 2 * k
+        sign = (-1.0) ** ((i + oy) // side + (j + ox) // side)  # a family member written out
+        wrong = rng.choice(64 * 64, size=round(share * 64 * 64), replace=False)
+        sign.flat[wrong] *= -1
+        boards.append(sign * (1 - 0.08 * rng.random((64, 64))))  # near-binary: |x| in (0.92, 1]
+    x = torch.tensor(np.stack(boards)[:, None], dtype=torch.float32)
+    # another member differs from a sample's own on >= 25% of pixels, so 12% flips still match their own member
+    assert torch.allclose(match_error(x, fam)[0], torch.tensor(flips, dtype=torch.float32), atol=1 / 4096)
+    m = structure_metrics(x, fam)
+    expected = float(np.mean(flips <= 0.05))  # 2 of 4 (0.10 would give 3 of 4)
+    assert m["valid_fraction"] == expected and m["binariness"] == 1.0
+    assert structure_metrics(x, fam, tol=0.10)["valid_fraction"] == float(np.mean(flips <= 0.10)) != expected

@@ -35,6 +35,7 @@ from specreg_lib.experiments import (
     to_dict,
     variant_sweep,
 )
+from specreg_lib.experiments.core.config import _optional_inner, get_path
 from specreg_lib.experiments.core.runs import results_dir, run_lock
 from specreg_lib.experiments.toy.experiment import TOY_VARIANTS
 
@@ -122,6 +123,141 @@ def test_run_hash_covers_what_changes_the_model_and_results_key_the_rest():
     # the issue's bug: log_floor and n_reference changed the reference but not the cached log distance
     r = CHECKERBOARD.results_hash
     assert r(tiny(log_floor=1.0)) != r(cfg) and r(tiny(n_reference=16)) != r(cfg) and r(tiny(n_samples=2)) != r(cfg)
+
+
+# What the run hash leaves out, each for a reason (the declared runtime list; a field not here changes the hash).
+# Written out here, not read from protocol.RUNTIME_FIELDS, so that a field slipping into that list fails this test.
+_RUNTIME_DECLARED = {
+    "train.steps": "snapshots: a longer run of a constant-LR config continues the shorter one (runs.py)",
+    "train.checkpoint_every": "how often the loop saves, not what it computes",
+    "train.log_every": "logging only",
+    "train.progress": "a progress bar",
+    "train.max_nonfinite": "when the loop gives up on NaN steps; a run that finishes is the same run",
+    "train.eval_every": "evaluation during training reads the model, never changes it",
+    "train.device": "CPU and GPU agree in distribution; the device is recorded in metrics.json",
+    "threads": "CPU threads",
+    "sample": "keys the results (results_hash), not the trained model",
+    "evaluate": "keys the results (results_hash), not the trained model",
+}
+# Where an experiment's own run_hash departs from the list, declared by the experiment class and checked both ways
+_HASH_EXCEPTIONS = {
+    # a verified file gives the same run wherever it lies (AudioExperiment._without_locations)
+    "AudioExperiment": {"runtime": {"data.path", "model.local_path"}, "hashed": set()},
+    # a fine-tune's steps fix its length (0 = derived from duration_kimg), so they are hashed
+    "EDMFinetuneExperiment": {"runtime": set(), "hashed": {"train.steps"}},
+}
+
+
+def _is_runtime(path: str, exp) -> bool:
+    extra = _HASH_EXCEPTIONS.get(type(exp).__name__, {"runtime": set(), "hashed": set()})
+    if path in extra["hashed"]:
+        return False
+    parts = path.split(".")
+    declared = any(".".join(parts[:i]) in _RUNTIME_DECLARED for i in range(1, len(parts) + 1))
+    return declared or path in extra["runtime"]
+
+
+def _other_values(value, hint):
+    """Values to try in place of ``value`` (the first one the config accepts is used)."""
+    import typing
+
+    inner, optional = _optional_inner(hint)
+    if optional and value is not None:
+        yield None
+    if isinstance(value, bool) or inner is bool:
+        yield not value
+    elif isinstance(value, SpectralWeighting):
+        yield SpectralWeighting(value.kind, value.gamma + 1.0, value.t_max)
+    elif isinstance(value, dict):  # a regularizer's options: a number changed, or the other bin reduction
+        yield from ({**value, k: v * 2 or 1} for k, v in value.items() if type(v) in (int, float))
+        yield {**value, "bins": "mean" if value.get("bins") == "sum" else "sum"}
+    elif isinstance(value, tuple):
+        yield from (value + value[-1:], value[:-1], tuple(v / 2 for v in value))
+    elif inner is int or type(value) is int:
+        yield from (value + 1, value * 2, value - 1, 1, 2, 8) if value is not None else (1, 2, 8)
+    elif inner is float or type(value) is float:
+        yield from (value * 2, value / 2, 0.5, 0.1, 1.0) if value is not None else (0.5, 0.1, 1.0)
+    elif str in (inner, *typing.get_args(inner)):
+        yield "zz-not-a-choice"  # refused, unless any text goes; the refusal names the choices (below)
+
+
+def _perturbed(cfg, path, hint):
+    """``cfg`` with the leaf at ``path`` set to another value its config accepts, or None if none is found."""
+    import re
+
+    value = get_path(cfg, path)
+    for cand in _other_values(value, hint):
+        if cand == value:
+            continue
+        try:
+            return apply_overrides(cfg, {path: cand})
+        except (ValueError, TypeError) as err:
+            if not isinstance(cand, str):
+                continue
+            for word in dict.fromkeys(re.findall(r"[A-Za-z0-9_.]+", str(err))):  # the choices the refusal lists
+                if word not in (value, cand):
+                    try:
+                        return apply_overrides(cfg, {path: word})
+                    except (ValueError, TypeError, KeyError):
+                        pass
+    return None
+
+
+def _starts(exp, top, pool):
+    """Configs to move a leaf from: each profile, then each with the sub-config ``top`` from the ``pool``."""
+    import dataclasses
+
+    profiles = [exp.config(p) for p in exp.profiles]
+    yield from profiles
+    for cfg in profiles:
+        own = getattr(cfg, top)
+        for alt in pool.get((type(own), top), ()) if dataclasses.is_dataclass(own) else ():
+            try:
+                yield apply_overrides(cfg, {top: alt})
+            except ValueError:  # e.g. an image regularizer in the audio config
+                pass
+
+
+def test_the_run_hash_covers_every_field_outside_the_declared_runtime_list():
+    """Generated from the configs: every leaf of every registered experiment's config, moved to another valid
+    value in turn, changes the run hash unless the leaf is runtime (declared above, with its reason)."""
+    import dataclasses
+
+    from specreg_lib.experiments import EXPERIMENTS, RUNTIME_FIELDS, NotApplicable, field_paths
+
+    assert RUNTIME_FIELDS == set(_RUNTIME_DECLARED), "the runtime list changed: say why in _RUNTIME_DECLARED"
+    # starting points: every profile, and every profile with one sub-config taken from another experiment's profile
+    # (fields that move only together with a sibling, e.g. the EMA half-life, need the sibling switched off first)
+    pool = {}
+    for exp in EXPERIMENTS.values():
+        for profile in exp.profiles:
+            cfg = exp.config(profile)
+            for f in dataclasses.fields(cfg):
+                sub = getattr(cfg, f.name)
+                if dataclasses.is_dataclass(sub):
+                    pool.setdefault((type(sub), f.name), []).append(sub)
+    for exp in EXPERIMENTS.values():
+        leaves = {p: h for p, h in field_paths(exp.config_class).items()
+                  if not (dataclasses.is_dataclass(_optional_inner(h)[0]) and not _optional_inner(h)[1])
+                  or _optional_inner(h)[0] is SpectralWeighting}
+        wrong, untested = [], []
+        for path, hint in leaves.items():
+            for start in _starts(exp, path.split(".")[0], pool):
+                try:
+                    moved = _perturbed(start, path, hint)
+                except NotApplicable:  # under a sub-config that is None in this profile (a baseline's regularizer)
+                    continue
+                if moved is None:
+                    continue
+                changed = exp.run_hash(moved) != exp.run_hash(start)
+                if changed == _is_runtime(path, exp):
+                    wrong.append(f"{path}: {get_path(start, path)!r} -> {get_path(moved, path)!r} "
+                                 f"{'changes' if changed else 'keeps'} the hash")
+                break
+            else:
+                untested.append(path)
+        assert not wrong, (exp.name, wrong)
+        assert not untested, (exp.name, "no other valid value found for", untested)
 
 
 def test_results_are_cached_and_keyed_by_evaluation_settings(tmp_path):

@@ -39,9 +39,11 @@ def numbers(obj, path="") -> list[tuple[str, float]]:
 def test_make_gpu_check_dry_run_writes_every_field(tmp_path):
     out = tmp_path / "gpu_check.json"
     args = f"--dry-run --out {out}"
-    make = subprocess.run(["make", "-n", "gpu-check", f"PY={sys.executable}", f"ARGS={args}"], cwd=REPO,
-                          capture_output=True, text=True, check=True)
-    cmd = make.stdout.strip().splitlines()[-1]  # the target's own line (after setup's, if any)
+    # under `make test` this runs as a sub-make: drop make's own variables so it prints only the commands
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+    make = subprocess.run(["make", "--no-print-directory", "-n", "gpu-check", f"PY={sys.executable}",
+                           f"ARGS={args}"], cwd=REPO, capture_output=True, text=True, check=True, env=env)
+    cmd = [line for line in make.stdout.splitlines() if "benchmarks/gpu_check.py" in line][-1]  # the target's line
     assert cmd.startswith(f"{sys.executable} benchmarks/gpu_check.py --dry-run"), cmd
     done = subprocess.run(shlex.split(cmd), cwd=REPO, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -51,6 +51,22 @@ def test_notebook_is_committed_clean_and_thin(path):
     assert "resolve_out_dir(out_dir, profile)" in source, f"{path.name}: resolve out_dir with kit.paths.resolve_out_dir"
 
 
+KIT_KERNELSPEC = {"name": "specreg", "display_name": "Python (specreg)", "language": "python"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_carries_the_kits_kernelspec_and_no_outputs(path):
+    """The README says to pick "Python (specreg)"; the runner registers that kernel (runner.KERNEL_NAME)."""
+    from specreg_lib.kit.runner import KERNEL_NAME
+
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"] == KIT_KERNELSPEC and KERNEL_NAME == KIT_KERNELSPEC["name"], \
+        f"{path.name}: set metadata.kernelspec to {KIT_KERNELSPEC} (JupyterLab may have rewritten it)"
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, f"{path.name}: clear outputs"
+
+
 def _finite_numbers(obj):
     if isinstance(obj, dict):
         for v in obj.values():

@@ -122,3 +122,28 @@ def test_out_dir_override_is_honoured(nb_dir, tmp_path, capsys):
 def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "specreg_lib.kit.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "reproduce" in out.stdout and "spectrum" in out.stdout
+
+
+
+@pytest.mark.notebook
+def test_a_metrics_file_older_than_the_run_is_not_its_result(tmp_path):
+    """runner.run_notebook: a notebook counts as ok only if its metrics.json was written during this run (mtime
+    >= start - 1 s); an earlier run's file left in the folder is reported as failed, never as this run's numbers."""
+    import os
+    import time
+
+    from specreg_lib.kit.outputs import write_metrics
+    from specreg_lib.kit.runner import run_notebook
+
+    silent = tmp_path / "03_silent.ipynb"
+    _notebook(silent, "x = 1")
+    nb = nbformat.read(silent, as_version=4)
+    nb.cells = nb.cells[:-1]  # without its last cell: it runs fine but never writes metrics.json
+    nbformat.write(nb, silent)
+    old = write_metrics(tmp_path / "figures/smoke/03_silent", "x", "smoke", {"answer": 7.0},
+                        {"answer": {"meaning": "the answer", "better": "neither"}})
+    stamp = time.time() - 3600  # an earlier run's result, an hour old
+    os.utime(old, (stamp, stamp))
+    result = run_notebook(silent, "smoke", tmp_path / "run", root=tmp_path)
+    assert result.status == "failed" and result.metrics is None
+    assert f"ran but wrote no new {old}" in result.error
