@@ -99,3 +99,45 @@ def test_notebook_runs_in_smoke_profile(path, tmp_path):
     for name in m["figures"]:
         png = res.out_dir / f"{name}.png"
         assert png.stat().st_size > 1000 and png.with_suffix(".pdf").is_file()
+
+
+@pytest.mark.notebook
+def test_tour_claims_hold(tmp_path):
+    """Every claim of notebook 01's text, and the numbers README.md quotes from it, against its metrics.json."""
+    path = next(p for p in NOTEBOOKS if p.stem == "01_spectral_losses_tour")
+    res = run_notebook(path, "smoke", tmp_path / "run", root=tmp_path)
+    assert res.status == "ok", res.error
+    m = json.loads((res.out_dir / "metrics.json").read_text())
+    h = m["headline"]
+    # Section 1: every slope at least as steep as -2; camera keeps under 10% of its non-DC energy above 1/8.
+    assert max(m["slopes"].values()) <= -2 and h["energy_share_above_0125"] < 0.1
+    # Section 2: Parseval; L2 ~ amplitude^2; amplitude L1 ~ amplitude; white/grating between bound/2 and bound.
+    rows = m["parseval"]
+    ratio = {k: {q: r[q] / rows["grating"][q] for q in r} for k, r in rows.items()}
+    assert all(math.isclose(r["Fourier L2"], r["pixel L2"], rel_tol=1e-9) for r in rows.values())
+    assert [round(r["pixel L2"], 9) for r in ratio.values()] == [1, 1, 0.25, 0.01]
+    for k, s in (("grating x 0.5", 0.5), ("grating x 0.1", 0.1)):
+        assert math.isclose(ratio[k]["amplitude L1"], s, rel_tol=0.15)
+    bound = math.sqrt(128**2 / 2)
+    assert 0.5 * bound < h["amp_l1_white_over_grating"] < bound
+    # Section 3: the hybrid follows its phase source; Eq. 15 is 0 for equal amplitudes.
+    assert m["swap"]["phase source"] > 0.5 > m["swap"]["amplitude source"] and m["eq15"]["hybrid vs camera"] < 1e-9
+    # Section 4: detail bands < 10% of the photo's energy, > 90% of the blur's error.
+    assert h["detail_energy_share"] < 0.1 < 0.9 < h["blur_error_detail_share"]
+    # Section 5: wrapping lowers the value; the naive gradient explodes near a constant and collapses at it.
+    assert m["eq15_values"]["wrap_phase=1"] < m["eq15_values"]["wrap_phase=0"]
+    naive, safe, amp = (m["grad_norms"][k] for k in ("naive", "safe", "amplitude"))
+    assert naive[-2] > 1e6 * naive[0] and naive[-2] > 1e4 * safe[-2] and max(safe) < 20 * max(amp) > naive[-1]
+    # Section 6: the high band keeps less than the low band at every sigma; it halves from 0.05 to 1; etc.
+    b = m["x0_hat_power_bands"]
+    assert all(v["high"] < v["low"] for v in b.values()) and b["1"]["high"] < 0.5 * b["0.05"]["high"]
+    assert abs(b["0.05"]["low"] - 1) < 0.25 and b["1"]["low"] < min(1, b["0.05"]["low"])
+    # Section 7: both terms and their gradients measured after every step.
+    assert len(m["eq17_steps"]) == 3 and all(s["grad_spectral"] > 0 < s["grad_diffusion"] for s in m["eq17_steps"])
+    # README.md quotes these (rounded as printed there).
+    readme = {"mean_power_law_slope": (-2.64, 0.005), "energy_share_above_0125": (0.063, 0.0005),
+              "amp_l1_white_over_grating": (71.8, 0.05), "detail_energy_share": (0.076, 0.0005),
+              "blur_error_detail_share": (0.96, 0.005), "grad_norm_naive_at_1e8": (1.2e6, 0.05e6),
+              "grad_norm_safe_at_1e8": (0.043, 0.0005)}
+    for key, (quoted, tol) in readme.items():
+        assert abs(h[key] - quoted) <= tol, f"README.md quotes {key} = {quoted}, the notebook gives {h[key]}"

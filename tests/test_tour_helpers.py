@@ -38,3 +38,24 @@ def test_naive_eq15_has_the_safe_loss_value_but_not_its_gradient():
     naive = torch.autograd.grad(naive_amplitude_phase_loss(near, x0).sum(), near)[0].norm()
     safe = torch.autograd.grad(amplitude_phase_loss(near, x0).sum(), near)[0].norm()
     assert naive > 1e4 * safe and safe < 1
+
+
+def test_notebook_01_formulas_written_out_match_the_library():
+    """Notebook 01 cites these: Eq. 15 (both couplings, wrapped phase), Eq. 16 per band, Parseval on a dropped band."""
+    from specreg_lib.spectral import wavedec, wavelet_loss
+
+    cam, ast = photo("camera", 64).double(), photo("astronaut", 64).double()
+    F_cam, F_ast = torch.fft.fft2(cam, norm="ortho"), torch.fft.fft2(ast, norm="ortho")
+    dA = (F_ast.abs() - F_cam.abs()).abs()
+    dphi = torch.angle(F_ast * F_cam.conj()).abs()  # wrapped into [0, pi]
+    want = {"per_frequency": (dA * (1 + dphi)).mean(), "global": dA.mean() * (1 + dphi.mean())}
+    for coupling, value in want.items():
+        torch.testing.assert_close(amplitude_phase_loss(ast, cam, coupling=coupling)[0], value)
+    blurred = torch.nn.functional.avg_pool2d(cam, 3, stride=1, padding=1, count_include_pad=False)
+    eA, e2, e1 = wavedec(blurred - cam, "haar", levels=2)
+    bands = [eA] + [d[:, :, i] for d in (e2, e1) for i in range(3)]
+    torch.testing.assert_close(wavelet_loss(blurred, cam, levels=2)[0], sum(b.abs().mean() for b in bands))
+    freqs = torch.fft.fftfreq(64)
+    radius = freqs[:, None].hypot(freqs[None, :])
+    lowpass = torch.fft.ifft2(F_cam * (radius <= 1 / 8), norm="ortho").real
+    torch.testing.assert_close((lowpass - cam).square().sum(), F_cam.abs().square()[..., radius > 1 / 8].sum())
