@@ -16,6 +16,7 @@ import statistics
 import time
 
 import torch
+from _report import add_out_argument, quartiles, spread, tee_to
 
 from specreg_lib.experiments import DIFFWAVE
 from specreg_lib.models.diffwave import build_diffwave, tiny_params
@@ -29,7 +30,14 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--tiny", action="store_true", help="the smoke network instead of LMNT's full one")
+    add_out_argument(p)
     args = p.parse_args()
+    with tee_to(args.out):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Interleave baseline and regularized steps per regularizer; print the table."""
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -57,8 +65,8 @@ def main() -> None:
     step(base, 0)  # warm-up
     print(f"DiffWave {'tiny' if args.tiny else '30x64'}, batch {args.batch}, {args.frames * 256} samples, "
           f"{args.device}, {args.threads} threads; median of {args.pairs} interleaved pairs\n")
-    print("| regularizer | baseline s/step | regularized s/step | ratio (median of pairs) | L_S fwd+bwd ms | "
-          "L_S / step |")
+    print("| regularizer | baseline s/step, median [min, max] | regularized s/step, median [min, max] | "
+          "ratio, median of pairs (IQR) | L_S fwd+bwd ms, median [min, max] | L_S / step (medians) |")
     print("|---|---|---|---|---|---|")
     for name in ("amp", "amp_phase", "haar", "bior1.3"):
         reg = DIFFWAVE.build_loss(DIFFWAVE.config("paper", {**over, "regularizer": DIFFWAVE.variants[name]}))
@@ -80,8 +88,9 @@ def main() -> None:
             spectral(x0_hat, x0).sum().backward()
             ls.append(time.perf_counter() - t0)
         ls_s = statistics.median(ls[1:])
-        print(f"| {name} | {statistics.median(tb):.3f} | {statistics.median(tr):.3f} | "
-              f"{statistics.median(ratios):.4f} | {1e3 * ls_s:.2f} | {ls_s / statistics.median(tb):.5f} |")
+        q1, med, q3 = quartiles(ratios)
+        print(f"| {name} | {spread(tb, '.3f')} | {spread(tr, '.3f')} | {med:.4f} ({q1:.4f}-{q3:.4f}) | "
+              f"{spread([1e3 * v for v in ls[1:]])} | {ls_s / statistics.median(tb):.5f} |")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import statistics
 import time
 
 import torch
+from _report import add_out_argument, quartiles, spread, tee_to
 
 from specreg_lib.data.augment import AugmentPipe
 from specreg_lib.data.patches import ImagePatches
@@ -61,12 +62,13 @@ def batch(net: EDMDenoiser, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 def terms(net: EDMDenoiser, y: torch.Tensor, cond: torch.Tensor) -> None:
     net.train()
     rows = term_table(net, y, regularizers(), cond=cond)
-    head = ("regularizer", "pixels", "L_diff", "w*L_S", "w*L_S/L_diff", "|g_diff|", "|g_spec|", "g ratio")
-    print(f"{head[0]:<22}{head[1]:>9}" + "".join(f"{h:>13}" for h in head[2:]))
+    print("| regularizer / weighting | pixels | L_diff | w L_S | w L_S / L_diff | grad L_diff | grad w L_S "
+          "| grad ratio |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         vals = (r["diffusion"], r["spectral"], r["term_ratio"], r["grad_diffusion"], r["grad_spectral"],
                 r["grad_ratio"])
-        print(f"{r['regularizer']:<22}{r['pixels']:>9}" + "".join(f"{v:13.4g}" for v in vals))
+        print(f"| {r['regularizer']} | {r['pixels']} | " + " | ".join(f"{v:.4g}" for v in vals) + " |")
 
 
 def step_time(net: EDMDenoiser, loss: EDMTrainLoss, opt: torch.optim.Optimizer, y: torch.Tensor,
@@ -96,8 +98,11 @@ def overhead(net: EDMDenoiser, y: torch.Tensor, cond: torch.Tensor, pairs: int) 
     base = EDMTrainLoss(EDMLoss(), "sum")
     step_time(net, base, opt, y, cond, 0)  # warm-up
     x0_hat = y + 0.1 * torch.randn(y.shape, generator=torch.Generator(y.device).manual_seed(0), device=y.device)
-    print(f"{'regularizer':<22}{'baseline s':>12}{'regular. s':>12}{'ratio':>8}{'L_S s':>10}{'L_S/base':>10}"
-          f"  (medians of {pairs} interleaved pairs; L_S alone: 20 repeats)")
+    print(f"medians of {pairs} interleaved pairs with [min, max], the step-time ratio's quartiles over the pairs; "
+          "L_S alone: median of 20 repeats\n")
+    print("| regularizer | baseline step s | regularized step s | pair ratio, median (IQR) | L_S alone s | "
+          "L_S / baseline step |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, reg in regularizers().items():
         if not name.endswith("/weighted"):
             continue  # the weighting does not change the cost
@@ -107,10 +112,10 @@ def overhead(net: EDMDenoiser, y: torch.Tensor, cond: torch.Tensor, pairs: int) 
             order = [(base, b), (loss, r)] if i % 2 == 0 else [(loss, r), (base, b)]
             for fn, out in order:
                 out.append(step_time(net, fn, opt, y, cond, i))
-        ratio = statistics.median(rr / bb for rr, bb in zip(r, b))
+        q1, ratio, q3 = quartiles([rr / bb for rr, bb in zip(r, b, strict=True)])
         cost = spectral_cost(reg, x0_hat, y)
-        print(f"{name:<22}{statistics.median(b):12.3f}{statistics.median(r):12.3f}{ratio:8.3f}{cost:10.4f}"
-              f"{cost / statistics.median(b):10.5f}", flush=True)
+        print(f"| {name} | {spread(b, '.3f')} | {spread(r, '.3f')} | {ratio:.3f} ({q1:.3f}-{q3:.3f}) | {cost:.4f} | "
+              f"{cost / statistics.median(b):.5f} |", flush=True)
 
 
 def main() -> None:
@@ -122,7 +127,14 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--checkpoint", default=None, help="an EDM pickle (path or registry name) instead of random init")
     p.add_argument("--tiny", action="store_true", help="a 16x16 toy-size net (checks the script in seconds)")
+    add_out_argument(p)
     a = p.parse_args()
+    with tee_to(a.out):
+        run(a)
+
+
+def run(a: argparse.Namespace) -> None:
+    """Build the net and the batch; print the terms or the overhead table."""
     torch.set_num_threads(a.threads)
     net = load_edm_checkpoint(a.checkpoint) if a.checkpoint else afhq_ddpmpp(a.tiny)
     net = net.to(a.device)

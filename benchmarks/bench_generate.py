@@ -10,8 +10,9 @@ EDM preconditioning (``EDMDenoiser``). Measured side by side, interleaved, in on
   schedule) around a zero-cost denoiser (returns its input), at the paper's 40 steps;
 * one network evaluation of the batch (``net(x, sigma)``), per NFE.
 
-overhead % = sampler-only time per NFE / network time per NFE (goal < 1%). Min (median) over ``--repeats``.
-Usage: python benchmarks/bench_generate.py [--device cpu] [--threads 2] [--batch 2] [--steps 2] [--repeats 3]
+overhead % = sampler-only time per NFE / network time per NFE (goal < 1%). Totals: median [min, max] over
+``--repeats``; every derived column (ms / NFE, images/s, %) from the medians.
+Usage: python benchmarks/bench_generate.py [--device cpu] [--threads 2] [--batch 2] [--steps 2] [--repeats 3] [--out F]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import statistics
 import time
 
 import torch
+from _report import add_out_argument, spread, tee_to
 from torch import nn
 
 from specreg_lib.diffusion.generate import SamplerSettings, sample_images
@@ -48,7 +50,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2, help="images per batch")
     ap.add_argument("--steps", type=int, default=2, help="Heun steps N for the network runs (NFE 2N - 1)")
     ap.add_argument("--repeats", type=int, default=3)
+    add_out_argument(ap)
     args = ap.parse_args()
+    with tee_to(args.out):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Time the cases interleaved and print the tables."""
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     torch.manual_seed(0)
@@ -83,24 +92,23 @@ def main() -> None:
                 sync()
                 times[name].append(time.perf_counter() - t0)
     nfe_few, nfe_paper = few.nfe(64), paper.nfe(64)
-    lo = {k: min(v) for k, v in times.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"torch {torch.__version__}, device {dev}, threads {args.threads}, batch {args.batch}, "
-          f"AFHQv2-64 DDPM++ ({count_parameters(net):,} params), random weights; min (median) of {args.repeats}\n")
+          f"AFHQv2-64 DDPM++ ({count_parameters(net):,} params), random weights; median [min, max] of {args.repeats}\n")
     print("| measurement | NFE | total s | ms / NFE | images/s | at 40 steps (NFE 79): s / image |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in ("net per_image", "net batched"):
-        per_nfe = lo[name] / nfe_few
-        print(f"| sampler + network, {name[4:]} | {nfe_few} | {lo[name]:.2f} ({med[name]:.2f}) | {1e3 * per_nfe:.1f} "
-              f"| {args.batch / lo[name]:.3f} | {per_nfe * nfe_paper / args.batch:.1f} |")
-    print(f"| one network evaluation of the batch | 1 | {lo['one forward']:.2f} ({med['one forward']:.2f}) | "
-          f"{1e3 * lo['one forward']:.1f} | | |")
+        per_nfe = med[name] / nfe_few
+        print(f"| sampler + network, {name[4:]} | {nfe_few} | {spread(times[name])} | {1e3 * per_nfe:.1f} "
+              f"| {args.batch / med[name]:.3f} | {per_nfe * nfe_paper / args.batch:.1f} |")
+    print(f"| one network evaluation of the batch | 1 | {spread(times['one forward'])} | "
+          f"{1e3 * med['one forward']:.1f} | | |")
     for name in ("zero-cost per_image (40 steps)", "zero-cost batched (40 steps)"):
-        print(f"| sampler only, {name} | {nfe_paper} | {lo[name]:.4f} ({med[name]:.4f}) | "
-              f"{1e3 * lo[name] / nfe_paper:.3f} | | |")
+        print(f"| sampler only, {name} | {nfe_paper} | {spread(times[name], '.4f')} | "
+              f"{1e3 * med[name] / nfe_paper:.3f} | | |")
     print("\n| sampler overhead per NFE / one network evaluation | % |\n|---|---:|")
     for name in ("zero-cost per_image (40 steps)", "zero-cost batched (40 steps)"):
-        print(f"| {name.split(' (')[0]} | {100 * (lo[name] / nfe_paper) / lo['one forward']:.4f} |")
+        print(f"| {name.split(' (')[0]} | {100 * (med[name] / nfe_paper) / med['one forward']:.4f} |")
 
 
 if __name__ == "__main__":

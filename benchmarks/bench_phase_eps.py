@@ -3,15 +3,18 @@
 Prints one table: for each phase_eps, (1) the relative L2 distance between our gradient and exact autograd
 (torch.angle, no softening) on random pairs whose spectra have energy everywhere, median over seeds; (2) the
 gradient norm at an almost constant x0_hat (constant + 1e-8 noise, what a denoiser outputs at high sigma),
-where the exact gradient explodes. Run: ``python benchmarks/bench_phase_eps.py``.
+where the exact gradient explodes. Deterministic (float64, fixed seeds): no timing, so no spread to report.
+Run: ``python benchmarks/bench_phase_eps.py [--out benchmarks/results/bench_phase_eps.txt]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import statistics
 
 import torch
+from _report import add_out_argument, tee_to
 
 from specreg_lib.spectral import amplitude_phase_loss
 
@@ -32,6 +35,15 @@ def grad(fn, x0_hat: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_out_argument(ap)
+    args = ap.parse_args()
+    with tee_to(args.out):
+        run()
+
+
+def run() -> None:
+    """Print the phase_eps table."""
     torch.manual_seed(0)
     shape = (4, 3, 32, 32)
     pairs = [(torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)) for _ in range(5)]

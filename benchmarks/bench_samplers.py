@@ -4,8 +4,9 @@ Each sampler is driven by an identity network, so everything it times is the sam
 EDM, the preconditioning). That per-NFE time is compared with one forward pass of a 64x64 U-Net of realistic
 size (``specreg_lib.models.unet.UNet``, 128 channels, mults 1-2-2-2, 2 blocks, attention at 16x16 and in the
 middle: the layout of DDPM++ at 64x64, ~36M parameters). Goal: overhead < 1% of that forward.
-Prints a markdown table of the min (and median) over ``--repeats`` runs; the U-Net time is a min over 3.
-Usage: python benchmarks/bench_samplers.py [--threads 2] [--repeats 5]
+Prints a markdown table of the median [min, max] over ``--repeats`` runs (overhead from the medians); the U-Net
+time is the median [min, max] of 3.
+Usage: python benchmarks/bench_samplers.py [--threads 2] [--repeats 5] [--out benchmarks/results/bench_samplers.txt]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from _report import add_out_argument, spread, tee_to
 from torch import nn
 
 from specreg_lib.diffusion import ddpm, edm
@@ -32,22 +34,29 @@ class Identity(nn.Module):
         return x
 
 
-def time_ms(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """(min, median) wall time in ms after one warm-up; the min is the least disturbed by machine load."""
+def time_ms(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Wall times in ms of ``repeats`` calls after one warm-up."""
     fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * min(times), 1e3 * statistics.median(times)
+        times.append(1e3 * (time.perf_counter() - t0))
+    return times
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
+    add_out_argument(ap)
     args = ap.parse_args()
+    with tee_to(args.out):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Time every sampler and the U-Net forward; print the table."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     x = torch.randn(SHAPE)
@@ -79,15 +88,19 @@ def main() -> None:
                      channel_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), mid_attention=True)
     unet = UNet(cfg).eval()
     with torch.no_grad():
-        unet_ms = time_ms(lambda: unet(x, torch.full((SHAPE[0],), 500.0)), 3)[0]
+        unet_times = time_ms(lambda: unet(x, torch.full((SHAPE[0],), 500.0)), 3)
+    unet_ms = statistics.median(unet_times)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {SHAPE}, float32, CPU")
-    print(f"U-Net forward ({count_parameters(unet) / 1e6:.1f}M params): {unet_ms:.0f} ms\n")
-    print("| sampler (identity network) | NFE | total ms, min (median) | overhead ms / NFE | % of one U-Net forward |")
+    print(f"U-Net forward ({count_parameters(unet) / 1e6:.1f}M params): {spread(unet_times, '.0f')} ms "
+          f"(median [min, max] of 3)\n")
+    print(f"| sampler (identity network) | NFE | total ms, median [min, max] of {args.repeats} | overhead ms / NFE "
+          "(median) | % of one U-Net forward (medians) |")
     print("|---|---:|---:|---:|---:|")
     for name, (fn, nfe) in cases.items():
-        ms, med = time_ms(fn, args.repeats)
-        print(f"| {name} | {nfe} | {ms:.1f} ({med:.1f}) | {ms / nfe:.3f} | {100 * ms / nfe / unet_ms:.3f}% |")
+        times = time_ms(fn, args.repeats)
+        med = statistics.median(times)
+        print(f"| {name} | {nfe} | {spread(times, '.1f')} | {med / nfe:.3f} | {100 * med / nfe / unet_ms:.3f}% |")
 
 
 if __name__ == "__main__":

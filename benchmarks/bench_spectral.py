@@ -1,14 +1,14 @@
 """Forward+backward time of the spectral losses against what a user would otherwise reach for.
 
-Prints a markdown table (median ms over repeats, after warm-up). All candidates of one shape are timed
-round-robin in the same loop, so machine load hits them alike and the ratio columns are side by side.
-Usage: python benchmarks/bench_spectral.py [--threads 2] [--repeats 40]
+Prints a markdown table (median [min, max] ms over repeats, after warm-up; ratios per round, median and IQR).
+All candidates of one shape are timed round-robin in the same loop, so machine load hits them alike and the
+ratio columns are side by side.
+Usage: python benchmarks/bench_spectral.py [--threads 2] [--repeats 40] [--out benchmarks/results/bench_spectral.txt]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 import warnings
 
@@ -18,6 +18,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # pytorch_wavelets imports pkg_resources
     from pytorch_wavelets import DWT1DForward, DWTForward
 
+from _report import add_out_argument, quartiles, spread, tee_to
 from focal_frequency_loss import FocalFrequencyLoss
 
 from specreg_lib.spectral import amplitude_loss, amplitude_phase_loss, wavelet_loss
@@ -92,17 +93,26 @@ def time_all(shape: tuple[int, ...], repeats: int, warmup: int = 5) -> dict[str,
     return {name: [1e3 * v for v in t] for name, t in times.items()}
 
 
-def print_table(results: dict[str, dict[str, list[float]]], stat: str) -> None:
-    """One markdown table of ``stat`` (median or min) ms, with each row's ratio to its reference."""
-    agg = statistics.median if stat == "median" else min
+def print_table(results: dict[str, dict[str, list[float]]]) -> None:
+    """One markdown table: median [min, max] ms per loss, and each row's ratio to its reference.
+
+    The ratio is taken per round (both timed in the same round-robin pass, so under the same load) and given as
+    the median with its interquartile range over the rounds.
+    """
     labels = list(results)
-    print(f"| loss ({stat}) | " + " | ".join(f"{label} ms | ratio" for label in labels) + " | ratio vs |")
+    print("| loss | " + " | ".join(f"{label}: ms, median [min, max] | ratio, median (IQR)" for label in labels)
+          + " | ratio vs |")
     print("|---|" + "---:|---:|" * len(labels) + "---|")
     for name, (_, ref) in candidates(2).items():
         cells = []
         for label in labels:
-            r = {k: agg(v) for k, v in results[label].items()}
-            cells.append(f"{r[name]:.2f} | " + (f"{r[name] / r[ref]:.2f}x" if ref else "1"))
+            t = results[label]
+            if ref:
+                q1, med, q3 = quartiles([a / b for a, b in zip(t[name], t[ref], strict=True)])
+                ratio = f"{med:.2f}x ({q1:.2f}-{q3:.2f})"
+            else:
+                ratio = "1"
+            cells.append(f"{spread(t[name])} | {ratio}")
         print(f"| {name} | {' | '.join(cells)} | {ref or '(reference)'} |")
     print()
 
@@ -112,15 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=40)
+    add_out_argument(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     shapes = {"image (16, 3, 64, 64)": (16, 3, 64, 64), "audio (16, 1, 16000)": (16, 1, 16000)}
-    results = {label: time_all(shape, args.repeats) for label, shape in shapes.items()}
-    print(f"torch {torch.__version__}, CPU, torch.set_num_threads({args.threads}), fwd+bwd, "
-          f"{args.repeats} repeats after warm-up\n")
-    print_table(results, "median")
-    # On a shared machine the median carries other jobs' load; the minimum is the uncontended cost.
-    print_table(results, "min")
+    with tee_to(args.out):
+        results = {label: time_all(shape, args.repeats) for label, shape in shapes.items()}
+        print(f"torch {torch.__version__}, CPU, torch.set_num_threads({args.threads}), fwd+bwd, "
+              f"{args.repeats} repeats after warm-up, round-robin\n")
+        # On a shared machine the median carries other jobs' load; [min, max] shows how much.
+        print_table(results)
     return 0
 
 

@@ -1,0 +1,262 @@
+"""Numbers the README and docs publish are the numbers in the committed files they come from.
+
+Two kinds of trace:
+
+* a claim: a fragment of a document with ``{}`` where numbers stand, and for each number the committed file and
+  key it comes from (a ``metrics.json`` of ``figures/cpu/`` or a run's ``config.json``). The fragment must be in the
+  document, and each number must equal the file's value to the precision the document prints (half a unit of its
+  last digit), so a stale or mistyped number fails;
+* a copied table: ``<!-- from benchmarks/results/NAME.txt -->`` (or ``... NAME.txt table 1 -->``, the file's second
+  table) before a markdown table in a document; every row of that table must be a line of the committed benchmark
+  output, which carries its date, machine and load.
+
+Add a claim here when a document quotes a new number from a committed file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = "figures/cpu/02_checkerboard_toy/metrics.json"
+SPECTRA = "figures/cpu/03_power_spectra/metrics.json"
+SPECTRA_CONFIG = "figures/cpu/03_power_spectra/config.json"
+TOY_CONFIG = "figures/cpu/02_checkerboard_toy/config.json"
+PHASE_EPS = "benchmarks/results/bench_phase_eps.txt"
+CHECKPOINT = "benchmarks/results/bench_edm_checkpoint.txt"
+TERMS = "benchmarks/results/bench_edm_finetune_terms.txt"
+SPEED = "benchmarks/results/bench_spectral.txt"
+GRAD_RATIO = 7  # the grad-ratio column of the terms table
+PCT = 100.0  # the document prints the file's fraction as a percentage
+
+# a number as the documents print it: 0.702, 97.4, -2.46, 2000, 61,805,571, 1.2e6
+NUMBER = r"(-?\d+(?:,\d{3})*(?:\.\d+)?(?:e[-+]?\d+)?)"
+
+
+def _value(file: str, path: tuple, scale: float = 1.0) -> float:
+    """The number at ``path`` in ``file``: keys into a JSON file, or (row label, column) of a benchmark's table."""
+    if file.endswith(".txt"):
+        label, column = path
+        rows = [[c.strip() for c in line.strip("|").split("|")] for line in (ROOT / file).read_text().splitlines()
+                if line.startswith(f"| {label} |")]
+        assert len(rows) == 1, f"{file}: {len(rows)} rows labelled {label!r}"
+        cell = re.match(r"-?[\d,]+(?:\.\d+)?(?:e[-+]?\d+)?", rows[0][column])  # "0.35x (0.32-0.41)" -> 0.35
+        assert cell, f"{file}: {label!r} column {column} is {rows[0][column]!r}, not a number"
+        return float(cell.group().replace(",", "")) * scale
+    node = json.loads((ROOT / file).read_text())
+    for key in path:
+        node = node[key]
+    return float(node) * scale
+
+
+def _phase_eps_row(eps: str) -> list[tuple]:
+    """A row of docs/spectral.md's phase_eps table: distances (white noise, image-like) in %, worst grad ratio."""
+    return [(PHASE_EPS, (eps, 1), PCT), (PHASE_EPS, (eps, 4), PCT), (PHASE_EPS, (eps, 3))]
+
+
+def _toy_run(name: str, seed: int) -> list[tuple]:
+    """A per-seed row of docs/toy.md: valid %, binariness, peak energy, in band %, log distance, s/step."""
+    run = ("runs", f"{name}_seed{seed}")
+    return [(TOY, (*run, "valid_fraction"), PCT), (TOY, (*run, "binariness")), (TOY, (*run, "peak_energy_ratio")),
+            (TOY, (*run, "in_band_fraction"), PCT), (TOY, (*run, "log_distance")),
+            (TOY, (*run, "seconds_per_step"))]
+
+
+def _toy_mean(name: str) -> list[tuple]:
+    s = ("summary", name)
+    return [(TOY, (*s, "valid_fraction", "mean"), PCT), (TOY, (*s, "binariness", "mean")),
+            (TOY, (*s, "peak_energy_ratio", "mean")), (TOY, (*s, "in_band_fraction", "mean"), PCT),
+            (TOY, (*s, "log_distance", "mean")), (TOY, (*s, "seconds_per_step", "mean"))]
+
+
+def _spectra_row(name: str) -> list[tuple]:
+    """A row of docs/toy.md's power-spectra table: log distance, / baseline, power above 0.25 vs data, slope."""
+    sources = [(SPECTRA, ("headline", f"{name}_log_distance"))]
+    if name != "baseline":
+        sources.append((SPECTRA, ("headline", f"{name}_over_baseline_log_distance")))
+    return sources + [(SPECTRA, ("headline", f"{name}_hf_energy_ratio")), (SPECTRA, ("power_law", name, "slope"))]
+
+
+HEADLINE = (TOY, ("headline", "amp_phase_over_baseline_log_distance"))
+PER_SEED_RATIO = [(TOY, ("summary", "amp_phase", "per_seed_ratio", i)) for i in range(3)]
+VALID_AP = (TOY, ("headline", "amp_phase_valid_fraction"), PCT)
+VALID_BASE = (TOY, ("headline", "baseline_valid_fraction"), PCT)
+SPECTRA_STEPS = (SPECTRA_CONFIG, ("config", "train", "steps"))
+TOY_STEPS = (TOY_CONFIG, ("config", "train", "steps"))
+
+# (document, fragment with {} per number, the number's sources in order)
+CLAIMS: list[tuple[str, str, list[tuple]]] = [
+    # README: the toy headline and the reproduction table
+    ("README.md", "**+AP/baseline log distance {}** (per seed {}, {}, {}; goal <= 0.5 not met)",
+     [HEADLINE, *PER_SEED_RATIO]),
+    ("README.md", "**valid checkerboards {}% (+AP) vs {}% (baseline)**", [VALID_AP, VALID_BASE]),
+    ("README.md", "baseline {}% valid checkerboards, +AP {}%; +AP/baseline log distance **{}**",
+     [VALID_BASE, VALID_AP, HEADLINE]),
+    ("README.md", "(`cpu` profile, {} steps, 64 samples per run;", [TOY_STEPS]),
+    ("README.md", "cpu (1 seed, {} steps): log distance to the data / baseline: amp {}, **amp-phase {}** (power above "
+                  "0.25 cyc/px {} of the data's vs {} for the baseline), haar {}, bior1.3 {}",
+     [SPECTRA_STEPS, (SPECTRA, ("headline", "amp_over_baseline_log_distance")),
+      (SPECTRA, ("headline", "amp_phase_over_baseline_log_distance")),
+      (SPECTRA, ("headline", "amp_phase_hf_energy_ratio")), (SPECTRA, ("headline", "baseline_hf_energy_ratio")),
+      (SPECTRA, ("headline", "haar_over_baseline_log_distance")),
+      (SPECTRA, ("headline", "bior1.3_over_baseline_log_distance"))]),
+    # docs/toy.md: the seeds 1-3 table, its headline and the power-spectra experiment
+    ("docs/toy.md", "log distance {} on seeds 1-3 (`figures/cpu/02_checkerboard_toy/metrics.json`)", [HEADLINE]),
+    *[("docs/toy.md", f"| {seed} | baseline | {{}}% | {{}} | {{}} | {{}}% | {{}} | {{}} |", _toy_run("baseline", seed))
+      for seed in (1, 2, 3)],
+    *[("docs/toy.md", f"| {seed} | +amp-phase (lambda 1, alpha_bar) | {{}}% | {{}} | {{}} | {{}}% | {{}} | {{}} |",
+       _toy_run("amp_phase", seed)) for seed in (1, 2, 3)],
+    ("docs/toy.md", "| **mean** | baseline | **{}%** | {} | {} | {}% | **{}** | {} |", _toy_mean("baseline")),
+    ("docs/toy.md", "| **mean** | +amp-phase | **{}%** | {} | {} | {}% | **{}** | {} |", _toy_mean("amp_phase")),
+    ("docs/toy.md", "= **{}** (ratio of the 3-seed means; per seed {}, {}, {})", [HEADLINE, *PER_SEED_RATIO]),
+    ("docs/toy.md", "(in band {}% -> {}%), sharpens the values (binariness {} -> {}) and keeps more energy on the "
+                    "peaks ({} -> {} of the ground truth), at ~2 points fewer valid samples ({}% -> {}%)",
+     [(TOY, ("summary", "baseline", "in_band_fraction", "mean"), PCT),
+      (TOY, ("summary", "amp_phase", "in_band_fraction", "mean"), PCT),
+      (TOY, ("headline", "baseline_binariness")), (TOY, ("headline", "amp_phase_binariness")),
+      (TOY, ("summary", "baseline", "peak_energy_ratio", "mean")),
+      (TOY, ("summary", "amp_phase", "peak_energy_ratio", "mean")), VALID_BASE, VALID_AP]),
+    ("docs/toy.md", "`specreg sweep power_spectra --profile cpu` (32x32 patches, 5 variants x {} steps)",
+     [SPECTRA_STEPS]),
+    ("docs/toy.md", "64-channel U-Net, cosine T=200, {} steps, lambda 1", [SPECTRA_STEPS]),
+    ("docs/toy.md", "| baseline (MSE) | {} | 1 | {} | {} |", _spectra_row("baseline")),
+    ("docs/toy.md", "| +amplitude (Eq. 14) | {} | {} | {} | {} |", _spectra_row("amp")),
+    ("docs/toy.md", "| +amp-phase (Eq. 15) | **{}** | **{}** | **{}** | {} |", _spectra_row("amp_phase")),
+    ("docs/toy.md", "| +Haar (Eq. 16) | {} | {} | {} | {} |", _spectra_row("haar")),
+    ("docs/toy.md", "| +bior1.3 (Eq. 16) | {} | {} | {} | {} |", _spectra_row("bior1.3")),
+    ("docs/toy.md", "fitted slope (data {})", [(SPECTRA, ("power_law", "ground_truth", "slope"))]),
+    ("README.md", "(AFHQv2-64: {} and {} parameters, as the official files)",
+     [(CHECKPOINT, ("ddpmpp", 1)), (CHECKPOINT, ("ncsnpp", 1))]),
+    ("README.md", "fine-tuning is {} to {} of the diffusion gradient (AFHQv2-64 DDPM++, random weights)",
+     [(TERMS, ("amp/unweighted | sum", GRAD_RATIO)), (TERMS, ("haar/weighted | sum", GRAD_RATIO))]),
+    ("docs/edm_finetune.md", "lambda_spec = 1 is {} (amp, unweighted) to {} (Haar, weighted) of the diffusion gradient",
+     [(TERMS, ("amp/unweighted | sum", GRAD_RATIO)), (TERMS, ("haar/weighted | sum", GRAD_RATIO))]),
+    ("docs/edm_finetune.md", "the same lambda gives {}x (amp, unweighted) to {}x (Haar, weighted)",
+     [(TERMS, ("amp/unweighted | mean", GRAD_RATIO)), (TERMS, ("haar/weighted | mean", GRAD_RATIO))]),
+    ("README.md", "Haar {}x (images) and {}x (audio), met on both; amplitude {}x (images), met, and {}x (audio), "
+                  "missed by a little",
+     [(SPEED, ("wavelet_loss haar J=3 (Eq. 16)", 2)), (SPEED, ("wavelet_loss haar J=3 (Eq. 16)", 4)),
+      (SPEED, ("amplitude_loss (Eq. 14)", 2)), (SPEED, ("amplitude_loss (Eq. 14)", 4))]),
+    # docs/spectral.md: the phase_eps table, from the deterministic benchmark's committed output
+    ("docs/spectral.md", "| exact autograd | 0 | 0 | {} |", [(PHASE_EPS, ("exact autograd", 3))]),
+    *[("docs/spectral.md", f"| {label} | {{}}% | {{}}% | {{}} |", _phase_eps_row(eps))
+      for eps, label in [("0.3", "0.3"), ("0.1", "0.1 (old default)"), ("0.03", "0.03"), ("0.003", "0.003"),
+                         ("0.001", "0.001")]],
+    ("docs/spectral.md", "| **0.01 (default)** | **{}%** | **{}%** | **{}** |", _phase_eps_row("0.01")),
+    ("docs/spectral.md", "the gradient is the amplitude term's, {}, for every value",
+     [(PHASE_EPS, ("0.01", 2))]),
+]
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def _pattern(fragment: str) -> re.Pattern:
+    parts = _normalise(fragment).split("{}")
+    return re.compile(NUMBER.join(re.escape(p) for p in parts))
+
+
+def _half_unit(printed: str) -> float:
+    """Half a unit of the last digit ``printed`` shows (0.702 -> 0.0005, 97.4 -> 0.05, 2000 -> 0.5)."""
+    mantissa, _, exponent = printed.lower().partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    return 0.5 * 10.0 ** (-decimals + (int(exponent) if exponent else 0))
+
+
+@pytest.mark.parametrize("doc, fragment, sources", CLAIMS, ids=[f"{d}:{f[:40]}" for d, f, _ in CLAIMS])
+def test_published_number_equals_its_file(doc, fragment, sources):
+    text = _normalise((ROOT / doc).read_text())
+    match = _pattern(fragment).search(text)
+    assert match, f"{doc} no longer says {fragment!r}: update the claim here with the text (numbers from the file)"
+    assert len(match.groups()) == len(sources)
+    for printed, source in zip(match.groups(), sources, strict=True):
+        expected = _value(*source)
+        assert abs(float(printed.replace(",", "")) - expected) <= _half_unit(printed) * (1 + 1e-9), (
+            f"{doc} prints {printed} where {source[0]} {source[1]} holds {expected:.6g}")
+
+
+def test_claim_checker_catches_a_stale_number():
+    """The checker itself: 0.702 is the toy headline, 0.71 and 4000 steps are not."""
+    assert abs(0.702 - _value(*HEADLINE)) <= _half_unit("0.702")
+    assert abs(0.71 - _value(*HEADLINE)) > _half_unit("0.71")
+    assert abs(4000 - _value(*SPECTRA_STEPS)) > _half_unit("4000")
+    assert _pattern("x {} steps").search("5 variants x 2000 steps").group(1) == "2000"
+
+
+# ------------------------------------------------------------------------------ tables copied from benchmarks
+
+MARKER = re.compile(r"<!-- from (benchmarks/results/[\w.-]+\.txt)(?: table \d+)? -->")
+DOCS = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+
+
+def _copied_tables() -> list[tuple[str, str, list[str]]]:
+    """(document, results file, the table's lines) for every marked table."""
+    found = []
+    for doc in DOCS:
+        lines = (ROOT / doc).read_text().splitlines()
+        for i, line in enumerate(lines):
+            m = MARKER.search(line)
+            if m:
+                rows = []
+                for row in lines[i + 1:]:
+                    if not row.startswith("|"):
+                        break
+                    rows.append(row)
+                found.append((doc, m.group(1), rows))
+    return found
+
+
+def test_benchmark_tables_in_docs_are_marked():
+    """Every benchmark the docs quote a table of has its committed output (README and docs/spectral.md at least)."""
+    sources = {(doc, src) for doc, src, _ in _copied_tables()}
+    assert ("README.md", "benchmarks/results/bench_spectral.txt") in sources
+    assert ("docs/spectral.md", "benchmarks/results/bench_spectral.txt") in sources
+    assert ("README.md", "benchmarks/results/bench_runner.txt") in sources
+    assert ("docs/diffusion.md", "benchmarks/results/bench_samplers.txt") in sources
+
+
+def test_no_document_quotes_minimum_only_timings():
+    """Minima flatter a loaded machine by up to 2x against the median: tables give median and spread."""
+    for doc in DOCS:
+        text = (ROOT / doc).read_text()
+        for stale in ("| loss (min) |", "min (median)", "min over 7", "the minimum over 40 repeats is shown"):
+            assert stale not in text, f"{doc} still reports {stale!r}"
+
+
+@pytest.mark.parametrize("doc, src, rows", _copied_tables(), ids=[f"{d}<-{s}" for d, s, _ in _copied_tables()])
+def test_copied_benchmark_table_matches_committed_output(doc, src, rows):
+    path = ROOT / src
+    assert path.is_file(), f"{doc} cites {src}, which is not committed: run the benchmark with --out {src}"
+    lines = set(path.read_text().splitlines())
+    assert len(rows) >= 3, f"{doc}: the marker for {src} is not followed by a markdown table"
+    stale = [row for row in rows if row not in lines]
+    assert not stale, f"{doc}: rows not in {src} (re-copy the table from the file):\n" + "\n".join(stale)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks" / "results").glob("*.txt")), ids=lambda p: p.name)
+def test_benchmark_output_says_when_where_and_under_what_load(path):
+    head = path.read_text().splitlines()[:4]
+    assert head[0].startswith("# date: ") and head[1].startswith("# machine: "), head
+    assert head[2].startswith("# load average") and head[3].startswith("# command: python benchmarks/"), head
+    script = head[3].split()[3]
+    assert (ROOT / script).is_file(), f"{path.name} was written by {script}, which is not in the repository"
+
+
+def _column(file: str, column: int) -> list[float]:
+    """Column ``column`` of every data row of a committed benchmark table, as numbers (a trailing % dropped)."""
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in (ROOT / file).read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("|---")]
+    return [float(r[column].rstrip("%")) for r in rows[1:]]  # rows[0] is the header
+
+
+def test_goals_the_docs_call_met_hold_in_the_files():
+    """README and docs/diffusion.md say every sampler's overhead is below 1% of a network evaluation."""
+    samplers = _column("benchmarks/results/bench_samplers.txt", 4)
+    assert len(samplers) == 11 and max(samplers) < 1.0, samplers
+    assert "met by every sampler" in (ROOT / "README.md").read_text()
+    assert "Every sampler stays far below the 1% goal" in (ROOT / "docs/diffusion.md").read_text()
