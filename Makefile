@@ -49,15 +49,18 @@ test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Each benchmark rewrites its committed table under benchmarks/results/ (date, machine, load, command in its header).
 bench: setup
-	$(PY) benchmarks/bench_spectral.py
-	$(PY) benchmarks/bench_samplers.py
-	$(PY) benchmarks/bench_runner.py
-	$(PY) benchmarks/bench_phase_eps.py
-	$(PY) benchmarks/bench_generate.py
-	$(PY) benchmarks/bench_edm_checkpoint.py
-	$(PY) benchmarks/bench_edm_finetune.py
-	$(PY) benchmarks/bench_audio.py
+	$(PY) benchmarks/bench_audio.py --pairs 4 --out benchmarks/results/bench_audio.txt
+	$(PY) benchmarks/bench_edm_checkpoint.py --out benchmarks/results/bench_edm_checkpoint.txt
+	$(PY) benchmarks/bench_edm_finetune.py --what overhead --batch 2 --pairs 4 --out benchmarks/results/bench_edm_finetune_overhead.txt
+	$(PY) benchmarks/bench_edm_finetune.py --what terms --out benchmarks/results/bench_edm_finetune_terms.txt
+	$(PY) benchmarks/bench_generate.py --out benchmarks/results/bench_generate.txt
+	$(PY) benchmarks/bench_phase_eps.py --out benchmarks/results/bench_phase_eps.txt
+	$(PY) benchmarks/bench_runner.py --out benchmarks/results/bench_runner.txt
+	$(PY) benchmarks/bench_samplers.py --out benchmarks/results/bench_samplers.txt
+	$(PY) benchmarks/bench_spectral.py --out benchmarks/results/bench_spectral.txt
+	$(PY) benchmarks/bench_term_balance.py --out benchmarks/results/bench_term_balance.txt
 
 # One GPU, under 8 minutes: the GPU-marked tests, each regularizer's step-time ratio (fp32, bf16), fine-tuning and
 # generation images/s, peak memory at Table 3's batch 16 -> logs/gpu_check.json + a table. CPU: ARGS=--dry-run
