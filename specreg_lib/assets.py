@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .errors import InputError
 from .io import atomic_path, resolve_repo_path
 
 EDM_BASE = "https://nvlabs-fi-cdn.nvidia.com/edm/pretrained/"
@@ -84,11 +85,11 @@ REGISTRY: dict[str, Asset] = {
 }
 
 
-class AssetMissingError(FileNotFoundError):
+class AssetMissingError(InputError, FileNotFoundError):
     """Raised when an asset is neither local nor downloadable; the message says how to supply it."""
 
 
-class ChecksumError(ValueError):
+class ChecksumError(InputError, ValueError):
     """Raised when a file's SHA-256 does not match the pinned value."""
 
 
@@ -186,7 +187,7 @@ def locate(name: str, local_path: str | os.PathLike | None = None) -> Path | Non
     return p if p.is_file() else None
 
 
-class TruncatedDownloadError(OSError):
+class TruncatedDownloadError(InputError, OSError):
     """Raised when a download ends before the ``Content-Length`` the server announced."""
 
 

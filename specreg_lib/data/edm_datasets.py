@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import InputError
 from ..io import atomic_path
 from .patches import SKIMAGE_IMAGES, ImagePatches
 
@@ -34,7 +35,7 @@ LABELS_FILE = "dataset.json"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError, ValueError):
     """A dataset that cannot be read as EDM's layout; the message names the file and what to do."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
+from ..errors import InputError
 from .seed_images import list_seed_images
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
@@ -24,7 +25,7 @@ AUDIO_EXTS = (".wav",)
 GENERATION_RECORD = "generation.json"  # what ``specreg generate`` writes beside its seed folders
 
 
-class FolderError(ValueError):
+class FolderError(InputError, ValueError):
     """A folder or file that cannot be used as images or audio; the message says which and why."""
 
 

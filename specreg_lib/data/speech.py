@@ -24,13 +24,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import InputError
 from ..io import atomic_path, write_json
 
 INDEX, AUDIO, MEL = "index.json", "audio.npy", "mel.npy"
 SPLITS = ("train", "eval")
 
 
-class AudioError(ValueError):
+class AudioError(InputError, ValueError):
     """An audio file or array that cannot be used; the message names it, says what is wrong and what to do."""
 
 

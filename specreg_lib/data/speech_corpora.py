@@ -17,6 +17,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from ..errors import InputError
 from ..io import resolve_repo_path, write_json
 from .speech import MelConfig, SpeechCorpus, prepare_corpus
 
@@ -53,7 +54,7 @@ STANDIN_SENTENCES = (
 STANDIN_HELD_OUT = 4
 
 
-class MissingToolError(RuntimeError):
+class MissingToolError(InputError, RuntimeError):
     """A command-line tool the kit needs is not installed; the message says how to install it."""
 
 

@@ -2,21 +2,21 @@
 code``, its ``--help`` texts taken from its docstring. The kit's own subcommands also run on their own as
 ``python -m specreg_lib.kit.<module>`` (e.g. under torchrun) through :func:`standalone`. Every door runs through
 :func:`run`: a file the library cannot find (a checkpoint, dataset, Inception or reference file) ends the command
-with one line on stderr and exit code 2, never a traceback."""
+with one line on stderr and exit code 2, never a traceback; so does every other :class:`~specreg_lib.errors.InputError`
+(a bad file, option or config value) and a full disk."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from types import ModuleType
 from typing import Any
 
-from ..assets import AssetMissingError, ChecksumError
-from ..data.edm_datasets import DatasetError
+from ..errors import InputError
 
-# The library's typed errors for inputs that are missing or not what they claim to be; their messages name the
-# file, where it was looked for, its URL and the option that passes a local copy.
-MISSING_INPUT = (AssetMissingError, ChecksumError, DatasetError)
+# errno values that mean "no space left": the one OSError a door reports as a line (with the file) and not a bug.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def help_texts(module: ModuleType) -> dict[str, Any]:
@@ -39,12 +39,18 @@ def device_line(setting: str, device: Any) -> str:
 
 
 def run(name: str, module: Any, args: argparse.Namespace) -> int:
-    """``module.execute(args)``; a missing or corrupt input file -> one line on stderr and exit code 2."""
+    """``module.execute(args)``; an :class:`InputError` or a full disk -> one line on stderr and exit code 2."""
     try:
         return module.execute(args)
-    except MISSING_INPUT as err:
-        print(f"specreg {name}: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+    except InputError as err:
+        message = str(err)
+    except OSError as err:
+        if err.errno not in DISK_FULL:
+            raise
+        message = (f"disk full while writing {err.filename or 'an output file'} ({err.strerror}); free some space "
+                   "or write elsewhere (--out, or SPECREG_ROOT for relative outputs); nothing half-written was kept")
+    print(f"specreg {name}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
 
 
 def standalone(name: str, module: ModuleType, argv: list[str] | None = None) -> int:

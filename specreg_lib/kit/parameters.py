@@ -19,13 +19,14 @@ import tokenize
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..text import is_none_word, parse_int_list, parse_scalar
 
 SCALARS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 LISTS = ("list", "List")
 
 
-class ParameterError(ValueError):
+class ParameterError(InputError, ValueError):
     """A ``-p`` value or a parameters cell the kit cannot use; the message names the parameter and the type."""
 
 

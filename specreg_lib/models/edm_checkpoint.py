@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from .. import assets
+from ..errors import InputError
 from ..io import atomic_path
 from .edm_layers import Conv2d, FourierEmbedding, GroupNorm, Linear, PositionalEmbedding, UNetBlock
 from .edm_pickle import (
@@ -47,7 +48,7 @@ _ARG_ORDER = {
 _LAYERS = (Linear, Conv2d, GroupNorm, PositionalEmbedding, FourierEmbedding, UNetBlock)  # same names as EDM's
 
 
-class EDMCheckpointError(ValueError):
+class EDMCheckpointError(InputError, ValueError):
     """The file is not a readable EDM checkpoint, or its network is not one this kit rebuilds."""
 
 

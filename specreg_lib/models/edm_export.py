@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from ..errors import InputError
 from ..io import atomic_path, write_json
 from .edm_checkpoint import EDM_NETWORKS, STATE_DICT_FORMAT
 from .edm_pickle import PersistentRecord, plain
@@ -42,7 +43,7 @@ _EDM_PACKAGES = ("dnnlib", "torch_utils", "training")
 _NONFINITE_DEFAULTS = {("EDMPrecond", "sigma_max"): math.inf}
 
 
-class EDMExportError(ValueError):
+class EDMExportError(InputError, ValueError):
     """An export cannot be written as asked (format, EDM checkout, or a network EDM's classes do not take)."""
 
 

@@ -24,12 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import InputError
+
 PERSISTENCE = ("torch_utils.persistence", "_reconstruct_persistent_obj")
 PERSISTENCE_VERSION = 6  # the meta version EDM's persistence writes (and checks on load)
 TORCH_CONTAINERS = ("ModuleDict", "ModuleList", "Sequential")
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(InputError, pickle.UnpicklingError):
     """The pickle names a global outside the allow-list; nothing it asked for was run."""
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from ...errors import InputError
 from ...io import atomic_path, write_json
 from ...training import TrainResult, train
 from ...training.checkpoint import load_checkpoint
@@ -44,11 +45,11 @@ RESULT_FILE = "result.pt"
 METRICS_FILE = "metrics.json"
 
 
-class RunLocked(RuntimeError):
+class RunLocked(InputError, RuntimeError):
     """Another process holds the run folder's lock."""
 
 
-class StepsConflict(RuntimeError):
+class StepsConflict(InputError, RuntimeError):
     """The run folder was trained past the requested step count and has no snapshot there."""
 
 
