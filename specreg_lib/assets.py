@@ -4,6 +4,13 @@ Every asset can come from (in this order): an explicit local path (a notebook/CL
 environment variable ``SPECREG_<NAME>`` (name upper-cased, ``-``/``.`` -> ``_``), the cache folder
 (``SPECREG_CACHE`` or ``data/cache``), or a download from its URL, checked against its SHA-256.
 Downloads stream to a temp file that is renamed only after the checksum matches.
+
+One rule for every file read through here: it is checked against its SHA-256 on every use (``fetch``; the
+pin, else for cached files the hash recorded on first download), and no other location is ever looked at (no
+shared fallback such as clean-fid's world-writable ``/tmp``). A recorded hash is only as safe as its folder: in a
+cache others can write, an unpinned file is refused. ``read_verified`` returns the very bytes it checked, so a
+file swapped between the check and the load is never used. The explicit override is the pin itself: ``sha256=``
+or ``SPECREG_<NAME>_SHA256`` names the version you trust.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import stat
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -115,17 +124,54 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def verify(path: str | os.PathLike, sha256: str | None, label: str | None = None) -> None:
+# SHA-256 of files hashed in this process, by (real path, device, inode, size, mtime_ns): a file used again
+# unchanged is not read twice. Only files last modified well before they were hashed are kept (as git's "racy"
+# rule): file times tick coarsely, so a rewrite within the same tick would otherwise keep the old entry.
+_HASHED: dict[tuple[str, int, int, int, int], str] = {}
+_RACY_NS = 2_000_000_000
+
+
+def _identity(path: str | os.PathLike) -> tuple[str, int, int, int, int]:
+    st = os.stat(path)
+    return os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """``sha256_file(path)``, computed once per process for a file that has not changed (path, inode, size, mtime)."""
+    key = _identity(path)
+    if key in _HASHED:
+        return _HASHED[key]
+    started = time.time_ns()
+    digest = sha256_file(path)
+    if _identity(path) == key and key[4] < started - _RACY_NS:
+        _HASHED[key] = digest
+    return digest
+
+
+def verify(path: str | os.PathLike, sha256: str | None, label: str | None = None, fix: str | None = None) -> None:
     """Raise ``ChecksumError`` if ``path`` does not hash to ``sha256`` (no-op when ``sha256`` is None).
 
-    ``label`` names the file in the message when ``path`` is a temp file that is about to be deleted."""
+    ``label`` names the file in the message when ``path`` is a temp file that is about to be deleted; ``fix`` says
+    what to do (for a registry asset: its URL and every way to pass a copy, see ``_fix``)."""
     if sha256 is None:
         return
-    got = sha256_file(path)
+    got = file_sha256(path)
     if got != sha256.strip().lower():
-        raise ChecksumError(f"{label or path}: SHA-256 {got} does not match the expected {sha256}; "
-                            "the file is corrupt, truncated or a different version: delete it and download "
-                            "again (or pin the hash you trust, see docs/kit.md)")
+        raise ChecksumError(f"{label or path}: SHA-256 {got} does not match the expected {sha256}; the file is "
+                            "corrupt, truncated, tampered with or a different version: "
+                            + (fix or "delete it and download again (or pin the hash you trust, see docs/kit.md)"))
+
+
+def _fix(asset: Asset) -> str:
+    """What to do about a file that fails its check: where to get the right one, how to pass it, how to pin."""
+    return (f"delete it and download again from {asset.url} (or pass a copy you trust: put it in {cache_dir()}/, set "
+            f"{asset.env_var}=/path/to/{asset.name} or local_path=/path/to/{asset.name}); a different version you "
+            f"trust needs its hash pinned: sha256=<hex> or {asset.env_var}_SHA256=<hex>")
+
+
+def _writable_by_others(path: Path) -> bool:
+    """Whether users other than the owner may write ``path`` (POSIX mode o+w; never on Windows)."""
+    return os.name == "posix" and path.exists() and bool(path.stat().st_mode & stat.S_IWOTH)
 
 
 def _record_path(path: Path) -> Path:
@@ -170,7 +216,9 @@ def missing_message(asset: Asset, why: str = "") -> str:
 
 
 def locate(name: str, local_path: str | os.PathLike | None = None) -> Path | None:
-    """The local copy of an asset if one exists (explicit path, env var, cache), else None; no download."""
+    """The local copy of an asset if one exists (explicit path, env var, cache), else None; no download.
+
+    Nothing is verified here: read a file through ``fetch`` or ``read_verified``, which check it."""
     asset = get_asset(name)
     if local_path is not None:
         p = Path(local_path).expanduser()
@@ -192,7 +240,7 @@ class TruncatedDownloadError(InputError, OSError):
 
 
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None, timeout: float = 60.0,
-             progress: bool = True) -> Path:
+             progress: bool = True, fix: str | None = None) -> Path:
     """Stream ``url`` to ``dest`` atomically, checking its length and ``sha256``; a failure leaves nothing."""
     dest = Path(dest)
     with atomic_path(dest) as tmp:
@@ -209,36 +257,65 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, timeo
                                              "(connection cut short); nothing was kept, try again")
             out.flush()
             os.fsync(out.fileno())
-        verify(tmp, sha256, label=f"{dest} (downloaded from {url})")
+        verify(tmp, sha256, label=f"{dest} (downloaded from {url}; nothing was kept)", fix=fix)
     return dest
 
 
+def _check_private(dest: Path, fix: str) -> None:
+    """An unpinned cached file is trusted through the hash recorded beside it: refuse that where others can write
+    (e.g. ``SPECREG_CACHE=/tmp``), since anyone could plant both the file and its record there."""
+    unsafe = [p for p in (dest.parent, dest, _record_path(dest)) if _writable_by_others(p)]
+    if unsafe:
+        raise ChecksumError(f"{dest}: cannot be verified: {unsafe[0]} is writable by other users, so a hash recorded "
+                            f"there proves nothing; use a private cache (SPECREG_CACHE=/a/folder/of/yours) or pin "
+                            f"the hash you trust. To get a good copy: {fix}")
+
+
 def _cached_fetch(dest: Path, url: str, pin: str | None, allow_download: bool, progress: bool,
-                  missing: Callable[[str], str]) -> Path:
-    """Shared by fetch/fetch_url: reuse ``dest`` if it matches the pin or its record, else download it.
+                  missing: Callable[[str], str], fix: str) -> tuple[Path, str | None]:
+    """Shared by fetch/fetch_url: reuse ``dest`` if it matches the pin or its record, else download it;
+    -> (path, the SHA-256 it was checked against).
 
     An unpinned file's SHA-256 is recorded in ``<dest>.sha256`` on first download and checked on every reuse,
     so a cache corrupted later (disk error, partial copy, tampering) is refused."""
+    if pin is None and dest.parent.is_dir():
+        _check_private(dest, fix)
     if dest.is_file():
-        verify(dest, pin or read_record(dest), label=f"{dest} (cached copy of {url}; hash from "
-               f"{'the pin' if pin else _record_path(dest)})")
-        if pin is None and read_record(dest) is None:  # placed there by hand: record it now
-            _write_record(dest, sha256_file(dest))
-        return dest
+        expected = pin or read_record(dest)
+        verify(dest, expected, label=f"{dest} (cached copy of {url}; hash from "
+               f"{'the pin' if pin else _record_path(dest)})", fix=fix)
+        if expected is None:  # placed there by hand: record it now
+            expected = file_sha256(dest)
+            _write_record(dest, expected)
+        return dest, expected
     if not allow_download:
         raise AssetMissingError(missing("downloads are disabled"))
     try:
-        download(url, dest, pin, progress=progress)
+        download(url, dest, pin, progress=progress, fix=fix)
     except ChecksumError:
         raise
     except (urllib.error.URLError, OSError, ValueError) as err:
         raise AssetMissingError(missing(f"download failed ({err})")) from err
-    digest = sha256_file(dest)
+    digest = file_sha256(dest)
     _write_record(dest, digest)
     if pin is None:
         warnings.warn(f"{dest.name} has no pinned SHA-256; recorded {digest} in {_record_path(dest)} and every "
-                      "reuse is checked against it (compare it with a colleague's copy, or pin it)", stacklevel=3)
-    return dest
+                      "reuse is checked against it (compare it with a colleague's copy, or pin it)", stacklevel=4)
+    return dest, digest
+
+
+def _fetch(name: str, local_path: str | os.PathLike | None, allow_download: bool, progress: bool,
+           sha256: str | None) -> tuple[Path, str | None]:
+    """``fetch``'s work: -> (verified path, the SHA-256 it was checked against, None for an unpinned own copy)."""
+    asset = get_asset(name)
+    pin = _pin(asset, sha256)
+    found = locate(name, local_path)
+    if found is not None and found != cache_dir() / asset.name:
+        # a user's own file (local_path or SPECREG_<NAME>): checked against the pin whenever the asset has one
+        verify(found, pin, label=f"{found} (local copy of {asset.name}; hash from the pin)", fix=_fix(asset))
+        return found, pin
+    return _cached_fetch(cache_dir() / asset.name, asset.url, pin, allow_download, progress,
+                         lambda why: missing_message(asset, why), _fix(asset))
 
 
 def fetch(name: str, local_path: str | os.PathLike | None = None, allow_download: bool = True,
@@ -246,15 +323,20 @@ def fetch(name: str, local_path: str | os.PathLike | None = None, allow_download
     """Return a verified local path to asset ``name``, downloading it into the cache if needed.
 
     The hash checked is ``sha256`` (option), else ``SPECREG_<NAME>_SHA256``, else the registry's pin, else (cached
-    files only) the hash recorded on first download."""
-    asset = get_asset(name)
-    pin = _pin(asset, sha256)
-    found = locate(name, local_path)
-    if found is not None and found != cache_dir() / asset.name:
-        verify(found, pin, label=f"{found} (local copy of {asset.name})")  # a user's own file: pin only
-        return found
-    return _cached_fetch(cache_dir() / asset.name, asset.url, pin, allow_download, progress,
-                         lambda why: missing_message(asset, why))
+    files only) the hash recorded on first download. A user's own copy of an unpinned asset is used as given."""
+    return _fetch(name, local_path, allow_download, progress, sha256)[0]
+
+
+def read_verified(name: str, local_path: str | os.PathLike | None = None, allow_download: bool = True,
+                  progress: bool = True, sha256: str | None = None) -> tuple[Path, bytes]:
+    """(path, contents) of asset ``name`` as ``fetch`` finds it, the contents being the very bytes that matched
+    the hash, so a file replaced between the check and the load (a race on a shared disk) is never used."""
+    path, expected = _fetch(name, local_path, allow_download, progress, sha256)
+    data = path.read_bytes()
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise ChecksumError(f"{path}: changed while it was being read (its SHA-256 no longer matches {expected}); "
+                            f"something else is writing it: {_fix(get_asset(name))}")
+    return path, data
 
 
 def fetch_url(url: str, sha256: str | None = None, allow_download: bool = True, progress: bool = True) -> Path:
@@ -273,7 +355,9 @@ def fetch_url(url: str, sha256: str | None = None, allow_download: bool = True, 
         return (f"file {base!r} is not available: {why}.\n  URL: {url}\n  Download it on a machine with "
                 f"internet and put it in {cache_dir()}/ (or pass its local path instead of the URL).")
 
-    return _cached_fetch(cache_dir() / base, url, pin, allow_download, progress, missing)
+    fix = (f"delete it and download again from {url} (or pass the local path of a copy you trust instead of the "
+           f"URL); a different version you trust needs its hash pinned: sha256=<hex>")
+    return _cached_fetch(cache_dir() / base, url, pin, allow_download, progress, missing, fix)[0]
 
 
 def status() -> dict[str, dict[str, str | bool | None]]:
@@ -292,9 +376,9 @@ def status() -> dict[str, dict[str, str | bool | None]]:
 def copy_into_cache(path: str | os.PathLike, name: str) -> Path:
     """Copy a user-supplied file into the cache under the asset's name, verifying its checksum first."""
     asset = get_asset(name)
-    verify(path, _pin(asset, None), label=f"{path} (to be cached as {asset.name})")
+    verify(path, _pin(asset, None), label=f"{path} (to be cached as {asset.name})", fix=_fix(asset))
     dest = cache_dir() / asset.name
     with atomic_path(dest) as tmp:
         shutil.copyfile(path, tmp)
-    _write_record(dest, sha256_file(dest))
+    _write_record(dest, file_sha256(dest))
     return dest

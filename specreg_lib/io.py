@@ -1,9 +1,15 @@
 """Files: where relative paths resolve (the repository root or $SPECREG_ROOT), and atomic output (nothing
-half-written is ever left on disk: write to a temp file, then rename)."""
+half-written is ever left on disk: write to a temp file, then rename).
+
+A write that fails on a full disk is reported as what it is: ``OSError(ENOSPC, ..., <the target file>)``, which
+every door prints as "disk full while writing <file>". Writers do not all say so themselves (torch.save raises
+"[enforce fail at inline_container.cc:...] unexpected pos 128 vs 0"), so when one fails, :func:`atomic_path`
+looks at the free space of the target's folder before it removes the partial temp file."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import math
@@ -14,7 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import InputError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # the errno values that mean "no space left"
+# Below this many free bytes (for an unprivileged writer) a failed write is put down to a full disk: the failing
+# write itself fills the disk up to the last block or so before it fails.
+FULL_BELOW = 1 << 20
 
 
 def output_root() -> Path:
@@ -68,6 +80,30 @@ def clean_stale_temps(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def free_bytes(folder: str | os.PathLike) -> int | None:
+    """Bytes an unprivileged writer may still write in ``folder``'s file system (None when it cannot be asked)."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs (Windows) or the folder is gone
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def disk_full_error(err: BaseException, path: Path) -> OSError | None:
+    """The ``OSError(ENOSPC, ..., path)`` a failed write of ``path`` amounts to, or None when the disk is not full.
+
+    An ENOSPC/EDQUOT error is named after ``path`` (not the temp file); another writer's error (torch's
+    RuntimeError, PIL's OSError) counts as a full disk when the target's folder has under FULL_BELOW bytes free."""
+    if isinstance(err, OSError) and err.errno in DISK_FULL:
+        code = err.errno
+    elif isinstance(err, OSError | RuntimeError) and (free := free_bytes(path.parent)) is not None \
+            and free < FULL_BELOW:
+        code = errno.ENOSPC
+    else:
+        return None
+    return OSError(code, os.strerror(code), str(path))
+
+
 def _fsync(path: Path) -> None:
     """Flush a file (or folder entry) to disk, so a crash after the rename never leaves an empty file."""
     fd = os.open(path, os.O_RDONLY)
@@ -88,8 +124,14 @@ def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name, os.getpid()), suffix=".tmp" + path.suffix,
-                               dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name, os.getpid()), suffix=".tmp" + path.suffix,
+                                   dir=path.parent)
+    except OSError as err:  # no inode left: name the file, not the temp
+        full = disk_full_error(err, path)
+        if full is None:
+            raise
+        raise full from err
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -100,8 +142,11 @@ def atomic_path(path: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
         os.replace(tmp_path, path)
         if fsync:
             _fsync(path.parent)  # make the rename itself durable
-    except BaseException:
+    except BaseException as err:
+        full = disk_full_error(err, path) if isinstance(err, Exception) else None  # before the temp file goes
         tmp_path.unlink(missing_ok=True)
+        if full is not None:
+            raise full from err
         raise
 
 
@@ -129,6 +174,26 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+class CorruptFileError(InputError, ValueError):
+    """A file the kit wrote itself (a JSON record, say) that no longer reads: truncated, edited or overwritten."""
+
+
+def read_json(path: str | os.PathLike, fix: str | None = None, expect: type = dict) -> Any:
+    """``json.load`` of a file the kit wrote, holding an ``expect`` (a JSON object by default); one that does not
+    parse, or holds something else, is a :class:`CorruptFileError` naming the file and ``fix`` (what to do;
+    default: delete it, the kit writes it again)."""
+    path = Path(path)
+    fix = fix or f"delete {path}: it is written again when needed"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFileError(f"{path}: not readable JSON ({err}; truncated or edited?); {fix}") from None
+    if not isinstance(data, expect):
+        raise CorruptFileError(f"{path}: holds a JSON {type(data).__name__}, not the {expect.__name__} the kit "
+                               f"writes there (edited?); {fix}")
+    return data
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

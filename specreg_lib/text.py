@@ -1,7 +1,11 @@
 """The one text grammar of every door: command-line scalars (``--set``, ``--grid``, the notebooks' ``-p``), lists of
 ints with ranges, seeds (``specreg sweep/finetune/table1 --seeds``, ``specreg generate --seeds``, a notebook's
 ``seeds``). Words are case-insensitive; a config field's declared type picks the converter
-(``experiments.core.config.parse_text``)."""
+(``experiments.core.config.parse_text``).
+
+Lists of ints and seeds are bounded before they are expanded: at most ``MAX_VALUES`` values (a range counts its
+length, so ``0-3000000000`` is refused at once instead of filling memory), and a seed lies in [0, ``MAX_SEED``], the
+range every generator the library seeds accepts (numpy's legacy ``seed`` included)."""
 
 from __future__ import annotations
 
@@ -9,8 +13,16 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .errors import InputError
+
+MAX_VALUES = 10**6  # values in one list / seed list: ~7x EDM's three FID-50k seed sets, tens of MB as Python ints
+MAX_SEED = 2**32 - 1
 NONE_WORDS = ("none", "null")  # for an optional field only; a plain str field keeps the text
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "1"), ("false", "no", "0")
+
+
+class OptionError(InputError, ValueError):
+    """A command-line option (or its text) the door cannot use; the message names the option and what to pass."""
 
 
 def parse_scalar(text: str, kind: type) -> Any:
@@ -41,21 +53,27 @@ def is_none_word(text: str) -> bool:
 _RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
 
 
-def parse_int_list(text: str) -> list[int]:
-    """``"1,2,3"``, ``"[1, 2]"``, ranges ``"1-5"`` (inclusive) and mixes ``"1-3,7"`` -> a list of ints."""
+def parse_int_list(text: str, max_values: int = MAX_VALUES) -> list[int]:
+    """``"1,2,3"``, ``"[1, 2]"``, ranges ``"1-5"`` (inclusive) and mixes ``"1-3,7"`` -> a list of ints; more than
+    ``max_values`` values in all is an :class:`OptionError`, raised before any range is expanded."""
     t = text.strip()
     if t[:1] + t[-1:] in ("[]", "()"):
         t = t[1:-1]
+    items = [s.strip() for s in t.split(",")]
+    ranges = [_RANGE.match(item) for item in items]
+    for item, m in zip(items, ranges, strict=True):
+        if m and int(m[1]) > int(m[2]):
+            raise OptionError(f"range {item!r} runs backwards; write it as {m[2]}-{m[1]}")
+    count = sum(int(m[2]) - int(m[1]) + 1 if m else bool(item) for item, m in zip(items, ranges, strict=True))
+    if count > max_values:
+        raise OptionError(f"{count} values is more than the {max_values} one list may hold; give fewer (e.g. split "
+                          "the range over several runs)")
     out: list[int] = []
-    for item in (s.strip() for s in t.split(",")):
+    for item, m in zip(items, ranges, strict=True):
         if not item:
             continue  # "1," and "" are allowed
-        m = _RANGE.match(item)
         if m:
-            lo, hi = int(m[1]), int(m[2])
-            if lo > hi:
-                raise ValueError(f"range {item!r} runs backwards; write it as {hi}-{lo}")
-            out += range(lo, hi + 1)
+            out += range(int(m[1]), int(m[2]) + 1)
         else:
             out.append(parse_scalar(item, int))
     return out
@@ -63,19 +81,29 @@ def parse_int_list(text: str) -> list[int]:
 
 def parse_seeds(text: str | int | Iterable[int], option: str = "--seeds") -> list[int]:
     """The one seed grammar: ``"1,2,3"``, ``"1-5"``, ``"0-49999"``, ``"1-3,7"`` (or an int, or ints) -> distinct
-    ints >= 0, in the order given."""
+    ints in [0, MAX_SEED], at most MAX_VALUES of them, in the order given; else an :class:`OptionError` naming
+    ``option``."""
+    shown = repr(text) if isinstance(text, str | int) else "(a list)"
+    shown = shown if len(shown) <= 60 else f"{shown[:40]}...'"  # a line, not a screenful
     try:
         if isinstance(text, int):
             seeds = [text]
         elif isinstance(text, str):
             seeds = parse_int_list(text)
         else:
-            seeds = [int(s) for s in text]
+            seeds = []
+            for s in text:
+                seeds.append(int(s))
+                if len(seeds) > MAX_VALUES:
+                    raise ValueError(f"more than the {MAX_VALUES} seeds one list may hold; give fewer")
     except ValueError as err:
-        raise ValueError(f"{option} {text!r}: {err}; write seeds as 1,2,3 or a range 1-5") from None
+        raise OptionError(f"{option} {shown}: {err}; write seeds as 1,2,3 or a range 1-5") from None
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise ValueError(f"{option} {text!r}: need at least one seed, each >= 0 and none twice; write seeds as "
-                         "1,2,3 or a range 1-5")
+        raise OptionError(f"{option} {shown}: need at least one seed, each >= 0 and none twice; write seeds as "
+                          "1,2,3 or a range 1-5")
+    if max(seeds) > MAX_SEED:
+        raise OptionError(f"{option} {shown}: seed {max(seeds)} is above {MAX_SEED} (2^32 - 1: every generator "
+                          "accepts that, numpy's legacy seed included); write seeds as 1,2,3 or a range 1-5")
     return seeds
 
 

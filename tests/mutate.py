@@ -74,6 +74,13 @@ MUTATIONS = (
              "tol: float = 0.10) -> dict[str, float]:",
              "structure_metrics: default tolerance 0.10 (changes the headline valid fractions)",
              ("tests/test_checkerboard.py",)),
+    Mutation("specreg_lib/training/loop.py", "with torch.jit.optimized_execution(False):",
+             "with torch.jit.optimized_execution(True):",
+             "train: TorchScript optimised again, so a resumed DiffWave run is one ulp off (LMNT's JIT silu)",
+             ("tests/test_hardening_runs.py",)),
+    Mutation("specreg_lib/training/loop.py", "    trainer.check_trained(resumed_from, skipped_before)",
+             "    pass", "train: a run that skipped most of its steps reported done",
+             ("tests/test_hardening_runs.py",)),
 )
 
 

@@ -24,8 +24,8 @@ from specreg_lib.models.edm_checkpoint import (
     read_edm_pickle,
     save_edm_checkpoint,
 )
-from specreg_lib.models.edm_pickle import UnsafePickleError, restricted_load
 from specreg_lib.models.edm_precond import PRECOND_NAMES, EDMDenoiser, denoiser_init_kwargs
+from specreg_lib.models.edm_unpickler import UnsafePickleError, restricted_load
 from specreg_lib.models.songunet import DDPMPP, NCSNPP
 
 ARCHS = {"ddpmpp": DDPMPP, "ncsnpp": NCSNPP}

@@ -12,7 +12,6 @@ import pytest
 import torch
 from scipy import stats
 
-from specreg_lib.experiments.edm import table1
 from specreg_lib.experiments.edm.table1 import (
     Table1Plan,
     cell_config,
@@ -152,7 +151,6 @@ def test_inception_weights_hash_is_part_of_the_key(tmp_path, monkeypatch):
     ours = hashlib.sha256(b"stand-in weights").hexdigest()
     for recorded, with_file, reused in (("0" * 64, True, False), (ours, True, True), ("0" * 64, False, True)):
         monkeypatch.setenv("SPECREG_INCEPTION_2015_12_05_PT", str(weights) if with_file else "")
-        monkeypatch.setattr(table1, "cleanfid_inception_path", lambda: tmp_path / "none.pt")
         write_json(folder / "fid.json", {"fid": 1.0, "seeds": [0, 2], "profile": "smoke", "features": "inception",
                                          "key": cell_key(plan, cell),
                                          "weights": {"extractor_sha256": recorded, "reference_sha256": None}})

@@ -212,6 +212,8 @@ def _starts(exp, top, pool):
     for cfg in profiles:
         own = getattr(cfg, top)
         for alt in pool.get((type(own), top), ()) if dataclasses.is_dataclass(own) else ():
+            if top == "train":  # keep the profile's step count (runtime): EDM's 0 = "from the duration" is its own
+                alt = dataclasses.replace(alt, steps=own.steps)
             try:
                 yield apply_overrides(cfg, {top: alt})
             except ValueError:  # e.g. an image regularizer in the audio config

@@ -12,6 +12,7 @@ from torch import nn
 
 from specreg_lib.data import TensorSampler
 from specreg_lib.training import EMA, TrainConfig, load_checkpoint, save_checkpoint, shard_seed, train
+from specreg_lib.training.loop import NonFiniteSteps
 from specreg_lib.training.streams import DATA, GLOBAL, NOISE
 
 torch.set_num_threads(1)
@@ -167,15 +168,15 @@ def test_loss_decreases_and_history():
 
 
 class NaNEvery3:
-    """A loss that is NaN on every third call."""
+    """A loss that is NaN on every ``period``-th call (every third by default)."""
 
-    def __init__(self):
-        self.calls = 0
+    def __init__(self, period=3):
+        self.calls, self.period = 0, period
 
     def __call__(self, net, x0, cond=None):
         self.calls += 1
         loss = (net(x0) - x0).square().mean(1)
-        return loss * float("nan") if self.calls % 3 == 0 else loss
+        return loss * float("nan") if self.calls % self.period == 0 else loss
 
 
 def test_nonfinite_steps_are_skipped_then_raise():
@@ -184,9 +185,13 @@ def test_nonfinite_steps_are_skipped_then_raise():
     assert all(torch.isfinite(p).all() for p in res.model.parameters())
     with pytest.raises(FloatingPointError):
         train(_net(), NaNEvery3(), _data, TrainConfig(steps=9, max_nonfinite=2, **CFG))
-    # accumulate=2: calls 3, 6, 9, 12 are NaN; each NaN micro-batch skips its whole step (steps 2, 3, 5, 6 of 6)
-    res = train(_net(), NaNEvery3(), _data, TrainConfig(steps=6, accumulate=2, max_nonfinite=5, **CFG))
-    assert res.nonfinite_steps == 4 and all(torch.isfinite(p).all() for p in res.model.parameters())
+    # accumulate=2: calls 5 and 10 are NaN, the first micro-batch of step 3 and the last of step 5; each NaN
+    # micro-batch skips its whole step
+    res = train(_net(), NaNEvery3(5), _data, TrainConfig(steps=6, accumulate=2, max_nonfinite=5, **CFG))
+    assert res.nonfinite_steps == 2 and all(torch.isfinite(p).all() for p in res.model.parameters())
+    # every third call NaN skips steps 2, 3, 5, 6 of 6: more than half, a run that did not train (issue 20)
+    with pytest.raises(NonFiniteSteps, match="4 of the 6 steps of this call"):
+        train(_net(), NaNEvery3(), _data, TrainConfig(steps=6, accumulate=2, max_nonfinite=5, **CFG))
 
 
 def test_tensor_sampler_with_cond_and_iterable_data():

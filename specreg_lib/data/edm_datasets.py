@@ -2,8 +2,9 @@
 
 Layout (what EDM's dataset tool writes and its loader reads): images ``{i // 1000:05d}/img{i:08d}.png`` (any
 names and depth are read), sorted by their path inside the dataset; ``dataset.json`` = ``{"labels": [["00000/
-img00000000.png", 6], ...]}`` (or ``{"labels": null}``); integer labels become one-hot vectors of size
-max + 1. Zip members are read in place, never extracted (no path can escape the archive).
+img00000000.png", 6], ...]}`` (or ``{"labels": null}``); integer labels in [0, ``MAX_CLASSES``) become one-hot
+vectors of size max + 1 (per item, as EDM). Zip members are read in place, never extracted, by the rules of
+``folders`` (no path can escape the dataset, inflation and image sizes are bounded before reading).
 
 Preparation (``prepare_image_folder``, ``prepare_cifar10``) follows EDM's dataset tool as edm.md 1h states
 it: every image of the source, converted to RGB and resized to the target with PIL's LANCZOS filter when its
@@ -28,10 +29,21 @@ from PIL import Image
 
 from ..errors import InputError
 from ..io import atomic_path
+from .folders import (
+    as_uint8,
+    check_zip_member,
+    decode_image,
+    folder_files,
+    image_channels,
+    open_image,
+    safe_name,
+)
 from .patches import SKIMAGE_IMAGES, ImagePatches
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 LABELS_FILE = "dataset.json"
+MAX_CLASSES = 10_000  # class labels are 0..num_classes-1, num_classes <= this (ImageNet has 1000): 40 KB a one-hot
+LABELS_BASE_BYTES, LABELS_BYTES_PER_IMAGE = 2**20, 2**10  # dataset.json's bound: 1 MiB + 1 KiB per image
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -44,7 +56,9 @@ class EDMImageDataset(torch.utils.data.Dataset):
 
     Every image must have the same size and channel count (checked from the headers when the dataset opens);
     ``resolution`` (optional) must match. ``use_labels=False`` (or no ``dataset.json``) gives labels of
-    shape (0,). ``max_size`` keeps the first images in path order.
+    shape (0,). ``max_size`` keeps the first images in path order. Files are read by ``folders``' rules
+    (names inside the dataset, bounded zip members, the pixel cap, 16-bit images rounded to 8 bits, no
+    transparent pixels). ``labels`` holds class indices (N,) (one-hot per item, as EDM) or vectors (N, D).
     """
 
     def __init__(self, path: str | os.PathLike, resolution: int | None = None, use_labels: bool = True,
@@ -52,46 +66,57 @@ class EDMImageDataset(torch.utils.data.Dataset):
         self.path = Path(path)
         if self.path.is_file() and zipfile.is_zipfile(self.path):
             self.kind = "zip"
-            with zipfile.ZipFile(self.path) as zf:
-                names = zf.namelist()
+            try:
+                with zipfile.ZipFile(self.path) as zf:
+                    infos = {i.filename: i for i in zf.infolist() if not i.is_dir()}
+            except (zipfile.BadZipFile, OSError) as err:
+                raise DatasetError(f"{self.path}: cannot read the zip archive ({err}); build or download it "
+                                   "again") from err
+            names = list(infos)
         elif self.path.is_dir():
             self.kind = "folder"
-            names = [p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()]
+            names = [p.relative_to(self.path).as_posix() for p in folder_files(self.path, DatasetError)]
         elif self.path.exists():
             raise DatasetError(f"{self.path}: neither a folder nor a zip archive of images")
         else:
             raise DatasetError(f"{self.path}: no such dataset (a folder or zip of PNGs in EDM's layout; see "
                                "specreg_lib.data.edm_datasets)")
         self._zip: zipfile.ZipFile | None = None
-        unsafe = [n for n in names if n.startswith("/") or ".." in PurePosixPath(n).parts]
+        unsafe = [n for n in names if not safe_name(n)]
         if unsafe:
             raise DatasetError(f"{self.path}: member {unsafe[0]!r} points outside the dataset; refusing it (a "
                                "dataset holds relative names such as 00000/img00000000.png)")
         self.names = sorted(n for n in names if PurePosixPath(n).suffix.lower() in IMAGE_EXTS
                             and not any(part.startswith(".") for part in PurePosixPath(n).parts))
+        n_images = len(self.names)
+        if self.kind == "zip":  # every member read later, checked now (method, declared size)
+            for n in [*self.names, *([LABELS_FILE] if LABELS_FILE in infos else [])]:
+                check_zip_member(infos[n], self.path, DatasetError)
         if max_size is not None:
             self.names = self.names[:max_size]
         if not self.names:
             raise DatasetError(f"{self.path}: no images ({', '.join(IMAGE_EXTS)}) found")
         self.channels, self.resolution = self._check_shapes(resolution)
-        self.labels = self._load_labels(LABELS_FILE in names) if use_labels else None
-        self.label_dim = 0 if self.labels is None else self.labels.shape[1]
+        self.labels = self._load_labels(n_images) if use_labels and LABELS_FILE in names else None
+        self.label_dim = 0 if self.labels is None else (self.labels.shape[1] if self.labels.ndim == 2
+                                                          else int(self.labels.max()) + 1)
 
     def _open(self, name: str):
         if self.kind == "folder":
             return open(self.path / name, "rb")
         if self._zip is None:  # opened lazily, so the dataset pickles into DataLoader workers
             self._zip = zipfile.ZipFile(self.path)
-        return self._zip.open(name)
+        return self._zip.open(name)  # read by PIL in small steps: inflation bounded, stops at the declared size
 
     def _check_shapes(self, resolution: int | None) -> tuple[int, int]:
         shapes = {}
         for name in self.names:
             try:
-                with self._open(name) as fh, Image.open(fh) as im:
-                    shapes.setdefault((im.size, 1 if im.mode in ("L", "I", "I;16", "F", "1") else 3), name)
-            except Exception as err:  # PIL raises several types for broken files
-                raise DatasetError(f"{self.path}/{name}: not a readable image ({err})") from err
+                fh = self._open(name)
+            except (OSError, zipfile.BadZipFile) as err:
+                raise DatasetError(f"{self.path}/{name}: cannot open ({err}); prepare the dataset again") from err
+            with fh, open_image(fh, f"{self.path}/{name}", DatasetError) as im:
+                shapes.setdefault((im.size, image_channels(im)), name)
         if len(shapes) > 1:
             found = "; ".join(f"{w}x{h}x{c} (e.g. {n})" for ((w, h), c), n in shapes.items())
             raise DatasetError(f"{self.path}: images differ in size or channels: {found}; prepare the dataset at "
@@ -103,53 +128,78 @@ class EDMImageDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{self.path}: images are {w}x{w} but resolution={resolution} was asked for")
         return c, w
 
-    def _load_labels(self, present: bool) -> np.ndarray | None:
-        if not present:
-            return None
+    def _load_labels(self, n_images: int) -> np.ndarray | None:
+        """Labels of ``self.names`` from dataset.json, its size bounded by the number of images before parsing:
+        class indices (N,) int64 in [0, MAX_CLASSES), or finite vectors (N, D) float32 with D <= MAX_CLASSES."""
+        where = f"{self.path}/{LABELS_FILE}"
+        limit = LABELS_BASE_BYTES + LABELS_BYTES_PER_IMAGE * n_images
         try:
             with self._open(LABELS_FILE) as fh:
-                raw = json.load(fh)
-        except (OSError, ValueError) as err:
-            raise DatasetError(f"{self.path}/{LABELS_FILE}: not valid JSON ({err})") from err
+                text = fh.read(limit + 1)  # never more than the bound, whatever the file or zip header claims
+            if len(text) > limit:
+                raise DatasetError(f"{where}: larger than {limit} bytes ({LABELS_BASE_BYTES} + "
+                                   f"{LABELS_BYTES_PER_IMAGE} per image for {n_images} images); a dataset.json "
+                                   "holds one [file name, label] pair per image: write it again")
+            raw = json.loads(text)
+        except (OSError, ValueError, RecursionError, zipfile.BadZipFile) as err:
+            raise DatasetError(f"{where}: not valid JSON ({err}); write it again, e.g. "
+                               '{"labels": [["00000/img00000000.png", 6]]}') from err
         raw = raw.get("labels") if isinstance(raw, dict) else raw
         if raw is None:
             return None
         try:
             table = {str(name): label for name, label in raw}
         except (TypeError, ValueError):
-            raise DatasetError(f"{self.path}/{LABELS_FILE}: labels must be a list of [file name, label] pairs, "
+            raise DatasetError(f"{where}: labels must be a list of [file name, label] pairs, "
                                'e.g. {"labels": [["00000/img00000000.png", 6]]}') from None
         missing = [n for n in self.names if n not in table]
         if missing:
-            raise DatasetError(f"{self.path}/{LABELS_FILE}: no label for {len(missing)} images (first: "
-                               f"{missing[0]}); label every image or remove {LABELS_FILE}")
-        labels = np.asarray([table[n] for n in self.names])
-        if labels.ndim == 1:
-            if labels.dtype.kind not in "iu" or labels.min() < 0:
-                raise DatasetError(f"{self.path}/{LABELS_FILE}: class labels must be non-negative integers")
-            return np.eye(int(labels.max()) + 1, dtype=np.float32)[labels]  # one-hot (N, label_dim)
-        if labels.ndim == 2 and labels.dtype.kind in "iuf":
-            return labels.astype(np.float32)
-        raise DatasetError(f"{self.path}/{LABELS_FILE}: labels must be integers or equal-length number vectors")
+            raise DatasetError(f"{where}: no label for {len(missing)} images (first: {missing[0]}); label every "
+                               f"image or remove {LABELS_FILE}")
+        values = [table[n] for n in self.names]
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):  # class indices
+            bad = next((v for v in values if not 0 <= v < MAX_CLASSES), None)
+            if bad is not None:
+                raise DatasetError(f"{where}: class label {bad} is outside [0, {MAX_CLASSES}); class labels are "
+                                   f"integers 0..num_classes-1 with num_classes <= {MAX_CLASSES}: renumber them")
+            return np.asarray(values, dtype=np.int64)
+        is_vector = all(isinstance(v, list) and len(v) == len(values[0]) and all(
+            isinstance(e, int | float) and not isinstance(e, bool) for e in v) for v in values)
+        if not is_vector or not 0 < len(values[0]) <= MAX_CLASSES:
+            raise DatasetError(f"{where}: labels must be class integers in [0, {MAX_CLASSES}) or equal-length "
+                               f"number vectors of at most {MAX_CLASSES} entries")
+        vectors = np.asarray(values, dtype=np.float64)
+        if not np.isfinite(vectors).all() or np.abs(vectors).max() > np.finfo(np.float32).max:
+            raise DatasetError(f"{where}: label vectors hold NaN, Inf or values beyond float32; fix the labels")
+        return vectors.astype(np.float32)
+
+    def label(self, i: int) -> np.ndarray:
+        """Label i as (label_dim,) float32: a class index one-hot (as EDM's get_label), or its vector."""
+        if self.labels is None:
+            return np.zeros(0, dtype=np.float32)
+        if self.labels.ndim == 2:
+            return self.labels[i]
+        onehot = np.zeros(self.label_dim, dtype=np.float32)
+        onehot[self.labels[i]] = 1
+        return onehot
 
     def __len__(self) -> int:
         return len(self.names)
 
     def image_uint8(self, i: int) -> np.ndarray:
-        """Image i as uint8 (C, H, W)."""
+        """Image i as uint8 (C, H, W); 16-bit images rounded to 8 bits (v / 257), never clipped."""
         name = self.names[i]
         try:
-            with self._open(name) as fh, Image.open(fh) as im:
-                a = np.asarray(im.convert("L" if self.channels == 1 else "RGB"))
-        except Exception as err:
-            raise DatasetError(f"{self.path}/{name}: cannot decode image ({err}); the file is corrupt or "
-                               "truncated: prepare the dataset again") from err
+            fh = self._open(name)
+        except (OSError, zipfile.BadZipFile) as err:
+            raise DatasetError(f"{self.path}/{name}: cannot open ({err}); prepare the dataset again") from err
+        with fh:
+            a = as_uint8(decode_image(fh, f"{self.path}/{name}", DatasetError))  # (H, W) or (H, W, 3)
         return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.from_numpy(self.image_uint8(i).astype(np.float32) / 127.5 - 1)  # EDM: uint8 / 127.5 - 1
-        label = torch.from_numpy(self.labels[i]) if self.labels is not None else torch.zeros(0)
-        return x, label
+        return x, torch.from_numpy(self.label(i))
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_zip": None}
@@ -203,9 +253,11 @@ def _source_images(source: Path) -> tuple[list[str], zipfile.ZipFile | None]:
         zf = zipfile.ZipFile(source)
         names = sorted(n for n in zf.namelist() if PurePosixPath(n).suffix.lower() in IMAGE_EXTS
                        and not any(part.startswith(".") for part in PurePosixPath(n).parts))
+        for n in names:
+            check_zip_member(zf.getinfo(n), source, DatasetError)
     elif source.is_dir():
         zf = None
-        names = sorted(str(p) for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        names = sorted(str(p) for p in folder_files(source, DatasetError) if p.suffix.lower() in IMAGE_EXTS)
     else:
         raise DatasetError(f"{source}: no such folder or zip of source images (e.g. afhq_v2.zip or FFHQ's "
                            "images1024x1024 folder)")
@@ -216,14 +268,11 @@ def _source_images(source: Path) -> tuple[list[str], zipfile.ZipFile | None]:
 
 def resized(fh: str | os.PathLike | io.IOBase, resolution: int, name: str = "") -> np.ndarray:
     """One source image as uint8 RGB (resolution, resolution, 3): PIL LANCZOS when its size differs (EDM's tool)."""
-    try:
-        with Image.open(fh) as im:
-            im = im.convert("RGB")
-            if im.size != (resolution, resolution):
-                im = im.resize((resolution, resolution), Image.Resampling.LANCZOS)
-            return np.asarray(im)
-    except Exception as err:
-        raise DatasetError(f"{name or fh}: cannot read image ({err})") from err
+    a = as_uint8(decode_image(fh, str(name or fh), DatasetError))  # the pixel cap, 16 bits rounded, opaque
+    im = Image.fromarray(a).convert("RGB")
+    if im.size != (resolution, resolution):
+        im = im.resize((resolution, resolution), Image.Resampling.LANCZOS)
+    return np.asarray(im)
 
 
 def prepare_image_folder(source: str | os.PathLike, dest: str | os.PathLike, resolution: int = 64,

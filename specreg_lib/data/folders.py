@@ -4,29 +4,103 @@ A folder ``generate`` wrote (``generation.json`` beside ``{seed - seed % 1000:06
 its seed images in seed order; a dataset zip in EDM's layout (``00000/img00000000.png``, ``dataset.json``) gives
 its images in the order of their names, read from the archive without extracting it. Hidden files (atomic
 writers' temp files) are skipped. Images load as grayscale in [-1, 1] at their full bit depth, centre-cropped;
-audio loads mixed down to mono. Every failure raises ``FolderError`` naming the folder or file and why.
+audio loads mixed down to mono. Every failure raises ``FolderError`` naming the folder or file and why
+(``AudioError`` for WAV samples that are not finite or beyond full scale).
+
+The rules for untrusted files live here, once, and the EDM dataset loader uses them too:
+
+* names: a member of a zip or folder must stay inside it (no absolute path, drive, ``..`` part or backslash; a
+  folder's symbolic link must resolve inside the folder);
+* zip members: only stored or deflated ones are read (``zipfile`` inflates those in bounded steps and never past
+  the declared size; its bzip2/LZMA readers inflate a whole block at once), declared size at most
+  ``MAX_MEMBER_BYTES``, checked before reading, read in chunks and CRC-checked;
+* images: the header's width x height at most ``MAX_IMAGE_PIXELS``, checked before decoding (Pillow opens
+  lazily; its own limit only warns below 2x its 89 Mpx); 16-bit grayscale keeps its range (``convert("L")``
+  clips it at 255), CMYK and palette images are converted to RGB, floating-point pixels are refused (no fixed
+  range), and an image with any transparent pixel is refused (its content depends on the background);
+* WAV samples: see ``speech.check_samples`` (finite, within full scale).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
+import warnings
 import zipfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import numpy as np
 import torch
 
 from ..errors import InputError
 from .seed_images import list_seed_images
+from .speech import check_samples
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 AUDIO_EXTS = (".wav",)
 GENERATION_RECORD = "generation.json"  # what ``specreg generate`` writes beside its seed folders
+MAX_IMAGE_PIXELS = 2**25  # 33.5 Mpx (8K UHD, 7680x4320, fits); a spectrum costs ~24 bytes a pixel: ~0.8 GB here
+MAX_MEMBER_BYTES = 2**30  # one zip member, uncompressed (an hour of 16-bit stereo 44.1 kHz WAV is 0.64 GB)
+READ_CHUNK = 2**20  # zip members are read in 1 MiB steps, so inflation is bounded by each step
+GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N")  # Pillow modes read as one channel
+COLOR_MODES = ("RGB", "RGBA", "RGBa", "RGBX", "P", "PA", "CMYK", "YCbCr")  # ... and as RGB
 
 
 class FolderError(InputError, ValueError):
     """A folder or file that cannot be used as images or audio; the message says which and why."""
+
+
+def safe_name(name: str) -> bool:
+    """True when a member name stays inside its archive or folder: relative, no drive, ``..`` or backslash."""
+    p = PurePosixPath(name)
+    return not (p.is_absolute() or ".." in p.parts or "\\" in name or re.match(r"[A-Za-z]:", name) or "\0" in name)
+
+
+def check_zip_member(info: zipfile.ZipInfo, archive: Path, error: type[InputError] = FolderError,
+                     limit: int = MAX_MEMBER_BYTES) -> None:
+    """Refuse a member before reading it: a name leaving the archive, a compression whose inflation zipfile does
+    not bound (anything but stored/deflated), a declared size over ``limit``."""
+    where = f"{archive}/{info.filename}"
+    if not safe_name(info.filename):
+        raise error(f"{archive}: member {info.filename!r} points outside the archive; refusing it (members are "
+                    "relative names such as 00000/img00000000.png): rebuild the zip")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise error(f"{where}: compressed with zip method {info.compress_type}; only stored or deflated members are "
+                    "read (their inflation is bounded): rebuild the zip with zipfile.ZIP_STORED or ZIP_DEFLATED")
+    if info.file_size > limit:
+        raise error(f"{where}: declares {info.file_size} bytes uncompressed, over the limit of {limit} bytes for "
+                    "one member; remove it from the zip or split the file")
+
+
+def read_zip_member(archive: zipfile.ZipFile, name: str, path: Path, error: type[InputError] = FolderError,
+                    limit: int = MAX_MEMBER_BYTES) -> bytes:
+    """A member's bytes, checked first (``check_zip_member``) and read in bounded chunks up to its declared size
+    (zipfile stops there and checks the CRC, so a member that inflates past its declared size is refused)."""
+    info = archive.getinfo(name)
+    check_zip_member(info, path, error, limit)
+    chunks = []
+    try:
+        with archive.open(info) as fh:
+            while chunk := fh.read(READ_CHUNK):
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:  # CRC mismatch, broken deflate stream
+        raise error(f"{path}/{name}: corrupt zip member ({err}); download or build the zip again") from err
+    return b"".join(chunks)
+
+
+def folder_files(root: Path, error: type[InputError] = FolderError) -> list[Path]:
+    """Every file under ``root`` (recursively); a link resolving outside ``root`` is refused, never read."""
+    top = root.resolve()
+    files = [p for p in root.rglob("*") if p.is_file()]
+    for p in files:
+        if p.is_symlink() and not p.resolve().is_relative_to(top):
+            raise error(f"{p}: a link to {p.resolve()}, outside {root}; refusing it: copy the file into the folder "
+                        "or remove the link")
+    return files
 
 
 class ZipMember:
@@ -37,7 +111,7 @@ class ZipMember:
         self.suffix = PurePosixPath(name).suffix
 
     def read_bytes(self) -> bytes:
-        return self.archive.read(self.name)
+        return read_zip_member(self.archive, self.name, self.path)
 
     def __str__(self) -> str:
         return f"{self.path}/{self.name}"
@@ -67,12 +141,17 @@ def _members(source: Path) -> list[tuple[str, Media]]:
             archive = zipfile.ZipFile(source)
         except (zipfile.BadZipFile, OSError) as err:
             raise FolderError(f"{source}: cannot read the zip archive ({err}); download or build it again") from err
-        return [(n, ZipMember(archive, source, n)) for n in archive.namelist() if not n.endswith("/")]
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+        for n in names:
+            if not safe_name(n):
+                raise FolderError(f"{source}: member {n!r} points outside the archive; refusing it (members are "
+                                  "relative names such as 00000/img00000000.png): rebuild the zip")
+        return [(n, ZipMember(archive, source, n)) for n in names]
     if not source.is_dir():
         raise FolderError(f"{source}: no such folder or zip archive; check the path")
     if (source / GENERATION_RECORD).is_file():  # generate's folder: its seed images only (not a --grid PNG)
         return [(p.relative_to(source).as_posix(), p) for p in list_seed_images(source).values()]
-    return [(p.relative_to(source).as_posix(), p) for p in source.rglob("*") if p.is_file()]
+    return [(p.relative_to(source).as_posix(), p) for p in folder_files(source)]
 
 
 def list_media(source: str | Path) -> tuple[str, list[Media]]:
@@ -91,53 +170,122 @@ def list_media(source: str | Path) -> tuple[str, list[Media]]:
 
 
 def _readable(item: Media) -> str | io.BytesIO:
-    """What PIL / soundfile / open read: a file's path, or a zip member's bytes."""
+    """What PIL / soundfile / open read: a file's path, or a zip member's bytes (bounded read)."""
     return io.BytesIO(item.read_bytes()) if isinstance(item, ZipMember) else str(item)
 
 
-def image_size(path: Media) -> tuple[int, int]:
-    """(H, W) of an image without decoding it."""
+# ------------------------------------------------------------------ images: one reading rule
+
+
+@contextlib.contextmanager
+def open_image(source: str | Path | IO[bytes], name: str, error: type[InputError] = FolderError
+               ) -> Iterator:
+    """A PIL image opened lazily (header only), its size checked against ``MAX_IMAGE_PIXELS`` and its mode
+    against the modes read here before any pixel is decoded."""
     from PIL import Image
 
     try:
-        with Image.open(_readable(path)) as im:
-            return im.size[1], im.size[0]
-    except Exception as err:  # PIL raises several types for broken files
-        raise FolderError(f"{path}: cannot read image ({err}); remove or re-export it") from err
+        with warnings.catch_warnings():  # Pillow warns from 89 Mpx on; the cap below answers first, in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(source)
+    except Image.DecompressionBombError as err:
+        raise error(f"{name}: the image declares more than {MAX_IMAGE_PIXELS} pixels ({err}); images are read "
+                    f"up to {MAX_IMAGE_PIXELS} pixels: downscale it") from err
+    except Image.UnidentifiedImageError as err:
+        raise error(f"{name}: cannot read image: not a readable image file (no PNG/JPG header PIL knows); remove "
+                    "it or re-export it as PNG") from err
+    except Exception as err:  # PIL raises several types for broken headers
+        raise error(f"{name}: cannot read image: not a readable image file ({err}); remove it or re-export it "
+                    "as PNG") from err
+    with im:
+        (w, h), mode = im.size, im.mode
+        if w * h > MAX_IMAGE_PIXELS:
+            raise error(f"{name}: the header declares {w}x{h} = {w * h} pixels, over the limit of "
+                        f"{MAX_IMAGE_PIXELS} (about 8K UHD) per image; downscale it (nothing was decoded)")
+        if mode not in GRAY_MODES + COLOR_MODES:
+            what = "floating-point pixels have no fixed range" if mode.startswith("F") else "an unsupported mode"
+            raise error(f"{name}: image mode {mode!r} ({what}); save it as an 8- or 16-bit grayscale or RGB PNG")
+        yield im
 
 
-def _gray(x: np.ndarray, path: Media) -> np.ndarray:
-    """An image array (H, W[, C]) of any integer depth or float -> grayscale float64 in [0, 1]."""
-    if np.issubdtype(x.dtype, np.integer):
-        x = x.astype(np.float64) / np.iinfo(x.dtype).max  # 8-bit /255, 16-bit /65535: no clipping at 255
-    else:
-        x = x.astype(np.float64)
-    if x.ndim == 3 and x.shape[-1] in (2, 4):  # gray+alpha or RGBA
-        alpha, x = x[..., -1], x[..., :-1]
-        if alpha.min() < 1.0:  # the spectrum of a see-through picture depends on what is behind it
-            raise FolderError(f"{path}: {np.mean(alpha < 1.0):.0%} of the pixels are transparent (alpha < 1); "
-                              "flatten the image onto a background first (e.g. PIL Image.alpha_composite)")
-    if x.ndim == 3:
-        x = x[..., :3] @ np.array([0.299, 0.587, 0.114]) if x.shape[-1] >= 3 else x[..., 0]  # ITU-R 601 luma
-    if x.ndim != 2:
-        raise FolderError(f"{path}: an image of shape {x.shape} is neither grayscale nor RGB(A)")
-    return x
+def image_channels(im) -> int:
+    """1 for grayscale Pillow modes (any depth, with or without alpha), else 3 (RGB after conversion)."""
+    return 1 if im.mode in GRAY_MODES else 3
+
+
+def _pixels(im, name: str, error: type[InputError]) -> np.ndarray:
+    """Decode an opened image: (H, W[, C]) uint8, or uint16 for 16-bit grayscale; alpha kept for the check."""
+    mode = im.mode
+    if mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16)  # native byte order, all 16 bits
+    if mode == "I":  # 32-bit container (old Pillow's 16-bit PNGs): accepted within the 16-bit range
+        a = np.asarray(im)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise error(f"{name}: 32-bit integer pixels in [{a.min()}, {a.max()}], beyond 16 bits; save it as an "
+                        "8- or 16-bit PNG")
+        return a.astype(np.uint16)
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return np.asarray(im)
+    if mode == "1":
+        return np.asarray(im.convert("L"))
+    if mode == "La":
+        return np.asarray(im.convert("LA"))
+    if mode in ("RGBa", "PA") or (mode == "P" and "transparency" in im.info):
+        return np.asarray(im.convert("RGBA"))
+    return np.asarray(im.convert("RGB"))  # P, RGBX, YCbCr, CMYK (Pillow's conversion; no ICC profile applied)
+
+
+def decode_image(source: str | Path | IO[bytes], name: str, error: type[InputError] = FolderError) -> np.ndarray:
+    """An image's pixels, opaque: (H, W) or (H, W, 3), uint8 or uint16 (16-bit grayscale keeps its 16 bits).
+
+    One rule for every image the kit reads: size and mode checked from the header first (``open_image``), a
+    truncated or corrupt file named, and an image with any transparent pixel (alpha below full) refused; an
+    opaque alpha channel is dropped."""
+    with open_image(source, name, error) as im:
+        try:
+            a = _pixels(im, name, error)
+        except InputError:
+            raise
+        except Exception as err:  # PIL raises OSError, SyntaxError, ValueError... for broken pixel data
+            raise error(f"{name}: cannot decode image ({err}); the file is corrupt or truncated: re-export it "
+                        "(or prepare the dataset again)") from err
+    if a.ndim == 3 and a.shape[-1] in (2, 4):  # gray+alpha or RGBA
+        alpha = a[..., -1]
+        if (alpha < np.iinfo(a.dtype).max).any():  # the picture depends on what is behind it
+            raise error(f"{name}: {np.mean(alpha < np.iinfo(a.dtype).max):.0%} of the pixels are transparent "
+                        "(alpha < 1); flatten the image onto a background first (e.g. PIL Image.alpha_composite)")
+        a = a[..., 0] if a.shape[-1] == 2 else a[..., :3]
+    return a
+
+
+def as_uint8(a: np.ndarray) -> np.ndarray:
+    """uint8 pixels as they are; 16-bit ones rounded to the nearest 8-bit level (v / 257: 65535 -> 255)."""
+    return a if a.dtype == np.uint8 else ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def image_size(path: Media) -> tuple[int, int]:
+    """(H, W) of an image without decoding it (size and mode checked)."""
+    with open_image(_readable(path), str(path)) as im:
+        return im.size[1], im.size[0]
+
+
+def _gray(x: np.ndarray) -> np.ndarray:
+    """Opaque pixels (H, W[, 3]) of any integer depth -> grayscale float64 in [0, 1] (ITU-R 601 luma for RGB)."""
+    x = x.astype(np.float64) / np.iinfo(x.dtype).max  # 8-bit /255, 16-bit /65535: no clipping at 255
+    return x @ np.array([0.299, 0.587, 0.114]) if x.ndim == 3 else x
 
 
 def load_image(path: Media, size: tuple[int, int]) -> torch.Tensor:
     """Grayscale image (any bit depth; opaque alpha dropped) centre-cropped to ``size``, in [-1, 1]: (1, 1, H, W).
 
-    Read with imageio, so a 16-bit PNG keeps its 16 bits (PIL's ``convert("L")`` clips it at 255); an image
-    with transparent pixels is refused (its spectrum depends on the background)."""
-    import imageio.v3 as iio
-
-    try:
-        x = iio.imread(path.read_bytes() if isinstance(path, ZipMember) else path)
-    except Exception as err:  # imageio/PIL raise several types for broken files
-        raise FolderError(f"{path}: cannot read image ({err}); remove or re-export it") from err
-    x = _gray(x, path) * 2.0 - 1.0
+    Read by ``decode_image``: a 16-bit PNG keeps its 16 bits, CMYK is converted to RGB, a transparent image or
+    one over ``MAX_IMAGE_PIXELS`` is refused."""
+    x = _gray(decode_image(_readable(path), str(path))) * 2.0 - 1.0
     top, left = (x.shape[0] - size[0]) // 2, (x.shape[1] - size[1]) // 2
     return torch.from_numpy(x[top : top + size[0], left : left + size[1]].copy()).view(1, 1, *size)
+
+
+# ------------------------------------------------------------------ audio
 
 
 def _wav_declared_frames(path: Media, frame_bytes: int) -> int | None:
@@ -177,11 +325,14 @@ def audio_info(path: Media) -> tuple[int, int]:
 
 
 def load_audio(path: Media, length: int | None = None) -> torch.Tensor:
-    """Mono WAV (channels averaged), whole or its first ``length`` samples: -> (1, 1, T) float64."""
+    """Mono WAV (channels averaged), whole or its first ``length`` samples: -> (1, 1, T) float64.
+
+    Samples must be finite and within full scale (``speech.check_samples``; AudioError otherwise)."""
     import soundfile as sf
 
     try:
         x, _ = sf.read(_readable(path), dtype="float64", always_2d=True, frames=-1 if length is None else length)
     except Exception as err:
         raise FolderError(f"{path}: cannot read audio ({err}); remove or re-export it") from err
+    check_samples(x, str(path))
     return torch.from_numpy(x.mean(1)).view(1, 1, -1)

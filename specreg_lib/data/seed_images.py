@@ -48,15 +48,16 @@ def list_seed_images(outdir: str | os.PathLike) -> dict[int, Path]:
 
 
 def read_seed_images(outdir: str | os.PathLike, seeds: Sequence[int]) -> torch.Tensor:
-    """The generated PNGs of ``seeds`` back as uint8 (B, C, H, W) (e.g. for a grid)."""
-    from PIL import Image
+    """The generated PNGs of ``seeds`` back as uint8 (B, C, H, W) (e.g. for a grid), read by ``folders``' rule
+    (pixel cap before decoding, 16 bits rounded to 8, no transparency; FolderError naming the file)."""
+    from .folders import as_uint8, decode_image  # folders lists seed images, so imported here
 
     out = []
     for s in seeds:
         path = image_path(outdir, s)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: seed {s} has not been generated into {outdir}")
-        a = np.asarray(Image.open(path))
+        a = as_uint8(decode_image(path, str(path)))
         out.append(torch.from_numpy((a[None] if a.ndim == 2 else a.transpose(2, 0, 1)).copy()))  # (C, H, W)
     return torch.stack(out)
 

@@ -74,7 +74,8 @@ def log_mel(audio: torch.Tensor | np.ndarray, cfg: MelConfig = MelConfig(),
 
 
 def read_wav(path: str | os.PathLike, sample_rate: int, min_peak: float = 1e-4) -> np.ndarray:
-    """A mono WAV as float32 (T,) in [-1, 1] (int16 / 32767.5 as LMNT); wrong rate, stereo, empty, silent -> error."""
+    """A mono WAV as float32 (T,) in [-1, 1] (int16 / 32767.5 as LMNT); wrong rate, stereo, empty, silent, NaN/Inf
+    or beyond full scale (a float WAV, ``check_samples``) -> AudioError naming the file."""
     import soundfile as sf
 
     path = Path(path)
@@ -91,7 +92,28 @@ def read_wav(path: str | os.PathLike, sample_rate: int, min_peak: float = 1e-4) 
         raise AudioError(f"{path}: {x.shape[1]} channels; the vocoder takes mono audio: mix it down first "
                          "(e.g. x.mean(axis=1))")
     x = x[:, 0].astype(np.float32) / (32767.5 if dtype == "int16" else 1.0)
+    check_samples(x, str(path))
     check_audio(x, str(path), min_peak)
+    return x
+
+
+FULL_SCALE_TOLERANCE = 2.0**-15  # one 16-bit step: int16 -32768 / 32767.5 (LMNT's scaling) is -1.0000153
+
+
+def check_samples(x: np.ndarray, name: str) -> np.ndarray:
+    """The one rule for samples read from a WAV: finite, and within full scale [-1, 1] (+ one 16-bit step).
+
+    Integer WAVs always are; a float WAV may hold anything (NaN, 3.9e30), which every later step would clip
+    or propagate silently, so it is refused, naming the file, rather than clipped."""
+    x = np.asarray(x)
+    bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+    if bad:
+        raise AudioError(f"{name}: {bad} non-finite samples (NaN or Inf); re-export the clip as 16-bit PCM or "
+                         "remove it")
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if peak > 1.0 + FULL_SCALE_TOLERANCE:
+        raise AudioError(f"{name}: samples reach {peak:.3g}, outside full scale [-1, 1]; normalise the clip "
+                         "(x / abs(x).max()) or re-export it as 16-bit PCM")
     return x
 
 
@@ -103,7 +125,8 @@ def check_audio(x: np.ndarray, name: str = "audio", min_peak: float = 1e-4) -> n
     if x.size == 0:
         raise AudioError(f"{name}: empty clip (0 samples)")
     if not np.isfinite(x).all():
-        raise AudioError(f"{name}: contains NaN or Inf samples")
+        raise AudioError(f"{name}: {x.size - np.count_nonzero(np.isfinite(x))} non-finite samples (NaN or Inf); "
+                         "remove or replace them")
     if np.abs(x).max() < min_peak:
         raise AudioError(f"{name}: silent clip (peak {np.abs(x).max():.2g} < {min_peak:g}); remove it")
     return x

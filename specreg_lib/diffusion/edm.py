@@ -270,12 +270,16 @@ def sigma_steps(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 80.
     """EDM steps (float64): sigma_i = (smax^(1/rho) + i/(N-1) (smin^(1/rho) - smax^(1/rho)))^rho, then 0."""
     if not isinstance(num_steps, int) or num_steps < 1:
         raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
-    if not 0 <= sigma_min < sigma_max < math.inf or not rho > 0:
-        raise ValueError(f"need 0 <= sigma_min < sigma_max < inf and rho > 0, "
+    if not 0 <= sigma_min < sigma_max < math.inf or not 0 < rho < math.inf:
+        raise ValueError(f"need 0 <= sigma_min < sigma_max < inf and 0 < rho < inf, "
                          f"got {sigma_min}, {sigma_max}, {rho}")
     i = torch.arange(num_steps, dtype=torch.float64) / max(num_steps - 1, 1)
     lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
-    return torch.cat([(hi + i * (lo - hi)) ** rho, torch.zeros(1, dtype=torch.float64)])
+    levels = (hi + i * (lo - hi)) ** rho
+    if not (levels[1:] < levels[:-1]).all():  # float64 ran out of digits: the steps would repeat a noise level
+        raise ValueError(f"rho={rho} over sigma in [{sigma_min}, {sigma_max}] gives {num_steps} steps that are not "
+                         "strictly decreasing in float64; use a smaller rho (EDM: 7) or a wider sigma range")
+    return torch.cat([levels, torch.zeros(1, dtype=torch.float64)])
 
 
 def sampler_sigmas(denoiser: Any, num_steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
@@ -290,9 +294,17 @@ def _check_sigmas(sigmas: torch.Tensor | Sequence[float]) -> list[float]:
     s = torch.as_tensor(sigmas, dtype=torch.float64)
     if s.ndim != 1 or s.numel() < 2:
         raise ValueError(f"sigmas must be a 1-D schedule of >= 2 noise levels, got shape {tuple(s.shape)}")
-    if bool((s < 0).any()) or bool((s[1:] >= s[:-1]).any()):
-        raise ValueError("sigmas must be non-negative and strictly decreasing (e.g. sigma_steps(...))")
+    if not bool(s.isfinite().all()) or bool((s < 0).any()) or bool((s[1:] >= s[:-1]).any()):
+        raise ValueError("sigmas must be finite, non-negative and strictly decreasing (e.g. sigma_steps(...))")
     return s.tolist()
+
+
+def _check_churn(S_churn: float, S_min: float, S_max: float, S_noise: float) -> None:
+    """EDM's churn settings: S_churn, S_min, S_noise finite and >= 0, S_max >= S_min (may be inf); NaN anywhere
+    would turn every image into NaN (or silently switch churn off)."""
+    if not (0 <= S_churn < math.inf and 0 <= S_min < math.inf and S_max >= S_min and 0 <= S_noise < math.inf):
+        raise ValueError(f"need finite S_churn >= 0, S_min >= 0, S_noise >= 0 and S_max >= S_min (inf allowed), "
+                         f"got S_churn={S_churn}, S_min={S_min}, S_max={S_max}, S_noise={S_noise}")
 
 
 @torch.no_grad()
@@ -301,6 +313,7 @@ def _ode_sample(denoise: Denoiser, latents: torch.Tensor, sigmas: torch.Tensor |
                 callback: Callable | None) -> torch.Tensor:
     """EDM Algorithm 2 (Heun) or its Euler variant, with optional stochastic churn."""
     s = _check_sigmas(sigmas)
+    _check_churn(S_churn, S_min, S_max, S_noise)
     N = len(s) - 1
     x = latents * s[0]
     for i, (s_cur, s_next) in enumerate(zip(s[:-1], s[1:])):

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from ..data.seed_images import image_path, to_uint8, write_png
+from ..errors import InputError
 from ..text import parse_seeds
 from .edm import euler_sample, heun_sample, sampler_sigmas
 
@@ -39,10 +40,36 @@ PAPER_STEPS = {32: 18, 64: 40}
 SOLVERS = ("heun", "euler")
 
 
+MAX_STEPS = 10_000  # sampler steps N: the paper uses 18-40 and EDM's ablations stay below 1,000
+
+
+class SamplerSettingsError(InputError, ValueError):
+    """A sampler setting outside its range: ``field`` (e.g. ``rho``), its ``value`` and the ``rule`` it breaks,
+    so a door can name its own option (``--rho``)."""
+
+    def __init__(self, field: str, value: Any, rule: str) -> None:
+        super().__init__(f"{field}={value!r}: {rule}")
+        self.field, self.value, self.rule = field, value, rule
+
+
+class NonFiniteImagesError(InputError, ValueError):
+    """The sampler returned NaN or inf for some seeds (a checkpoint with NaN weights, a diverged fine-tune); no PNG
+    of that batch is written, since uint8 quantisation would turn NaN into black images without a word."""
+
+
+def _real(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _finite(v: Any) -> bool:
+    return _real(v) and math.isfinite(v)
+
+
 @dataclasses.dataclass(frozen=True)
 class SamplerSettings:
     """EDM sampler settings (edm.md 1c): ``num_steps`` N (None: the paper's for the resolution), the sigma
-    range before clamping to the net's, rho, stochastic churn (0 = deterministic) and the solver."""
+    range before clamping to the net's, rho, stochastic churn (0 = deterministic) and the solver. Every value is
+    checked when the settings are made (:meth:`rules`): a NaN or infinite setting would give NaN images."""
 
     num_steps: int | None = None
     sigma_min: float = 0.002
@@ -54,16 +81,31 @@ class SamplerSettings:
     S_noise: float = 1.0
     solver: str = "heun"
 
+    def rules(self) -> tuple[tuple[str, bool, str], ...]:
+        """(field, holds, the rule in words) per setting, in field order (later rules may use earlier fields)."""
+        steps_ok = self.num_steps is None or (_real(self.num_steps) and isinstance(self.num_steps, int)
+                                              and 1 <= self.num_steps <= MAX_STEPS)
+        return (
+            ("num_steps", steps_ok, f"must be an int in [1, {MAX_STEPS}] (the paper: 18 at 32x32, 40 at 64x64), "
+                                    "or None for the paper's"),
+            ("sigma_min", _finite(self.sigma_min) and self.sigma_min >= 0, "must be a finite number >= 0 (EDM: "
+                                                                           "0.002)"),
+            ("sigma_max", _finite(self.sigma_max) and self.sigma_max > self.sigma_min,
+             f"must be a finite number above sigma_min={self.sigma_min} (EDM: 80)"),
+            ("rho", _finite(self.rho) and self.rho > 0, "must be a finite number > 0 (EDM: 7)"),
+            ("S_churn", _finite(self.S_churn) and self.S_churn >= 0, "must be a finite number >= 0 (0: "
+                                                                     "deterministic; EDM's stochastic runs use 0-80)"),
+            ("S_min", _finite(self.S_min) and self.S_min >= 0, "must be a finite number >= 0 (EDM: 0 to 1)"),
+            ("S_max", _real(self.S_max) and self.S_max >= self.S_min,
+             f"must be a number >= S_min={self.S_min} (inf: churn at every noise level)"),
+            ("S_noise", _finite(self.S_noise) and self.S_noise > 0, "must be a finite number > 0 (EDM: 1 to 1.007)"),
+            ("solver", self.solver in SOLVERS, f"must be one of {', '.join(SOLVERS)}"),
+        )
+
     def __post_init__(self) -> None:
-        if self.num_steps is not None and (not isinstance(self.num_steps, int) or self.num_steps < 1):
-            raise ValueError(f"num_steps must be a positive int or None, got {self.num_steps!r}")
-        if not 0 <= self.sigma_min < self.sigma_max or not self.rho > 0:
-            raise ValueError(f"need 0 <= sigma_min < sigma_max and rho > 0, got sigma_min={self.sigma_min}, "
-                             f"sigma_max={self.sigma_max}, rho={self.rho}")
-        if self.S_churn < 0 or self.S_noise <= 0:
-            raise ValueError(f"need S_churn >= 0 and S_noise > 0, got {self.S_churn}, {self.S_noise}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        for name, holds, rule in self.rules():
+            if not holds:
+                raise SamplerSettingsError(name, getattr(self, name), rule)
 
     def steps_for(self, resolution: int) -> int:
         """N for this resolution: ``num_steps`` or the paper's (18 at 32x32, 40 at 64x64)."""
@@ -167,12 +209,13 @@ def generate_to_folder(net: Any, outdir: str | os.PathLike, seeds: Sequence[int]
                        class_idx: int | None = None, device: str | torch.device = "cpu", bf16: bool = False,
                        channels_last: bool = False, geometry: tuple[int, int, int] | None = None,
                        rank: int = 0, world_size: int = 1, progress: bool = True,
-                       per_image: bool | None = None) -> list[int]:
+                       per_image: bool | None = None, source: str | None = None) -> list[int]:
     """Generate one PNG per seed into ``outdir`` (see ``image_path``); returns the seeds this call wrote.
 
     Rank r of ``world_size`` takes seeds[r::world_size] (fixed by the seed list, not by what is on disk, so
     ranks never race) and skips those already present. Every image depends on its seed only, so the folder is
-    the same for any batch size or number of ranks. The progress bar shows on rank 0.
+    the same for any batch size or number of ranks. The progress bar shows on rank 0. A batch with a non-finite
+    value is not written: :class:`NonFiniteImagesError` names ``source`` (the checkpoint) and the seeds.
     """
     from tqdm.auto import tqdm
 
@@ -192,8 +235,17 @@ def generate_to_folder(net: Any, outdir: str | os.PathLike, seeds: Sequence[int]
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     bar = tqdm(total=len(todo), unit="img", desc=f"generate {Path(outdir).name}", disable=not progress or rank != 0)
     for batch in batches:
-        images = to_uint8(sample_images(net, batch, settings, class_idx, device, bf16, channels_last, geometry,
-                                        per_image))
+        x = sample_images(net, batch, settings, class_idx, device, bf16, channels_last, geometry, per_image)
+        bad = [s for s, ok in zip(batch, x.flatten(1).isfinite().all(1).tolist(), strict=True) if not ok]
+        if bad:
+            bar.close()
+            shown = ", ".join(map(str, bad[:8])) + (f", ... ({len(bad)} of {len(batch)})" if len(bad) > 8 else "")
+            raise NonFiniteImagesError(
+                f"{source or 'the network'}: the sampler returned NaN/inf for seed(s) {shown}; no image of this "
+                f"batch was written ({len(written)} earlier ones were). The weights or the sampler settings give "
+                "NaN: check the checkpoint (re-download it, or retrain a fine-tune that diverged) and the sampler "
+                "options (sigma range, S_churn, S_noise)")
+        images = to_uint8(x)
         for s, img in zip(batch, images):
             write_png(img, image_path(outdir, s))
             written.append(s)

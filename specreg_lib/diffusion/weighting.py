@@ -24,6 +24,7 @@ with "unweighted" (its 50-step schedule only amplifies by 1/sqrt(abar) < 2).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -48,8 +49,17 @@ class SpectralWeighting:
     def __post_init__(self) -> None:
         if self.kind not in WEIGHTING_KINDS:
             raise ValueError(f"unknown weighting {self.kind!r}; choose one of {WEIGHTING_KINDS}")
-        if self.kind == "min_snr" and not self.gamma > 0:
-            raise ValueError(f"min_snr needs gamma > 0, got {self.gamma}")
+        # every option finite and in range whatever the kind (it is saved with the config): a NaN gate keeps nothing
+        if isinstance(self.gamma, bool) or not isinstance(self.gamma, int | float) or not 0 < self.gamma < math.inf:
+            raise ValueError(f"weighting gamma must be a finite number > 0 (min_snr's SNR cap, e.g. 5), "
+                             f"got {self.gamma!r}")
+        if self.t_max is not None and (isinstance(self.t_max, bool) or not isinstance(self.t_max, int)
+                                       or self.t_max < 0):
+            raise ValueError(f"weighting t_max must be a DDPM step index (an int >= 0) or None, got {self.t_max!r}")
+        if self.sigma_gate is not None and (isinstance(self.sigma_gate, bool)
+                                            or not isinstance(self.sigma_gate, int | float)
+                                            or not 0 < self.sigma_gate < math.inf):
+            raise ValueError(f"weighting sigma_gate must be a finite noise level > 0 or None, got {self.sigma_gate!r}")
         if self.kind == "t_gate" and self.t_max is None and self.sigma_gate is None:
             raise ValueError("t_gate needs t_max (a DDPM step index) or sigma_gate (a noise level)")
         if self.kind != "t_gate" and (self.t_max is not None or self.sigma_gate is not None):

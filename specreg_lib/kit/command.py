@@ -8,15 +8,12 @@ with one line on stderr and exit code 2, never a traceback; so does every other 
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 from types import ModuleType
 from typing import Any
 
 from ..errors import InputError
-
-# errno values that mean "no space left": the one OSError a door reports as a line (with the file) and not a bug.
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+from ..io import DISK_FULL  # the one OSError a door reports as a line (with the file), not as a bug
 
 
 def help_texts(module: ModuleType) -> dict[str, Any]:

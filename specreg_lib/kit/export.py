@@ -17,6 +17,8 @@ What loads where:
                           tool that reads a PyTorch state_dict.
   The kit's own save_edm_checkpoint pickles hold no EDM source: only this kit loads them (EDM's loader stops with
   a message naming this command).
+A missing or bad SRC, an unusable --edm-repo or OUT folder, or a full disk ends the command with one line on stderr
+and exit code 2; --format, --edm-repo and OUT's folder are checked before SRC is read.
 
 Examples:
 
@@ -29,11 +31,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import sys
+from pathlib import Path
 
+from ..assets import AssetMissingError
+from ..io import DISK_FULL
 from ..models import load_edm_checkpoint
 from ..models.edm_export import EDM_REPO_ENV, FORMATS, check_export, export_network
+from ..text import OptionError
 from .command import standalone
 
 
@@ -54,16 +59,25 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def execute(args: argparse.Namespace) -> int:
-    """Entry point of ``specreg export`` and ``python -m specreg_lib.kit.export``; the exit code."""
+    """Entry point of ``specreg export`` and ``python -m specreg_lib.kit.export``; the exit code (a bad input:
+    an InputError, which ``kit/command.py`` prints as one line, exit 2)."""
+    check_export(args.format, args.edm_repo)  # before reading SRC: a 60M-parameter file takes a while
+    folder = Path(args.out).expanduser().parent
     try:
-        check_export(args.format, args.edm_repo)  # before reading SRC: a 60M-parameter file takes a while
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        if err.errno in DISK_FULL:
+            raise
+        raise OptionError(f"OUT {args.out}: cannot create the folder {folder} ({err.strerror}); pick another "
+                          "path") from None
+    try:
         net = load_edm_checkpoint(args.src, allow_download=not args.offline)
-        meta = getattr(net, "edm_meta", {})
-        files = export_network(net, args.out, args.format, args.edm_repo, loss_fn=meta.get("loss_fn"),
-                               augment_pipe=meta.get("augment_pipe"), dataset_kwargs=meta.get("dataset_kwargs"))
-    except (ValueError, TypeError, OSError, pickle.UnpicklingError) as err:  # missing files are OSErrors
-        print(f"specreg export: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+    except FileNotFoundError as err:  # AssetMissingError included: name the argument
+        raise AssetMissingError(f"SRC {args.src}: {str(err).rstrip('. ')}. Pass an existing EDM pickle, a "
+                                "registry name, a URL or a state_dict export (.json / .pt).") from err
+    meta = getattr(net, "edm_meta", {})
+    files = export_network(net, args.out, args.format, args.edm_repo, loss_fn=meta.get("loss_fn"),
+                           augment_pipe=meta.get("augment_pipe"), dataset_kwargs=meta.get("dataset_kwargs"))
     for path in files:
         print(f"wrote {path}")
     return 0

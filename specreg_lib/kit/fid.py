@@ -10,7 +10,8 @@ Examples:
 --mode clean is clean-fid's default (PIL bicubic resize to 299 first), with references made in that mode.
 --ref takes a path or a registry name (afhqv2-64x64.npz, ffhq-64x64.npz, cifar10-32x32.npz: EDM's files,
 downloaded into the cache). The Inception network (inception-2015-12-05.pt) comes from --inception, the cache
-or a download; offline, pass --inception with a local copy.
+or a download, checked against its SHA-256 on every use (clean-fid's world-writable /tmp copy is never read);
+offline, pass --inception with a local copy. Every option is checked before a folder is scanned or a file loaded.
 """
 
 from __future__ import annotations
@@ -90,11 +91,24 @@ def _existing(path: str, option: str) -> None:
                      "folder/zip of images")
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Every number option, before anything is scanned or loaded (Inception takes seconds, a folder scan minutes)."""
+    bounds = [("--batch", args.batch, 1, "64"), ("--workers", args.workers, 0, "0"), ("--sets", args.sets, 1, "3"),
+              ("--first-seed", args.first_seed, 0, "0")]
+    if args.num is not None:
+        bounds.append(("--num", args.num, 2, "50000, or leave it out to use every image once"))
+    for option, value, low, example in bounds:
+        if value < low:
+            raise ValueError(f"{option} must be >= {low}, got {value}; e.g. {option} {example}")
+    if args.make_ref and Path(args.ref).expanduser().is_dir():
+        raise ValueError(f"--ref {args.ref} is a folder; with --make-ref give the .npz file to write, e.g. "
+                         f"--ref {Path(args.ref) / 'reference.npz'}")
+
+
 def execute(args: argparse.Namespace) -> int:
     """Entry point shared by ``specreg fid`` and ``python -m specreg_lib.kit.fid``; the exit code."""
     try:
-        if args.batch < 1 or args.workers < 0:
-            raise ValueError(f"--batch must be >= 1 and --workers >= 0, got {args.batch} and {args.workers}")
+        _check_options(args)
         device = resolve_device(args.device)
         print(device_line(f"--device {args.device}", device))
         common = dict(device=device, batch_size=args.batch, num_workers=args.workers, progress=not args.no_progress)
@@ -110,8 +124,11 @@ def execute(args: argparse.Namespace) -> int:
         if not args.images:
             raise ValueError("give a folder of images (or --make-ref DATASET)")
         _existing(args.images, "images")
-        F.image_files(args.images)
-        ref = F.load_reference_stats(_reference(args.ref, args.offline), args.mode)
+        ref = F.load_reference_stats(_reference(args.ref, args.offline), args.mode)  # checked before any scan
+        if args.num is None:
+            F.image_files(args.images)
+        else:  # the seed sets are all there
+            F.seed_set_files(args.images, args.num, args.sets, args.first_seed)
         extractor = _extractor(args, device)
         if args.num is None:
             summary = F.summarize([F.fid(args.images, ref, args.mode, extractor=extractor, **common)], ddof=0)

@@ -21,6 +21,7 @@ import argparse
 import sys
 
 from ..experiments import EXPERIMENTS
+from ..text import OptionError
 from . import sweep
 from .command import standalone
 
@@ -51,13 +52,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def experiment_name(args: argparse.Namespace) -> str | None:
-    """The experiment ``--task``/``--preset`` (or EXPERIMENT) names; ValueError when they do not name one."""
+    """The experiment ``--task``/``--preset`` (or EXPERIMENT) names; an OptionError when they do not name one."""
     if args.task is None:
         if args.preset is not None:
-            raise ValueError("--preset needs --task; give e.g. --task T --preset P (see --help)")
+            raise OptionError("--preset needs --task; give e.g. --task T --preset P (see --help)")
         return args.experiment
     if args.experiment is not None:
-        raise ValueError(f"give EXPERIMENT ({args.experiment}) or --task, not both")
+        raise OptionError(f"give EXPERIMENT ({args.experiment}) or --task, not both")
     candidates = [e for e in EXPERIMENTS.values() if e.task == args.task]
     if args.preset is None:
         return candidates[0].name
@@ -66,17 +67,13 @@ def experiment_name(args: argparse.Namespace) -> str | None:
             return exp.name
     with_presets = [e.task for e in EXPERIMENTS.values() if e.preset == args.preset]
     own = [e.preset for e in candidates if e.preset]
-    raise ValueError(f"--preset {args.preset} applies to --task {'/'.join(dict.fromkeys(with_presets))} only; "
+    raise OptionError(f"--preset {args.preset} applies to --task {'/'.join(dict.fromkeys(with_presets))} only; "
                      + (f"choose one of {', '.join(own)}" if own else f"remove --preset for --task {args.task}"))
 
 
 def execute(args: argparse.Namespace) -> int:
     """Entry point of ``specreg finetune`` and ``python -m specreg_lib.kit.finetune``: ``specreg sweep``'s."""
-    try:
-        args.experiment = experiment_name(args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    args.experiment = experiment_name(args)
     return sweep.execute(args)
 
 

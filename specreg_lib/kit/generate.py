@@ -12,7 +12,10 @@ Examples:
 Images go to OUTDIR/{seed - seed % 1000:06d}/{seed:06d}.png, each from its own seed (the same image whatever
 --batch or the number of torchrun ranks); images already there are skipped, so a killed run resumes.
 The sampler is EDM's deterministic Heun sampler with the paper's steps (18 at 32x32, 40 at 64x64) unless
---steps says otherwise; OUTDIR/generation.json records the settings.
+--steps says otherwise; OUTDIR/generation.json records the settings. Every option is checked before the checkpoint
+loads (a NaN or infinite sampler setting would give NaN images), a checkpoint with non-finite weights is refused,
+and a batch the sampler returns NaN/inf for is never written (uint8 would turn it black): each ends the command
+with one line naming the option, checkpoint or seeds, exit code 2.
 """
 
 from __future__ import annotations
@@ -28,11 +31,23 @@ import torch
 
 from ..assets import AssetMissingError
 from ..data.seed_images import read_seed_images, save_grid
-from ..diffusion.generate import PAPER_STEPS, SOLVERS, SamplerSettings, generate_to_folder, net_geometry
-from ..io import write_json
-from ..text import parse_seeds
+from ..diffusion.edm import sampler_sigmas
+from ..diffusion.generate import (
+    PAPER_STEPS,
+    SOLVERS,
+    SamplerSettings,
+    SamplerSettingsError,
+    generate_to_folder,
+    net_geometry,
+)
+from ..errors import InputError
+from ..io import DISK_FULL, write_json
+from ..text import OptionError, parse_seeds
 from ..training import distributed as D
 from .command import device_line, standalone
+
+# SamplerSettings field -> its option, where the option is not the field's name with - for _ (--sigma-min, --S-churn)
+OPTIONS = {"num_steps": "--steps"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -76,10 +91,37 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> SamplerSettings:
-    """The sampler settings the options describe (ValueError when they make no sense)."""
-    return SamplerSettings(num_steps=args.steps, sigma_min=args.sigma_min, sigma_max=args.sigma_max, rho=args.rho,
-                           S_churn=args.S_churn, S_min=args.S_min, S_max=args.S_max, S_noise=args.S_noise,
-                           solver=args.solver)
+    """The sampler settings the options describe; an :class:`OptionError` naming the option that breaks its rule
+    (``SamplerSettings.rules``: finite, sigma_min < sigma_max, rho > 0, 1 <= steps <= MAX_STEPS, S_* >= 0, ...)."""
+    try:
+        return SamplerSettings(num_steps=args.steps, sigma_min=args.sigma_min, sigma_max=args.sigma_max,
+                               rho=args.rho, S_churn=args.S_churn, S_min=args.S_min, S_max=args.S_max,
+                               S_noise=args.S_noise, solver=args.solver)
+    except SamplerSettingsError as err:
+        option = OPTIONS.get(err.field, "--" + err.field.replace("_", "-"))
+        raise OptionError(f"{option} {err.value}: {err.field} {err.rule}") from None
+
+
+def check_options(args: argparse.Namespace) -> tuple[list[int], SamplerSettings]:
+    """Every option that needs no checkpoint, checked before any work: the seeds, sampler settings, batch, grid,
+    device and output folder (created). Returns the seeds and the sampler settings."""
+    seeds = parse_seeds(args.seeds)
+    settings = settings_from_args(args)
+    if args.batch < 1 or args.grid_cols < 1:
+        raise OptionError(f"--batch and --grid-cols must be >= 1, got {args.batch} and {args.grid_cols}")
+    dev = D.resolve_device(args.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError(f"--device {args.device}: CUDA is not available here; use --device cpu")
+    for option, folder in (("--outdir", Path(args.outdir)), ("--grid", Path(args.grid).parent if args.grid else None)):
+        try:
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            if err.errno in DISK_FULL:
+                raise
+            raise OptionError(f"{option} {folder}: cannot create the folder ({err.strerror}); pick another "
+                              "path") from None
+    return seeds, settings
 
 
 def run_generation(net: Any, outdir: str | Path, seeds: list[int], settings: SamplerSettings, batch_size: int = 64,
@@ -99,74 +141,73 @@ def run_generation(net: Any, outdir: str | Path, seeds: list[int], settings: Sam
             "world_size": D.world_size(), "device": str(dev),
             "torch": torch.__version__, "written_at": datetime.datetime.now().astimezone().isoformat()})
     written = generate_to_folder(net, outdir, seeds, settings, batch_size, class_idx, dev, bf16, channels_last,
-                                 rank=D.rank(), world_size=D.world_size(), progress=progress, per_image=per_image)
+                                 rank=D.rank(), world_size=D.world_size(), progress=progress, per_image=per_image,
+                                 source=(record or {}).get("network"))
     total = int(D.reduce_sum(torch.tensor(len(written))).item())
     D.barrier()
     return total
 
 
-def _load(args: argparse.Namespace) -> Any:
-    """The checkpoint's denoiser, checked against the options that depend on it."""
+def _load(args: argparse.Namespace, settings: SamplerSettings) -> Any:
+    """The checkpoint's denoiser, checked against the options that depend on it: --steps, --class and the sigma
+    range once clamped to the network's; a network with a non-finite weight is refused (it can only give NaN)."""
     from ..models import load_edm_checkpoint
+    from ..models.edm_checkpoint import EDMCheckpointError
 
     try:
         net = load_edm_checkpoint(args.network, sha256=args.sha256, allow_download=not args.offline)
     except FileNotFoundError as err:  # AssetMissingError included: name the option that takes a file on disk
         raise AssetMissingError(f"--network {args.network}: {str(err).rstrip('. ')}. Pass an existing EDM pickle, "
                                 "a registry name or a URL; a copy on disk: --network PATH.") from err
+    tensors = dict(net.named_parameters()) | dict(net.named_buffers())
+    bad = {k: int((~t.isfinite()).sum()) for k, t in tensors.items() if t.is_floating_point() and
+           not bool(t.isfinite().all())}
+    if bad:
+        first = next(iter(bad))
+        raise EDMCheckpointError(f"--network {args.network}: {sum(bad.values())} weights are NaN or inf ({len(bad)} "
+                                 f"tensors, e.g. {first}); the images would be NaN. Re-download the checkpoint, or "
+                                 "pass one from a fine-tune that did not diverge")
     _, resolution, label_dim = net_geometry(net)
     if args.steps is None and resolution not in PAPER_STEPS:  # fail before sampling, naming the option
         paper = ", ".join(f"{n} at {r}x{r}" for r, n in sorted(PAPER_STEPS.items()))
-        raise ValueError(f"--steps: the paper gives no step count for {resolution}x{resolution} images (only {paper}); "
-                         f"pass --steps N, e.g. --steps {PAPER_STEPS[min(PAPER_STEPS)]}")
+        raise OptionError(f"--steps: the paper gives no step count for {resolution}x{resolution} images (only "
+                          f"{paper}); pass --steps N, e.g. --steps {PAPER_STEPS[min(PAPER_STEPS)]}")
     if args.class_idx is not None and not 0 <= args.class_idx < label_dim:
-        raise ValueError(f"--class {args.class_idx}: the network has label_dim={label_dim}; "
-                         f"class_idx={args.class_idx} needs a conditional net and 0 <= class_idx < label_dim")
+        raise OptionError(f"--class {args.class_idx}: the network has label_dim={label_dim}; "
+                          f"class_idx={args.class_idx} needs a conditional net and 0 <= class_idx < label_dim")
+    try:  # the requested sigma range, clamped to the network's, must still hold a schedule
+        sampler_sigmas(net, settings.steps_for(resolution), settings.sigma_min, settings.sigma_max, settings.rho)
+    except ValueError as err:
+        net_range = f"[{getattr(net, 'sigma_min', 0.0)}, {getattr(net, 'sigma_max', math.inf)}]"
+        raise OptionError(f"--sigma-min {settings.sigma_min} / --sigma-max {settings.sigma_max} / --rho "
+                          f"{settings.rho}: within the network's sigma range {net_range} they give no schedule "
+                          f"({err}); pass a range that overlaps the network's") from None
     return net
 
 
 def execute(args: argparse.Namespace) -> int:
     """Entry point shared by ``specreg generate`` and ``python -m specreg_lib.kit.generate``; the exit code."""
-    def fail(err: BaseException) -> int:
-        print(f"specreg generate: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-
-    try:
-        seeds = parse_seeds(args.seeds)
-        if args.steps is not None and args.steps < 1:
-            raise ValueError(f"--steps {args.steps}: num_steps must be >= 1; pass e.g. --steps 18, or leave it out "
-                             "for the paper's")
-        settings = settings_from_args(args)
-        if args.batch < 1 or args.grid_cols < 1:
-            raise ValueError(f"--batch and --grid-cols must be >= 1, got {args.batch} and {args.grid_cols}")
-        dev = D.resolve_device(args.device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--device {args.device}: CUDA is not available here; use --device cpu")
-    except (ValueError, KeyError, TypeError) as err:
-        return fail(err)
+    seeds, settings = check_options(args)  # an OptionError ends the command (kit/command.py: one line, exit 2)
     D.init_distributed(args.device)  # under torchrun; a no-op otherwise
     if D.is_main():
-        print(device_line(f"--device {args.device}", dev))
+        print(device_line(f"--device {args.device}", D.resolve_device(args.device)))
     # Rank 0 loads (and downloads into the cache) first and tells the others whether it worked, so ranks
     # neither download the same file at once nor wait for a rank that failed.
-    net, error = None, None
+    net, error, mine = None, None, None
     for turn in ("main", "others"):
         if D.is_main() == (turn == "main"):
             try:
-                net = _load(args)
-            except (ValueError, KeyError, OSError, TypeError) as err:  # AssetMissingError is an OSError
-                error = " ".join(str(err).split())
+                net = _load(args, settings)
+            except InputError as err:  # a missing / bad checkpoint or an option it contradicts
+                error, mine = " ".join(str(err).split()), err
         if turn == "main":
             error = D.from_rank0(error)
         if error:
             D.close_distributed()
-            return fail(ValueError(error))
-    try:
-        n = run_generation(net, args.outdir, seeds, settings, args.batch, args.class_idx, args.device, args.bf16,
-                           args.channels_last, not args.no_progress, record={"network": str(args.network)},
-                           per_image=args.per_image)
-    except ValueError as err:
-        return fail(err)
+            raise mine or InputError(error)  # the other ranks: rank 0's message
+    n = run_generation(net, args.outdir, seeds, settings, args.batch, args.class_idx, args.device, args.bf16,
+                       args.channels_last, not args.no_progress, record={"network": str(args.network)},
+                       per_image=args.per_image)
     if D.is_main():
         print(f"wrote {n} images ({len(seeds) - n} were already there) to {args.outdir}")
         if args.grid:

@@ -21,6 +21,9 @@ A variant (``--regularizer``) names L_S only: every regularized run takes lambda
 profile, ``--set`` or an axis of their own, and ``--dry-run`` shows the values each run will use. lambda_spec is
 spelled ``--lambda_spec`` (alias ``--lambda``), and ``lambda_spec`` or ``regularizer.lambda_spec`` in --grid/--set.
 A killed sweep resumes where it stopped (each run from its last checkpoint); finished runs are only re-read.
+Every expected failure (a bad option or config value, a run folder another process holds, a bad checkpoint, dataset
+or run-folder file, a full disk) ends the command with one line on stderr naming the option or file and what to
+do, exit code 2; the options and every run's config are checked (``--dry-run`` included) before anything runs.
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..experiments import EXPERIMENTS, PROFILES, RunLocked, StepsConflict, Sweep, field_paths, format_status
+from ..errors import InputError
+from ..experiments import EXPERIMENTS, PROFILES, Sweep, field_paths, format_status
 from ..experiments.core.config import get_path, parse_set_options, parse_values
 from ..experiments.core.protocol import Experiment, Shorthand
 from ..experiments.core.runs import run_dir, run_state
 from ..experiments.core.sweep import run_sweep, sweep_status
-from ..text import parse_seeds
+from ..text import OptionError, parse_seeds
 from ..training.distributed import init_distributed, is_main, resolve_device, world_size
 from .command import device_line, standalone
 from .paths import resolve_repo_path
@@ -129,9 +133,31 @@ def _applies_to(decls: list[tuple[Experiment, Shorthand]], args: argparse.Namesp
     return ", ".join(e.name for e, _ in decls) + " only"
 
 
+def check_options(args: argparse.Namespace) -> tuple[Sweep, dict[str, Any]]:
+    """The Sweep the options describe (every run's config built and validated) and the artefact options, before
+    any work. The config grammar and the configs' own checks raise ValueError/KeyError on a bad value: here, and
+    only here, those are the user's text, so they become an :class:`OptionError` (one line, exit 2)."""
+    try:
+        sweep = build_sweep(args)
+        options = artifact_options(sweep.experiment, args)
+        sweep.experiment.check_artifact_options(options)
+    except InputError:
+        raise
+    except (ValueError, KeyError) as err:
+        raise OptionError(err.args[0] if isinstance(err, KeyError) and err.args else str(err)) from err
+    return sweep, options
+
+
+def _check_profile(exp: Experiment, profile: str) -> None:
+    if profile not in exp.profiles:
+        raise OptionError(f"--profile {profile}: {exp.name} has no {profile!r} profile; choose one of "
+                          f"{', '.join(exp.profiles)}")
+
+
 def build_sweep(args: argparse.Namespace) -> Sweep:
     """The Sweep the arguments describe; ValueError/KeyError with a clear message on bad input."""
     exp = EXPERIMENTS[args.experiment]
+    _check_profile(exp, args.profile)
     cls = exp.config_class
     grid: dict[str, list[Any]] = {}
     overrides = parse_set_options(cls, args.set, exp.variants)
@@ -200,6 +226,7 @@ def _list() -> int:
 
 def _fields(args: argparse.Namespace) -> int:
     exp = EXPERIMENTS[args.experiment]
+    _check_profile(exp, args.profile)
     cfg = exp.config(args.profile)
     for path, hint in field_paths(exp.config_class).items():
         value = get_path(cfg, path)
@@ -216,13 +243,7 @@ def execute(args: argparse.Namespace) -> int:
         return 0 if args.list else 2
     if args.fields:
         return _fields(args)
-    try:
-        sweep = build_sweep(args)
-        sweep.experiment.check_artifact_options(artifact_options(sweep.experiment, args))
-    except (ValueError, KeyError, TypeError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+    sweep, options = check_options(args)
     exp = sweep.experiment
     root = resolve_repo_path(args.root)
     init_distributed()  # under torchrun; a no-op otherwise. Before any run folder is named: they depend
@@ -235,8 +256,7 @@ def execute(args: argparse.Namespace) -> int:
         say(device_line(f"train.device={tcfg.device}", resolve_device(tcfg.device)))
     except ValueError as err:  # e.g. train.device=cuda on a machine without one: fine for listing the runs
         if not args.dry_run:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+            raise OptionError(f"train.device={tcfg.device}: {err}") from None
         say(f"device: train.device={tcfg.device} is not usable here ({err})")
     say(format_status(sweep_status(sweep, root)))
     if args.dry_run:
@@ -244,16 +264,14 @@ def execute(args: argparse.Namespace) -> int:
     if args.resume:
         fresh = [str(run_dir(exp, c, root)) for c in sweep.configs() if run_state(exp, c, root)[0] == "missing"]
         if fresh:
-            print("error: --resume: no checkpoint to continue for\n  " + "\n  ".join(fresh), file=sys.stderr)
-            return 2
-    try:
-        results = run_sweep(sweep, root, wait=args.wait, skip_locked=args.skip_locked)
-    except (RunLocked, StepsConflict) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+            more = f" and {len(fresh) - 3} more" if len(fresh) > 3 else ""
+            raise OptionError(f"--resume: no checkpoint to continue for {len(fresh)} run(s): "
+                              f"{', '.join(fresh[:3])}{more}; leave out --resume to start them")
+    # A lock another process holds, a bad run-folder file, checkpoint or dataset, a full disk: InputErrors (or
+    # ENOSPC) that kit/command.py reports as one line; anything else is a bug and keeps its traceback.
+    results = run_sweep(sweep, root, wait=args.wait, skip_locked=args.skip_locked)
     if is_main():
         print("\n" + format_status(sweep_status(sweep, root)))
-        options = artifact_options(exp, args)
         for r in results:
             for path in exp.write_artifacts(r, options):
                 print(f"wrote {path}")

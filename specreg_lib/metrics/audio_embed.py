@@ -5,7 +5,8 @@
   offline FAD embedding ("FD of log-mel frames", labelled as such; it is not comparable with VGGish FAD).
 * ``vggish_embeddings``: the 128-d VGGish embedding (before PCA/quantisation, as the common FAD tools use it) of
   every 0.96 s patch at 16 kHz, with ``torchvggish``'s network and front end and its weights file
-  ``vggish-10086976.pth`` from a local path, the cache, or a download (``assets.fetch``, read ``weights_only``).
+  ``vggish-10086976.pth`` from a local path, the cache, or a download (``assets.read_verified``: the bytes
+  checked against its SHA-256 are the bytes loaded, ``weights_only``).
 * ``utmos_scores``: SpeechMOS ``utmos22_strong`` through ``torch.hub``, which DOWNLOADS AND RUNS CODE from
   GitHub (tarepan/SpeechMOS v1.2.0), so it runs only with ``allow_remote_code=True``.
 """
@@ -47,10 +48,13 @@ def load_vggish(weights: str | os.PathLike | None = None, allow_download: bool =
     except ImportError as err:
         raise ImportError(f"FAD with VGGish needs the torchvggish package ({err}): pip install torchvggish resampy; "
                           "or evaluate with fad_embedding='mel' (offline, not comparable with VGGish FAD)") from err
-    from ..assets import fetch
+    from ..assets import read_verified
+    from ..torchfile import read_torch_file
 
-    path = fetch(VGGISH_WEIGHTS, local_path=weights, allow_download=allow_download)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    # the bytes that matched the pin or the recorded hash, not a second read of a file that may have changed since
+    data = read_verified(VGGISH_WEIGHTS, local_path=weights, allow_download=allow_download)[1]
+    state = read_torch_file(data, VGGISH_WEIGHTS, refused="use the official VGGish weights (download them again)",
+                            corrupt="delete it and download it again, or pass the path of a good copy")
     net = _vgg(postprocess=False)
     net.load_state_dict(state)
     return net.to(device).eval()

@@ -18,22 +18,35 @@ is ``frechet_distance``; clean-fid supplies only images -> features. A custom ex
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import sys
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..assets import AssetMissingError, fetch, get_asset, locate, missing_message
+from ..assets import AssetMissingError, get_asset, read_verified
+from ..data.folders import FolderError
 from ..data.seed_images import list_seed_images
+from ..errors import InputError
 from .frechet import frechet_distance, gaussian_stats
 
 FID_MODES = ("legacy_tensorflow", "clean")
 INCEPTION = "inception-2015-12-05.pt"
+INCEPTION_DIM = 2048  # pool3 features
+MAX_FEATURE_DIM = 4096  # the largest D a reference npz may declare without a known extractor: sigma 128 MiB
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 Extractor = Callable[[torch.Tensor], torch.Tensor]
+REFS_URL = "https://nvlabs-fi-cdn.nvidia.com/edm/fid-refs/"
+MAKE_REF = "`specreg fid --make-ref DATASET --ref OUT.npz`"
+
+
+class FIDFileError(InputError, ValueError):
+    """A reference npz, Inception file or image source FID cannot use; the message names it and what to do."""
 
 
 def _check_mode(mode: str) -> None:
@@ -43,47 +56,65 @@ def _check_mode(mode: str) -> None:
 
 
 def cleanfid_inception_path() -> Path:
-    """Where clean-fid itself keeps (and downloads) the Inception file: hard-coded /tmp (./ on Windows)."""
+    """Where clean-fid itself keeps (and downloads) the Inception file: hard-coded /tmp (./ on Windows).
+
+    Never read: anyone can write /tmp, so a program planted there would run unverified. It is only named in the
+    missing-file message, so that a user who trusts that copy passes it explicitly (and it is checked then)."""
     return Path("./" if sys.platform == "win32" else "/tmp") / INCEPTION
 
 
-def inception_file(local_path: str | os.PathLike | None = None, allow_download: bool = True) -> Path:
-    """A local ``inception-2015-12-05.pt``: the given path, ``$SPECREG_INCEPTION_2015_12_05_PT``, the kit's cache,
-    clean-fid's own copy (/tmp), or a download into the cache; else ``AssetMissingError`` saying how to supply it."""
-    found = locate(INCEPTION, local_path)
-    if found is not None:
-        return found
-    cleanfid_copy = cleanfid_inception_path()
-    if cleanfid_copy.is_file():
-        return cleanfid_copy
-    if not allow_download:
-        raise AssetMissingError(missing_message(get_asset(INCEPTION), "it is not in the cache and downloads are off "
-                                                "(offline)"))
-    return fetch(INCEPTION)
+def inception_program(local_path: str | os.PathLike | None = None, allow_download: bool = True
+                      ) -> tuple[Path, bytes]:
+    """(path, bytes) of ``inception-2015-12-05.pt``, checked by ``assets.read_verified``: the given path,
+    ``$SPECREG_INCEPTION_2015_12_05_PT``, the kit's cache or a download into it; else ``AssetMissingError``
+    saying how to supply it. No other place (clean-fid's /tmp copy) is looked at."""
+    try:
+        return read_verified(INCEPTION, local_path, allow_download)
+    except AssetMissingError as err:
+        theirs = cleanfid_inception_path()
+        if local_path is None and theirs.is_file():
+            raise AssetMissingError(f"{err} clean-fid's copy {theirs} is not used (anyone can write there): if you "
+                                    f"trust it, pass it as local_path={theirs}.") from err
+        raise
+
+
+class InceptionFeatures(torch.nn.Module):
+    """clean-fid's ``InceptionV3W`` (same forward) around NVIDIA's TorchScript Inception, taken from verified bytes:
+    ``InceptionV3W`` loads ``<folder>/inception-2015-12-05.pt`` by path, which could change after the check."""
+
+    def __init__(self, base: torch.jit.ScriptModule, resize_inside: bool) -> None:
+        super().__init__()
+        self.base, self.layers, self.resize_inside = base, base.layers, resize_inside
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 255] -> (B, 2048); without ``resize_inside`` the images must be 299x299 already."""
+        from cleanfid.inception_torchscript import disable_gpu_fuser_on_pt19
+
+        with disable_gpu_fuser_on_pt19():
+            if self.resize_inside:
+                return self.base(x, return_features=True).view((x.shape[0], INCEPTION_DIM))
+            if tuple(x.shape[2:]) != (299, 299):
+                raise ValueError(f"mode 'clean' feeds 299x299 images to Inception, got {tuple(x.shape[2:])}")
+            return self.layers.forward((x - 128) / 128).view((x.shape[0], INCEPTION_DIM))
 
 
 def inception_extractor(mode: str = "legacy_tensorflow", device: str | torch.device = "cpu",
                         local_path: str | os.PathLike | None = None, allow_download: bool = True) -> Extractor:
-    """clean-fid's Inception feature extractor for ``mode``, loaded from ``inception_file(...)`` (no /tmp needed).
+    """clean-fid's Inception feature extractor for ``mode``, from ``inception_program(...)`` (no /tmp involved).
 
     The file is NVIDIA's TorchScript program (loaded with ``torch.jit.load``, as clean-fid and EDM do): use a copy
-    from the URL in ``specreg_lib.assets.REGISTRY`` (its SHA-256 is recorded on first download).
+    from the URL in ``specreg_lib.assets.REGISTRY`` (its SHA-256 is recorded on first download and checked on
+    every use; pin it with ``SPECREG_INCEPTION_2015_12_05_PT_SHA256``).
     """
-    from cleanfid.inception_torchscript import InceptionV3W
-
     _check_mode(mode)
-    path = inception_file(local_path, allow_download)
-    folder = path.parent
-    if path.name != INCEPTION:  # clean-fid loads <folder>/inception-2015-12-05.pt: give it that name
-        from ..assets import copy_into_cache
-
-        folder = copy_into_cache(path, INCEPTION).parent
+    path, program = inception_program(local_path, allow_download)
     try:
-        model = InceptionV3W(str(folder), download=False, resize_inside=mode == "legacy_tensorflow")
-    except RuntimeError as err:
-        raise ValueError(f"{folder / INCEPTION}: not a loadable TorchScript Inception ({err}); delete it and "
-                         f"download {get_asset(INCEPTION).url} again") from err
-    return model.to(torch.device(device)).eval()
+        base = torch.jit.load(io.BytesIO(program), map_location="cpu").eval()
+        base.layers  # noqa: B018 (clean-fid's 'clean' mode calls it; a program without it is not the Inception)
+    except (RuntimeError, AttributeError) as err:
+        raise FIDFileError(f"{path}: not a loadable TorchScript Inception ({' '.join(str(err).split()[:12])}); "
+                           f"delete it and download {get_asset(INCEPTION).url} again") from err
+    return InceptionFeatures(base, resize_inside=mode == "legacy_tensorflow").to(torch.device(device)).eval()
 
 
 def image_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[list[str], str | None]:
@@ -96,10 +127,12 @@ def image_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> tupl
         return files, None
     path = Path(source)
     if path.is_file() and path.suffix.lower() == ".zip":
-        import zipfile
-
-        with zipfile.ZipFile(path) as zf:
-            names = sorted(n for n in zf.namelist() if Path(n).suffix.lower() in EXTENSIONS)
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = sorted(n for n in zf.namelist() if Path(n).suffix.lower() in EXTENSIONS)
+        except zipfile.BadZipFile as err:
+            raise FIDFileError(f"{path}: not a readable zip of images ({err}; truncated?); copy or prepare it "
+                               "again, or pass a folder of images") from err
         if not names:
             raise ValueError(f"{path}: the zip holds no image files ({', '.join(EXTENSIONS)})")
         return names, str(path)
@@ -130,30 +163,89 @@ def image_features(source: str | os.PathLike | Sequence[str | os.PathLike], mode
     return np.asarray(feats, dtype=np.float64)
 
 
-def load_reference_stats(path: str | os.PathLike, mode: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(mu (D,), sigma (D, D)) from an npz with keys ``mu`` and ``sigma`` (EDM's ``fid-refs/*.npz`` or ours), read
-    as data. A file without ``mode`` is taken as EDM's (legacy_tensorflow); a different ``mode`` is refused."""
-    path = Path(path)
+def _bad_ref(path: Path, why: str) -> FIDFileError:
+    return FIDFileError(f"{path}: not a readable .npz of reference statistics: {why}; download EDM's again from "
+                        f"{REFS_URL} or make it again with {MAKE_REF}")
+
+
+def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, header bytes) of one .npy member, from its header alone (nothing inflated past it)."""
+    with zf.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f".npy format version {version} (expected 1.0 or 2.0)")
+        return shape, dtype, fh.tell()
+
+
+def _ref_member(path: Path, zf: zipfile.ZipFile, key: str, dims: Sequence[int] | None, kinds: str,
+                max_bytes: int) -> np.ndarray:
+    """Array ``key`` of a reference npz, read only after its declared shape, dtype and sizes pass: ``dims``
+    (None = a scalar), a dtype kind in ``kinds``, at most ``max_bytes`` of data, and the zip's declared
+    uncompressed size equal to header + data (so inflation stops there)."""
+    info = zf.getinfo(f"{key}.npy")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            if not {"mu", "sigma"} <= keys:
-                raise ValueError(f"{path}: reference statistics need arrays 'mu' and 'sigma', found {sorted(keys)}")
-            mu, sigma = z["mu"].astype(np.float64), z["sigma"].astype(np.float64)
-            ref_mode = str(z["mode"]) if "mode" in keys else "legacy_tensorflow"
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such reference statistics file (EDM's are at "
-                                "https://nvlabs-fi-cdn.nvidia.com/edm/fid-refs/; or make one with "
-                                "`specreg fid --make-ref DATASET --ref OUT.npz`)") from None
-    except (OSError, ValueError) as err:
-        if isinstance(err, ValueError) and "reference statistics" in str(err):
+        shape, dtype, header = _npy_header(zf, info)
+    except ValueError as err:
+        raise _bad_ref(path, f"'{key}' has no valid .npy header ({err})") from err
+    if dtype.hasobject or dtype.kind not in kinds:
+        raise _bad_ref(path, f"'{key}' has dtype {dtype}" + (" (Python objects, i.e. a pickle, never loaded)"
+                                                             if dtype.hasobject else f" (expected kind {kinds!r})"))
+    want = () if dims is None else tuple(dims)
+    if shape != want:
+        raise _bad_ref(path, f"'{key}' has shape {shape}, expected {want}")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes > max_bytes or info.file_size != header + nbytes:
+        raise _bad_ref(path, f"'{key}' declares {info.file_size} bytes in the zip, but its header {shape} {dtype} "
+                             f"needs {header + nbytes} (at most {max_bytes} of data)")
+    with zf.open(info) as fh:
+        return np.lib.format.read_array(fh, allow_pickle=False)
+
+
+def load_reference_stats(path: str | os.PathLike, mode: str | None = None, dim: int | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """(mu (D,), sigma (D, D)) from an npz with keys ``mu`` and ``sigma`` (EDM's ``fid-refs/*.npz`` or ours), read
+    as data. A file without ``mode`` is taken as EDM's (legacy_tensorflow); a different ``mode`` is refused.
+
+    Every array's declared shape, dtype and size is checked from its .npy header and the zip's directory before
+    anything is inflated: D must be ``dim`` (the extractor's, e.g. ``INCEPTION_DIM``) or, when unknown, at most
+    ``MAX_FEATURE_DIM``; numbers only (``allow_pickle`` stays False); values finite."""
+    path = Path(path)
+    if not path.is_file():
+        raise AssetMissingError(f"{path}: no such reference statistics file (EDM's are at {REFS_URL}; or make one "
+                                f"with {MAKE_REF})")
+    max_d = MAX_FEATURE_DIM if dim is None else dim
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            keys = sorted(n[:-4] for n in names if n.endswith(".npy"))
+            if not {"mu.npy", "sigma.npy"} <= names:
+                raise FIDFileError(f"{path}: reference statistics need arrays 'mu' and 'sigma', found {keys}; "
+                                   f"make them with {MAKE_REF}")
+            d = _npy_header(zf, zf.getinfo("mu.npy"))[0]
+            if len(d) != 1 or not 1 <= d[0] <= max_d or (dim is not None and d[0] != dim):
+                raise _bad_ref(path, f"mu has shape {d}, expected (D,) with D = {dim}" if dim is not None else
+                               f"mu has shape {d}, expected (D,) with 1 <= D <= {MAX_FEATURE_DIM}")
+            mu = _ref_member(path, zf, "mu", d, "fiu", 8 * max_d)
+            sigma = _ref_member(path, zf, "sigma", (d[0], d[0]), "fiu", 8 * max_d * max_d)
+            ref_mode = "legacy_tensorflow"  # EDM's files hold mu and sigma only
+            if "mode.npy" in names:
+                ref_mode = str(_ref_member(path, zf, "mode", None, "U", 4 * 64))  # at most 64 characters
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError, ValueError,
+            OSError) as err:
+        if isinstance(err, InputError):
             raise
-        raise ValueError(f"{path}: not a readable .npz of reference statistics ({err})") from err
-    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise ValueError(f"{path}: mu must be (D,) and sigma (D, D), got {mu.shape} and {sigma.shape}")
+        raise _bad_ref(path, f"{type(err).__name__}: {err} (not an npz, or truncated or corrupt)") from err
+    mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
+    for key, a in (("mu", mu), ("sigma", sigma)):
+        if not np.isfinite(a).all():
+            raise _bad_ref(path, f"{key} holds {int((~np.isfinite(a)).sum())} NaN or Inf values")
     if mode is not None and ref_mode != mode:
-        raise ValueError(f"{path} holds {ref_mode} statistics but FID mode {mode!r} was asked for; use "
-                         f"mode={ref_mode!r} or make references in {mode!r} mode (reference_stats)")
+        raise FIDFileError(f"{path} holds {ref_mode} statistics but FID mode {mode!r} was asked for; use "
+                           f"mode={ref_mode!r} or make references in {mode!r} mode (reference_stats)")
     return mu, sigma
 
 
@@ -177,13 +269,20 @@ def reference_stats(dataset: str | os.PathLike, mode: str = "legacy_tensorflow",
     return mu, sigma, feats.shape[0]
 
 
+def _load_reference(path: str | os.PathLike, mode: str, extractor: Extractor | None) -> tuple[np.ndarray, np.ndarray]:
+    """Reference statistics for Inception (mode and D = 2048 checked) or for a custom extractor (neither known)."""
+    if extractor is not None:
+        return load_reference_stats(path, None, None)
+    return load_reference_stats(path, mode, INCEPTION_DIM)
+
+
 def fid(source: str | os.PathLike | Sequence[str | os.PathLike], reference: str | os.PathLike | tuple,
         mode: str = "legacy_tensorflow", **kwargs) -> float:
     """FID of the images in ``source`` against ``reference`` (an npz path or (mu, sigma)), in ``mode``."""
     if isinstance(reference, tuple):
         mu_r, sigma_r = reference
     else:
-        mu_r, sigma_r = load_reference_stats(reference, None if kwargs.get("extractor") else mode)
+        mu_r, sigma_r = _load_reference(reference, mode, kwargs.get("extractor"))
     mu, sigma = gaussian_stats(image_features(source, mode, **kwargs))
     if mu.shape != np.shape(mu_r):
         raise ValueError(f"features have {mu.shape[0]} dimensions but the reference has {np.shape(mu_r)[0]}: "
@@ -222,16 +321,18 @@ def seed_set_files(folder: str | os.PathLike, num: int = 50_000, sets: int = 3, 
                    ) -> list[tuple[tuple[int, int], list[Path]]]:
     """The generated files of seed sets [first + k num, first + (k + 1) num), k < sets (EDM: 0-49999, 50000-99999,
     100000-149999), from a folder written by ``generate_to_folder``; an incomplete set is an error."""
-    if num < 2 or sets < 1:
-        raise ValueError(f"need num >= 2 images per set and sets >= 1, got num={num}, sets={sets}")
+    for name, v, low in (("num", num, 2), ("sets", sets, 1), ("first_seed", first_seed, 0)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < low:
+            raise ValueError(f"{name} must be an int >= {low} (the paper: num=50000, sets=3, first_seed=0), got {v!r}")
     have = list_seed_images(folder)
     out = []
     for k in range(sets):
         lo, hi = first_seed + k * num, first_seed + (k + 1) * num
-        missing = [s for s in range(lo, hi) if s not in have]
-        if missing:
-            raise ValueError(f"{folder}: seed set {lo}-{hi - 1} lacks {len(missing)} of {num} images (first missing "
-                             f"seed {missing[0]}); generate them: specreg generate --seeds {lo}-{hi - 1} ...")
+        found = sum(lo <= s < hi for s in have)  # counted over the files, never over range(lo, hi): num may be huge
+        if found < num:
+            first = next(s for s in range(lo, hi) if s not in have)  # within found + 1 steps
+            raise FolderError(f"{folder}: seed set {lo}-{hi - 1} lacks {num - found} of {num} images (first missing "
+                              f"seed {first}); generate them: specreg generate --seeds {lo}-{hi - 1} ...")
         out.append(((lo, hi - 1), [have[s] for s in range(lo, hi)]))
     return out
 
@@ -241,13 +342,14 @@ def fid_seed_sets(folder: str | os.PathLike, reference: str | os.PathLike | tupl
                   **kwargs) -> FIDSummary:
     """The paper's protocol: FID of each of ``sets`` sets of ``num`` generated images (seeds from ``first_seed``)
     against the reference statistics -> mean +- std and min (``summarize``)."""
+    seed_sets = seed_set_files(folder, num, sets, first_seed)  # every image there before anything loads
     if not isinstance(reference, tuple):
-        reference = load_reference_stats(reference, None if kwargs.get("extractor") else mode)
+        reference = _load_reference(reference, mode, kwargs.get("extractor"))
     if kwargs.get("extractor") is None:  # load Inception once for every set
         kwargs["extractor"] = inception_extractor(mode, kwargs.get("device", "cpu"), kwargs.pop("inception_path", None),
                                                   kwargs.pop("allow_download", True))
     ranges, values = [], []
-    for rng, files in seed_set_files(folder, num, sets, first_seed):
+    for rng, files in seed_sets:
         ranges.append(rng)
         values.append(fid(files, reference, mode, **kwargs))
     return summarize(values, ranges, ddof)

@@ -26,11 +26,23 @@ from diffwave.model import DiffWave
 from diffwave.params import AttrDict
 from diffwave.params import params as LMNT_PARAMS
 
+from ..errors import InputError
 from ..io import atomic_path
+from ..torchfile import read_torch_file
 
 OFFICIAL_CHECKPOINT = "diffwave-ljspeech-22kHz-1000578.pt"
 # LMNT's params.py keys that shape the network (the rest are audio/training settings kept for reference)
 ARCH_KEYS = ("residual_layers", "residual_channels", "dilation_cycle_length", "n_mels", "noise_schedule")
+# Upper bounds on the architecture, checked before anything is built (a file's residual_layers=10**6 once took
+# 133 s and 4.3 GB): each well above the real configs (audio.md: LMNT 30 layers x 64 channels, dilation cycle 10,
+# 80 mels, 50 training steps; the unconditional DiffWave 36 x 256, cycle 12, 200 steps).
+ARCH_BOUNDS = {"residual_layers": 128, "residual_channels": 1024, "dilation_cycle_length": 20, "n_mels": 512,
+               "hop_samples": 256}
+MAX_SCHEDULE = 10_000  # betas in noise_schedule / inference_noise_schedule
+
+
+class DiffWaveCheckpointError(InputError, ValueError):
+    """A DiffWave checkpoint that cannot be used: truncated, not LMNT's layout, or an architecture out of bounds."""
 
 
 def diffwave_params(**overrides: Any) -> AttrDict:
@@ -40,16 +52,28 @@ def diffwave_params(**overrides: Any) -> AttrDict:
         raise KeyError(f"unknown DiffWave param(s) {unknown}; LMNT's params are {sorted(LMNT_PARAMS)}")
     p = AttrDict({k: (list(v) if isinstance(v, list | tuple) else v) for k, v in LMNT_PARAMS.items()})
     p.override({k: (list(v) if isinstance(v, list | tuple) else v) for k, v in overrides.items()})
-    for key in ("residual_layers", "residual_channels", "dilation_cycle_length", "n_mels", "hop_samples"):
-        if not isinstance(p[key], int) or isinstance(p[key], bool) or p[key] < 1:
-            raise ValueError(f"DiffWave param {key} must be a positive int, got {p[key]!r}")
+    for key, most in ARCH_BOUNDS.items():
+        if not isinstance(p[key], int) or isinstance(p[key], bool) or not 1 <= p[key] <= most:
+            raise ValueError(f"DiffWave param {key} must be an int in [1, {most}], got {_short(p[key])} (the bound "
+                             f"is far above every published DiffWave; LMNT's is {LMNT_PARAMS[key]})")
     if p.hop_samples != 256:
         # The mel upsampler is two transposed convolutions of stride 16: 16 x 16 = 256 samples per frame.
         raise ValueError(f"hop_samples={p.hop_samples}: LMNT's DiffWave upsamples mel frames by exactly 256")
     for key in ("noise_schedule", "inference_noise_schedule"):
-        if not p[key] or not all(0 < b < 1 for b in p[key]):
-            raise ValueError(f"DiffWave param {key} must be a non-empty list of betas in (0, 1), got {p[key]!r}")
+        betas = p[key]
+        if (not isinstance(betas, list) or not 1 <= len(betas) <= MAX_SCHEDULE
+                or not all(isinstance(b, int | float) and not isinstance(b, bool) and 0 < b < 1 for b in betas)):
+            raise ValueError(f"DiffWave param {key} must be a list of 1 to {MAX_SCHEDULE} betas in (0, 1), got "
+                             f"{_short(betas)}")
     return p
+
+
+def _short(value: Any) -> str:
+    """A value for a message, cut short (a file may hold a 10^6-element list or a 10^5-digit int)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an int of {value.bit_length()} bits"
+    text = repr(value) if not isinstance(value, list | tuple) or len(value) <= 8 else f"{len(value)} values"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class DiffWaveEps(DiffWave):
@@ -85,20 +109,36 @@ def tiny_params() -> dict[str, Any]:
 
 
 def read_lmnt_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read an LMNT-layout checkpoint as data (``weights_only``; only ``AttrDict`` is allow-listed)."""
+    """Read an LMNT-layout checkpoint as data (``weights_only``; only ``AttrDict`` is allow-listed), its ``params``
+    checked like :func:`diffwave_params`' (bounded architecture) before anything is built from them."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"DiffWave checkpoint {path} does not exist")
+    ck = read_torch_file(path, path, safe_globals=[AttrDict],
+                         refused="Use LMNT's file or one written by save_lmnt_checkpoint",
+                         corrupt="download LMNT's file again, or pass one written by save_lmnt_checkpoint")
+    if (not isinstance(ck, dict) or not isinstance(ck.get("model"), dict)
+            or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in ck["model"].items())):
+        keys = sorted(map(str, ck)) if isinstance(ck, dict) else type(ck).__name__
+        raise DiffWaveCheckpointError(f"{path}: expected LMNT's layout {{'model': state_dict (name -> tensor), "
+                                      f"'params', 'step', ...}}, got {keys}; use LMNT's file or one written by "
+                                      "save_lmnt_checkpoint")
+    step, params = ck.get("step", 0), ck.get("params")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise DiffWaveCheckpointError(f"{path}: 'step' must be a non-negative int, got {_short(step)}; the file is "
+                                      "not LMNT's layout (use LMNT's file or one written by save_lmnt_checkpoint)")
+    if params is not None and not isinstance(params, dict):
+        raise DiffWaveCheckpointError(f"{path}: 'params' must be a dict of LMNT's params, got "
+                                      f"{type(params).__name__}")
     try:
-        with torch.serialization.safe_globals([AttrDict]):
-            ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle and zip errors come in several types
-        raise ValueError(f"{path}: not a loadable DiffWave checkpoint with weights_only=True ({err}); "
-                         "nothing in it was run. Use LMNT's file or one written by save_lmnt_checkpoint") from err
-    if not isinstance(ck, dict) or not isinstance(ck.get("model"), dict):
-        raise ValueError(f"{path}: expected LMNT's layout {{'model': state_dict, 'params', 'step', ...}}, "
-                         f"got keys {sorted(ck) if isinstance(ck, dict) else type(ck).__name__}")
+        diffwave_params(**file_params(ck))
+    except (ValueError, TypeError) as err:
+        raise DiffWaveCheckpointError(f"{path}: {err}; this is not a DiffWave this kit builds (use LMNT's file or "
+                                      "one written by save_lmnt_checkpoint)") from None
     return ck
+
+
+def file_params(ck: Mapping[str, Any]) -> dict[str, Any]:
+    """The LMNT params a checkpoint records (other keys ignored, missing ones take LMNT's defaults)."""
+    return {k: v for k, v in dict(ck.get("params") or {}).items() if k in LMNT_PARAMS}
 
 
 def load_diffwave(path: str | os.PathLike | None = None, local_path: str | os.PathLike | None = None,
@@ -106,23 +146,31 @@ def load_diffwave(path: str | os.PathLike | None = None, local_path: str | os.Pa
     """(model, info) from an LMNT checkpoint: ``path``, or the official one via ``assets.fetch`` (SHA-256 checked).
 
     The architecture comes from the file's ``params`` (falling back to LMNT's defaults for keys it lacks), with
-    ``params`` keyword overrides for non-architecture keys (e.g. ``inference_noise_schedule``).
+    ``params`` keyword overrides for non-architecture keys (e.g. ``inference_noise_schedule``). The network is
+    first built on the meta device (no memory, no RNG draws) and its shapes compared with the file's weights, so
+    a file never makes the kit allocate a network bigger than the weights it holds.
     """
     if path is None:
         from ..assets import fetch
 
         path = fetch(OFFICIAL_CHECKPOINT, local_path=local_path, allow_download=allow_download)
     ck = read_lmnt_checkpoint(path)
-    saved = {k: v for k, v in dict(ck.get("params") or {}).items() if k in LMNT_PARAMS}
+    saved = file_params(ck)
     clash = sorted(k for k in params if k in ARCH_KEYS and k in saved and params[k] != saved[k])
     if clash:
         raise ValueError(f"cannot override architecture key(s) {clash} of checkpoint {path}")
-    model = DiffWaveEps(diffwave_params(**{**saved, **params}))
-    try:
-        model.load_state_dict(ck["model"])
-    except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not fit DiffWave{_arch(model.params)} ({err})") from err
-    return model, {"path": str(path), "step": int(ck.get("step", 0)), "params": dict(model.params)}
+    arch = diffwave_params(**{**saved, **params})
+    with torch.device("meta"):
+        want = {k: tuple(v.shape) for k, v in DiffWaveEps(arch).state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in ck["model"].items()}
+    if want != have:
+        wrong = sorted(set(want) ^ set(have)) + sorted(k for k in set(want) & set(have) if want[k] != have[k])
+        raise DiffWaveCheckpointError(f"{path}: weights do not fit DiffWave{_arch(arch)} ({len(wrong)} missing, "
+                                      f"unexpected or mis-shaped; first: {wrong[:5]}); use LMNT's file or one "
+                                      "written by save_lmnt_checkpoint")
+    model = DiffWaveEps(arch)
+    model.load_state_dict(ck["model"])
+    return model, {"path": str(path), "step": ck.get("step", 0), "params": dict(model.params)}
 
 
 def _arch(p: Mapping[str, Any]) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import pickle
-import zipfile
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,17 @@ import torch
 from .. import assets
 from ..errors import InputError
 from ..io import atomic_path
+from ..torchfile import CheckpointMissingError, read_torch_file
 from .edm_layers import Conv2d, FourierEmbedding, GroupNorm, Linear, PositionalEmbedding, UNetBlock
 from .edm_pickle import (
     EDMPickler,
     PersistentRecord,
     TorchModuleRecord,
-    UnsafePickleError,
     flat_state_dict,
     plain,
-    restricted_load,
 )
 from .edm_precond import PRECOND_CLASSES, PRECOND_NAMES, EDMDenoiser, build_denoiser, denoiser_init_kwargs
+from .edm_unpickler import restricted_load
 from .songunet import SongUNet
 
 # Positional constructor order of EDM's classes, to name an _init_args tuple (EDM itself passes kwargs only).
@@ -46,6 +47,14 @@ _ARG_ORDER = {
                  "embedding_type", "channel_mult_noise", "encoder_type", "decoder_type", "resample_filter"),
 }
 _LAYERS = (Linear, Conv2d, GroupNorm, PositionalEmbedding, FourierEmbedding, UNetBlock)  # same names as EDM's
+# Bounds on the architecture a file may ask for, checked before anything is built (num_blocks=10**6 once hung the
+# loader for minutes): each far above EDM's networks (edm.md 1g: 64x64, 3 channels, model_channels 128, ImageNet's
+# ADM 192; channel_mult [1, 2, 2, 2]; 4 blocks; channel_mult_emb 4; augment_dim 9; 1000 ImageNet classes).
+ARCH_BOUNDS = {"img_resolution": (1, 1024), "img_channels": (1, 16), "in_channels": (1, 16),
+               "out_channels": (1, 16), "label_dim": (0, 100_000), "augment_dim": (0, 64),
+               "model_channels": (1, 1024), "channel_mult_emb": (1, 16), "channel_mult_noise": (1, 16),
+               "num_blocks": (1, 16)}
+LIST_BOUNDS = {"channel_mult": (1, 8), "attn_resolutions": (0, 16), "resample_filter": (1, 16)}  # (min, max) length
 
 
 class EDMCheckpointError(InputError, ValueError):
@@ -89,6 +98,46 @@ class EDMPickle:
                     dataset_kwargs=plain(self.dataset_kwargs), other_keys=sorted(self.other))
 
 
+def _short(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an int of {value.bit_length()} bits"
+    text = repr(value) if not isinstance(value, list | tuple) or len(value) <= 8 else f"{len(value)} values"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_architecture(kwargs: dict[str, Any], source: str | os.PathLike) -> None:
+    """Refuse architecture values outside :data:`ARCH_BOUNDS` / :data:`LIST_BOUNDS` before a network is built."""
+    def fail(key: str, value: Any, want: str) -> EDMCheckpointError:
+        return EDMCheckpointError(f"{source}: {key}={_short(value)} is not {want}, the bound this kit puts on EDM "
+                                  "architectures (far above EDM's own networks); the file is corrupt or not an EDM "
+                                  "checkpoint: pass an official file or one written by save_edm_checkpoint")
+
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    for key, (lo, hi) in ARCH_BOUNDS.items():
+        if key in kwargs and not (whole(kwargs[key]) and lo <= kwargs[key] <= hi):
+            raise fail(key, kwargs[key], f"an int in [{lo}, {hi}]")
+    for key, (lo, hi) in LIST_BOUNDS.items():
+        value = kwargs.get(key, [1])
+        if not isinstance(value, list | tuple) or not lo <= len(value) <= hi:
+            raise fail(key, value, f"a list of {lo} to {hi} values")
+        if key == "resample_filter":
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+                raise fail(key, value, "a list of finite numbers")
+        elif not all(whole(v) and 1 <= v <= ARCH_BOUNDS["img_resolution"][1] for v in value):
+            raise fail(key, value, f"a list of ints in [1, {ARCH_BOUNDS['img_resolution'][1]}]")
+    if any(v > 16 for v in kwargs.get("channel_mult", ())):
+        raise fail("channel_mult", kwargs["channel_mult"], "a list of ints in [1, 16]")
+
+
+def _is_torch_zip(path: Path) -> bool:
+    """torch.load's own test: a zip's local header first. (``zipfile.is_zipfile`` looks for a directory near the
+    end, and finds one in an EDM pickle whose last tensor storage happens to be a torch zip.)"""
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"
+
+
 def _read_error(path: Path, why: str) -> EDMCheckpointError:
     return EDMCheckpointError(f"{path}: not a readable EDM checkpoint ({why}); the file may be truncated or "
                               "corrupt: delete it and download it again, or pass the path of a good copy")
@@ -98,22 +147,20 @@ def read_edm_pickle(path: str | os.PathLike) -> EDMPickle:
     """Read an official EDM pickle (or one from :func:`save_edm_checkpoint`) as data, executing nothing."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"EDM checkpoint {path} does not exist; pass the path of an edm-*.pkl file, a "
+        raise CheckpointMissingError(f"EDM checkpoint {path} does not exist; pass the path of an edm-*.pkl file, a "
                                 f"registry name ({', '.join(n for n in assets.REGISTRY if n.endswith('.pkl'))}) "
                                 "or its URL")
-    if zipfile.is_zipfile(path):
+    if _is_torch_zip(path):
         raise _read_error(path, "it is a zip archive (a torch.save file?), while EDM checkpoints are plain pickles; "
                                 "a state_dict export loads with load_edm_checkpoint when its .json is beside it")
     try:
         with open(path, "rb") as fh:
             data = restricted_load(fh, str(path))
-    except UnsafePickleError:
+    except InputError:  # a refused object (UnsafePickleError) or a bad nested storage: they name the file
         raise
-    except pickle.UnpicklingError as err:
-        raise _read_error(path, f"{type(err).__name__}: {err}") from err
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError, RuntimeError,
-            UnicodeDecodeError, MemoryError) as err:
-        raise _read_error(path, f"{type(err).__name__}: {err}") from err
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+            OverflowError, RuntimeError, UnicodeDecodeError, MemoryError, struct.error) as err:
+        raise _read_error(path, f"{type(err).__name__}: {str(err)[:300]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("ema"), PersistentRecord):
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise EDMCheckpointError(f"{path}: an EDM checkpoint is a dict with an 'ema' network (and loss_fn, "
@@ -124,6 +171,9 @@ def read_edm_pickle(path: str | os.PathLike) -> EDMPickle:
             raise EDMCheckpointError(f"{path}: entry {key!r} is a {type(rec).__name__}, expected an EDM object")
     other = {k: v for k, v in data.items() if k not in ("ema", "loss_fn", "augment_pipe", "dataset_kwargs")}
     dataset_kwargs = data.get("dataset_kwargs")
+    if dataset_kwargs is not None and not isinstance(dataset_kwargs, dict):
+        raise EDMCheckpointError(f"{path}: entry 'dataset_kwargs' is a {type(dataset_kwargs).__name__}, expected a "
+                                 "dict (EasyDict)")
     return EDMPickle(path, data["ema"], records["loss_fn"], records["augment_pipe"],
                      None if dataset_kwargs is None else dict(dataset_kwargs), other)
 
@@ -150,8 +200,11 @@ def denoiser_from_pickle(ckpt: EDMPickle) -> EDMDenoiser:
     if name not in PRECOND_CLASSES:
         raise EDMCheckpointError(f"{ckpt.path}: network class {name!r} is not supported; this kit rebuilds "
                                  f"{', '.join(PRECOND_CLASSES)} around SongUNet (not iDDPMPrecond / DhariwalUNet)")
+    kwargs = ckpt.init_kwargs()
+    for given in (kwargs, _module_kwargs(ckpt) or {}):  # the wrapper's builds the net; the UNet's is compared
+        check_architecture(given, ckpt.path)
     try:
-        net = build_denoiser(name, ckpt.init_kwargs(), meta=True)  # tensors come from the file (assign below)
+        net = build_denoiser(name, kwargs, meta=True)  # tensors come from the file (assign below)
     except (ValueError, TypeError) as err:
         raise EDMCheckpointError(f"{ckpt.path}: {err}") from err
     # The UNet's own record holds the kwargs it was given (defaults omitted): they must agree with the wrapper's.
@@ -189,7 +242,7 @@ def state_dict_export_json(path: str | os.PathLike) -> Path | None:
     path = Path(path)
     if path.suffix == ".json":
         return path
-    if zipfile.is_zipfile(path) and path.with_suffix(".json").is_file():
+    if _is_torch_zip(path) and path.with_suffix(".json").is_file():
         return path.with_suffix(".json")
     return None
 
@@ -216,12 +269,14 @@ def load_state_dict_export(path: str | os.PathLike) -> EDMDenoiser:
     name = dotted[len(EDM_NETWORKS):]
     weights = path.parent / str(spec.get("state_dict", ""))
     if not weights.is_file():
-        raise FileNotFoundError(f"{path}: its weights {weights} do not exist; keep the .pt beside its .json")
+        raise CheckpointMissingError(f"{path}: its weights {weights} do not exist; keep the .pt beside its .json")
+    check_architecture(kwargs, path)
     try:
         net = build_denoiser(name, kwargs, meta=True)
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except (ValueError, TypeError, RuntimeError, pickle.UnpicklingError) as err:
+    except (ValueError, TypeError) as err:
         raise EDMCheckpointError(f"{path}: {err}") from err
+    state = read_torch_file(weights, weights, refused="Export it again with `specreg export --format state_dict`",
+                            corrupt="export it again with `specreg export --format state_dict`")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise EDMCheckpointError(f"{weights}: expected a dict of tensors (a state_dict), got {type(state).__name__}")
     net = assign_weights(net, state, weights)

@@ -1,5 +1,5 @@
-"""EDM's pickle format as data: a restricted unpickler that executes nothing from the file, and a pickler that
-writes our networks in the same format (edm.md 1f; docs/edm_models.md).
+"""EDM's pickle format as data: the records a file holds, and a pickler that writes our networks in the same format
+(edm.md 1f; docs/edm_models.md). The restricted reader that executes nothing from the file is ``edm_unpickler.py``.
 
 An official ``edm-*.pkl`` is a plain pickle of a dict whose EDM objects were written by
 ``torch_utils.persistence``: each is ``_reconstruct_persistent_obj(meta)`` with meta = {type: 'class',
@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import copyreg
 import dataclasses
-import importlib
-import io
 import pickle
-import warnings
 from collections import OrderedDict
 from typing import IO, Any
 
@@ -24,15 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError
-
 PERSISTENCE = ("torch_utils.persistence", "_reconstruct_persistent_obj")
 PERSISTENCE_VERSION = 6  # the meta version EDM's persistence writes (and checks on load)
 TORCH_CONTAINERS = ("ModuleDict", "ModuleList", "Sequential")
-
-
-class UnsafePickleError(InputError, pickle.UnpicklingError):
-    """The pickle names a global outside the allow-list; nothing it asked for was run."""
 
 
 @dataclasses.dataclass
@@ -92,6 +83,14 @@ class TorchModuleRecord:
         return dict(self.state.get("_modules", {}))
 
 
+class EasyDictRecord(dict):
+    """``dnnlib.util.EasyDict`` read as a plain dict (pickle may BUILD it with an empty __dict__)."""
+
+    def __setstate__(self, state: Any) -> None:
+        if state:
+            self.update(state)
+
+
 def plain(obj: Any) -> Any:
     """numpy scalars -> Python numbers, recursively through dicts, lists and tuples."""
     if isinstance(obj, np.generic):
@@ -101,121 +100,6 @@ def plain(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return type(obj)(plain(v) for v in obj)
     return obj
-
-
-# ----------------------------------------------------------------------------------------------- reading
-def _reconstruct_persistent_obj(meta: Any) -> PersistentRecord:
-    """Stands in for EDM's reconstructor: returns the meta as a record, executing nothing."""
-    if not isinstance(meta, dict) or meta.get("type") != "class" or not isinstance(meta.get("class_name"), str):
-        raise pickle.UnpicklingError(f"a torch_utils.persistence entry has unexpected meta "
-                                     f"(type={meta.get('type') if isinstance(meta, dict) else type(meta)!r}); "
-                                     "only persistent classes are supported")
-    state = meta.get("state") or {}
-    if not isinstance(state, dict):
-        raise pickle.UnpicklingError(f"persistent object {meta['class_name']!r} has a non-dict state")
-    return PersistentRecord(meta["class_name"], dict(state), str(meta.get("module_src") or ""),
-                            int(meta.get("version", 0)))
-
-
-def _load_from_bytes(b: bytes) -> Any:
-    """A storage saved by ``torch.save`` (legacy or zip) inside the pickle; loaded with weights_only=True."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*TypedStorage is deprecated.*")
-        return torch.load(io.BytesIO(b), map_location="cpu", weights_only=True)
-
-
-def _no_hooks(hooks: Any) -> None:
-    if hooks:
-        raise pickle.UnpicklingError("a tensor in the pickle carries backward hooks (code); refusing it")
-
-
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata=None):
-    _no_hooks(backward_hooks)
-    return torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad,
-                                           OrderedDict(), metadata)
-
-
-def _rebuild_parameter(data, requires_grad, backward_hooks):
-    _no_hooks(backward_hooks)
-    return nn.Parameter(data, requires_grad)
-
-
-def _rebuild_parameter_with_state(data, requires_grad, backward_hooks, state):
-    if state:
-        raise pickle.UnpicklingError("a parameter in the pickle carries extra Python state; refusing it")
-    return _rebuild_parameter(data, requires_grad, backward_hooks)
-
-
-class _EasyDict(dict):
-    """``dnnlib.util.EasyDict`` read as a plain dict (pickle may BUILD it with an empty __dict__)."""
-
-    def __setstate__(self, state: Any) -> None:
-        if state:
-            self.update(state)
-
-
-def _numpy_multiarray() -> Any:
-    try:
-        return importlib.import_module("numpy._core.multiarray")  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        return importlib.import_module("numpy.core.multiarray")
-
-
-def _ndarray_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
-    if subtype is not np.ndarray:
-        raise pickle.UnpicklingError(f"numpy array of subtype {subtype!r} refused; only numpy.ndarray is allowed")
-    return _numpy_multiarray()._reconstruct(np.ndarray, shape, dtype)
-
-
-def _allowed() -> dict[tuple[str, str], Any]:
-    """(module, name) -> the object the restricted unpickler hands out for it."""
-    ma = _numpy_multiarray()
-    table: dict[tuple[str, str], Any] = {
-        PERSISTENCE: _reconstruct_persistent_obj,
-        ("dnnlib.util", "EasyDict"): _EasyDict,
-        ("collections", "OrderedDict"): OrderedDict,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter_with_state,
-        ("torch.storage", "_load_from_bytes"): _load_from_bytes,
-        ("numpy", "dtype"): np.dtype,
-        ("numpy", "ndarray"): np.ndarray,  # only as _reconstruct's subtype argument
-        ("builtins", "set"): set, ("builtins", "frozenset"): frozenset,
-    }
-    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):  # 2022-era files and today's
-        table[(mod, "scalar")] = ma.scalar
-        table[(mod, "_reconstruct")] = _ndarray_reconstruct
-    for name in TORCH_CONTAINERS:
-        table[("torch.nn.modules.container", name)] = type(name, (TorchModuleRecord,),
-                                                          {"class_name": f"torch.nn.{name}"})
-    return table
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler for EDM files: only the globals of :func:`_allowed` resolve; anything else is refused."""
-
-    def __init__(self, file: IO[bytes], source: str = "<pickle>") -> None:
-        super().__init__(file)
-        self.source, self.table = source, _allowed()
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self.table[(module, name)]
-        except KeyError:
-            allowed = ", ".join(sorted(f"{m}.{n}" for m, n in self.table))
-            raise UnsafePickleError(
-                f"{self.source}: the pickle asks for the global '{module}.{name}', which is not on the allow-list "
-                f"of EDM checkpoint contents ({allowed}); refusing to load it (nothing from the file was run). "
-                "If this is a genuine EDM file, report the name.") from None
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError(f"{self.source}: persistent id {pid!r} found: this is not a plain EDM pickle "
-                                     "(torch.save files are loaded with torch.load(weights_only=True) instead)")
-
-
-def restricted_load(file: IO[bytes], source: str = "<pickle>") -> Any:
-    """Unpickle ``file`` with :class:`RestrictedUnpickler` (EDM checkpoint contents only)."""
-    return RestrictedUnpickler(file, source).load()
 
 
 def flat_state_dict(record: PersistentRecord | TorchModuleRecord, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -310,7 +194,7 @@ class EDMPickler(pickle._Pickler):
     dispatch[_GlobalName] = _save_global_name
 
     def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is _EasyDict:  # read from an EDM file: written back under its own name
+        if type(obj) is EasyDictRecord:  # read from an EDM file: written back under its own name
             return _EASYDICT, (), None, None, iter(obj.items())
         if isinstance(obj, PersistentRecord):
             meta = dict(type="class", version=obj.version, class_name=obj.class_name, state=obj.state,

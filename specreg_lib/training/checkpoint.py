@@ -2,18 +2,26 @@
 
 A checkpoint holds tensors and plain containers (dict, list, tuple, str, int, float, bool, None) only, so it
 loads with ``torch.load(weights_only=True)``: a file from elsewhere can never run code on load.
+
+Reading goes through :func:`specreg_lib.torchfile.read_torch_file`, the one reader of untrusted torch files (its
+errors are re-exported here).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..io import atomic_path
+from ..torchfile import (  # noqa: F401 (re-exported: the errors a checkpoint load raises)
+    CheckpointError,
+    CheckpointMissingError,
+    UnsafePickleError,
+    read_torch_file,
+)
 
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 
@@ -46,18 +54,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Load a checkpoint as data (``weights_only=True``); a file holding any other object is refused.
 
     The one reader of every torch file the kit writes (checkpoints, snapshots, results): none may run code."""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as err:
-        raise pickle.UnpicklingError(
-            f"refusing to load {path}: it holds objects other than tensors and plain containers, and "
-            f"unpickling them could run code. Training checkpoints never do; was this file written by "
-            f"specreg_lib.training? Use a checkpoint saved by specreg_lib.training (tensors and plain "
-            f"containers only); load it with code execution allowed only if you trust its author "
-            f"({str(err).split('.')[0]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:  # truncated zip, not a torch file, ...
-        if isinstance(err, FileNotFoundError):
-            raise FileNotFoundError(f"checkpoint {path} does not exist; check the path (or start a new run)") from None
-        raise ValueError(f"cannot read checkpoint {path}: it is truncated or not a torch checkpoint "
-                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); delete it to "
-                         "start over, or restore it from a backup") from None
+    if not Path(path).is_file():
+        raise CheckpointMissingError(f"checkpoint {path} does not exist; check the path (or start a new run)")
+    return read_torch_file(
+        path, path, map_location=map_location, mmap=mmap,
+        refused="Training checkpoints never hold such objects; was this file written by specreg_lib.training? "
+                "Use a checkpoint saved by specreg_lib.training (tensors and plain containers only)",
+        corrupt="delete it to start over, or restore it from a backup")

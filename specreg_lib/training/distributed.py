@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from ..errors import InputError
 
 
 def _env_int(name: str, default: int) -> int:
@@ -115,6 +118,23 @@ def from_rank0(value: Any) -> Any:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def on_rank0(fn: Callable[[], Any]) -> Any:
+    """``fn()`` run by rank 0 alone, its value on every rank; an :class:`InputError` it raises is raised on every
+    rank (same type and message), so no rank is left waiting in a collective for a rank that stopped."""
+    if not is_initialized():
+        return fn()
+    value = error = None
+    if is_main():
+        try:
+            value = fn()
+        except InputError as err:
+            error = err
+    value, error = from_rank0((value, error))
+    if error is not None:
+        raise error
+    return value
 
 
 def reduce_sum(x: torch.Tensor) -> torch.Tensor:

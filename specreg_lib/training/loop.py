@@ -12,6 +12,10 @@ Contract:
 * A checkpoint (model, EMA, optimiser, scaler, step, every shard's RNG states, config, history) is written
   atomically by rank 0 every ``checkpoint_every`` steps and at the end; calling :func:`train` again with
   the same path resumes on every rank, and returns at once when the run is already complete.
+* Resume is bit-exact also across processes: TorchScript functions inside a model (LMNT's DiffWave ``silu``) run
+  unoptimised, since the JIT's profiling executor changes their backward after its first calls in a process.
+* A run is not trained when most of its steps were skipped: more than half of the steps of one call (or of the
+  whole run) skipped as non-finite raises :class:`NonFiniteSteps`, and the final checkpoint is not written.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..errors import InputError
 from . import distributed as D
 from .checkpoint import check_plain, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -46,6 +51,14 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 _HISTORY_KEYS = ("loss", "grad_norm", "lr", "step_time", "images_per_second")
 
 Evaluate = Callable[[int, nn.Module, nn.Module | None], dict[str, float] | None]
+
+
+class NonFiniteSteps(InputError, FloatingPointError):
+    """Too many optimiser steps were skipped as non-finite (NaN/Inf loss or gradient): nothing trustworthy trained."""
+
+
+class ResumeError(InputError, ValueError):
+    """A checkpoint that cannot be resumed: another configuration or shard layout, or inconsistent contents."""
 
 
 @dataclass
@@ -183,24 +196,30 @@ def train(model: nn.Module, loss_fn: Callable, data: Callable | Iterable, cfg: T
     trainer = _Trainer(model, loss_fn, data, cfg, device, layout, autocast,
                        Path(ckpt_path) if ckpt_path is not None else None, meta or {})
     existed = trainer.resume()
-    resumed_from = trainer.step
+    resumed_from, skipped_before = trainer.step, trainer.nonfinite
     trainer.wrap_ddp(ddp_options or {})
     bar = tqdm(total=cfg.steps, initial=trainer.step, desc=desc, dynamic_ncols=True,
                disable=not cfg.progress or trainer.step >= cfg.steps or not D.is_main())
-    while trainer.step < cfg.steps:
-        record = trainer.optimisation_step()
-        step = trainer.step
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            bar.set_postfix(**trainer.progress_postfix())
-        if callback is not None:
-            callback(step, record)
-        if evaluate is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
-            if D.is_main():
-                trainer.history["eval"].append(_evaluate(evaluate, step, model, trainer.ema))
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            trainer.checkpoint()
+    # A TorchScript function (LMNT's DiffWave silu) is run by the JIT's profiling executor: after its first calls in
+    # a process it switches to an optimised graph whose backward differs in the last bit, so a resumed process
+    # would train its first steps with other numerics than an uninterrupted one. Unoptimised, it runs op by op as
+    # eager code does, whatever the process did before: resume is bit-exact. (No effect on models without JIT.)
+    with torch.jit.optimized_execution(False):
+        while trainer.step < cfg.steps:
+            record = trainer.optimisation_step()
+            step = trainer.step
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                bar.set_postfix(**trainer.progress_postfix())
+            if callback is not None:
+                callback(step, record)
+            if evaluate is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
+                if D.is_main():
+                    trainer.history["eval"].append(_evaluate(evaluate, step, model, trainer.ema))
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                trainer.checkpoint()
     bar.close()
+    trainer.check_trained(resumed_from, skipped_before)  # before the final checkpoint: a failed run is not complete
     if trainer.step > resumed_from or not existed:
         trainer.checkpoint()
     D.barrier()  # the checkpoint is on disk before any rank returns
@@ -233,6 +252,7 @@ class _Trainer:
                                     device)
         self.history: dict[str, list] = {k: [] for k in (*_HISTORY_KEYS, "eval")}
         self.step = self.nonfinite = self.overflow = 0
+        self.skipped_bad_data = 0  # skipped steps of this call whose data itself was non-finite
 
     # ------------------------------------------------------------------ resume, DDP, checkpoint
 
@@ -244,6 +264,7 @@ class _Trainer:
         if path is None or not path.exists():
             return False
         ck = load_checkpoint(path)  # CPU; load_state_dict moves tensors to each parameter's device
+        _check_contents(ck, path)
         _check_resumable(ck, self.cfg, self.layout.world, path)
         try:
             self.model.load_state_dict(ck["model"])
@@ -252,14 +273,18 @@ class _Trainer:
         except (RuntimeError, KeyError, TypeError) as err:  # torch lists every mismatching tensor: keep 4
             lines = str(err).splitlines()
             summary = "; ".join(x.strip() for x in lines[:4]) + (" ..." if len(lines) > 4 else "")
-            raise ValueError(f"checkpoint {path} holds another architecture than the model passed to train() "
+            raise ResumeError(f"checkpoint {path} holds another architecture than the model passed to train() "
                              f"({summary}); build the same model (see the checkpoint's meta) or use a new "
                              "ckpt_path") from None
-        self.opt.load_state_dict(ck["optimizer"])
-        if self.scaler is not None:
-            self.scaler.load_state_dict(ck["scaler"])
-        rng = ck["rng"]
-        self.streams.load_state_dict(rng["shards"] if "shards" in rng else legacy_rng(rng, self.device))
+        try:
+            self.opt.load_state_dict(ck["optimizer"])
+            if self.scaler is not None:
+                self.scaler.load_state_dict(ck["scaler"])
+            rng = ck["rng"]
+            self.streams.load_state_dict(rng["shards"] if "shards" in rng else legacy_rng(rng, self.device))
+        except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as err:
+            raise ResumeError(f"checkpoint {path} holds a malformed optimiser, scaler or RNG state "
+                              f"({type(err).__name__}: {err}); delete it (or its run folder) to start over") from None
         self.step, self.nonfinite, self.overflow = ck["step"], ck["nonfinite_steps"], ck.get("overflow_steps", 0)
         self.history = {**{k: [] for k in (*_HISTORY_KEYS, "eval")}, **ck["history"]}
         return True
@@ -391,17 +416,33 @@ class _Trainer:
         before the step and stop, saying whether the data or the model went non-finite."""
         self.opt.zero_grad(set_to_none=True)
         self.nonfinite += 1
+        bad_data = bool(D.reduce_sum((~data_finite).to(torch.float64)))  # on any rank; every rank skips alike
+        self.skipped_bad_data += bad_data
         if self.nonfinite <= self.cfg.max_nonfinite:
             return
         self.checkpoint()
-        bad_data = bool(D.reduce_sum((~data_finite).to(torch.float64)))  # on any rank
-        where = ("the DATA: a micro-batch of x0 itself holds NaN/Inf; clean the dataset/sampler" if bad_data else
-                 "the MODEL: the data was finite but the loss or its gradient was not; lower lr, keep "
-                 "grad_clip on, try precision='fp32', or check the net")
-        raise FloatingPointError(
+        raise NonFiniteSteps(
             f"{self.nonfinite} non-finite steps, more than max_nonfinite={self.cfg.max_nonfinite}; the last, step "
-            f"{self.step} (loss {loss_value}, grad norm {grad_norm}), came from {where}. The checkpoint "
-            f"{self.ckpt_path} holds the state before it")
+            f"{self.step} (loss {loss_value}, grad norm {grad_norm}), came from {_culprit(bad_data)}. The "
+            f"checkpoint {self.ckpt_path} holds the state before it")
+
+    def check_trained(self, resumed_from: int, skipped_before: int) -> None:
+        """Refuse a run that trained (next to) nothing: more than half of the steps of this call, or of the whole
+        run, skipped as non-finite (each skip below ``max_nonfinite`` alone would pass). The same on every rank."""
+        steps_now, skipped_now = self.step - resumed_from, self.nonfinite - skipped_before
+        if 2 * skipped_now <= steps_now and 2 * self.nonfinite <= self.step:
+            return
+        counts = (f"{skipped_now} of the {steps_now} steps of this call" if 2 * skipped_now > steps_now else
+                  f"{self.nonfinite} of the run's {self.step} steps")
+        where = (_culprit(self.skipped_bad_data > 0) if skipped_now else
+                 "an earlier call; lower lr or the loss weight (e.g. lambda_spec), or check the data for NaN/Inf")
+        folder = f" (run folder {self.ckpt_path.parent})" if self.ckpt_path is not None else ""
+        kept = (f"; the checkpoint {self.ckpt_path}{folder} was not written at the end (it keeps any periodic "
+                "save), so a rerun is not taken as done: delete that folder to start over" if self.ckpt_path else "")
+        raise NonFiniteSteps(
+            f"{counts} were skipped as non-finite (NaN/Inf loss or gradient; max_nonfinite="
+            f"{self.cfg.max_nonfinite}), so the run trained next to nothing and is not complete. The skips came from "
+            f"{where}{kept}")
 
     def progress_postfix(self) -> dict[str, Any]:
         """The progress bar's summary of the last ``log_every`` steps."""
@@ -410,6 +451,14 @@ class _Trainer:
         extra = {"overflow": self.overflow} if self.scaler is not None else {}
         return dict(loss=f"{sum(recent) / max(1, len(recent)):.4f}", skipped=self.nonfinite,
                     img_s=f"{_median(self.history['images_per_second'][-log_every:]):.1f}", **extra)
+
+
+def _culprit(bad_data: bool) -> str:
+    """Which side produced the non-finite steps, and what to do about it."""
+    if bad_data:
+        return "the DATA: a micro-batch of x0 itself holds NaN/Inf; clean the dataset/sampler"
+    return ("the MODEL: the data was finite but the loss or its gradient was not; lower lr or the loss weight "
+            "(e.g. lambda_spec), keep grad_clip on, try precision='fp32', or check the net")
 
 
 def _evaluate(evaluate: Evaluate, step: int, model: nn.Module, ema: EMA | None) -> dict[str, float]:
@@ -423,12 +472,44 @@ def _evaluate(evaluate: Evaluate, step: int, model: nn.Module, ema: EMA | None) 
     return {"step": step, **{k: float(v) for k, v in scalars.items()}}
 
 
+def _check_contents(ck: Any, path: Path) -> None:
+    """Refuse a checkpoint whose counters do not describe a run of its own config: ``step`` an int in [0, the
+    config's steps], the skip counters ints in [0, step], one loss per step in the history."""
+    fix = "delete it (or its run folder) to start over, or restore it from a backup"
+    missing = [k for k in ("model", "optimizer", "step", "nonfinite_steps", "rng", "config", "history")
+               if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise ResumeError(f"checkpoint {path} is not a training checkpoint of specreg_lib.training (it lacks "
+                          f"{missing}); {fix}")
+    if not isinstance(ck["config"], dict) or not isinstance(ck["history"], dict):
+        raise ResumeError(f"checkpoint {path} holds a malformed config or history; {fix}")
+    steps = ck["config"].get("steps", 0)
+    step = _counter(ck["step"], "step", path, fix)
+    if not isinstance(steps, int) or step > steps:
+        raise ResumeError(f"checkpoint {path}: step {step} is past the {steps!r} steps of the config it was trained "
+                          f"with; {fix}")
+    for key in ("nonfinite_steps", "overflow_steps"):
+        if _counter(ck.get(key, 0), key, path, fix) > step:
+            raise ResumeError(f"checkpoint {path}: {key}={ck[key]} is more than its step {step}; {fix}")
+    losses = ck["history"].get("loss", [])
+    if not isinstance(losses, list) or len(losses) != step:
+        raise ResumeError(f"checkpoint {path}: step {step} but a history of "
+                          f"{len(losses) if isinstance(losses, list) else '?'} losses (one per step); {fix}")
+
+
+def _counter(value: Any, key: str, path: Path, fix: str) -> int:
+    """A checkpoint's count (step, skipped steps): an int >= 0 (not a bool, str or float)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ResumeError(f"checkpoint {path}: {key} must be an int >= 0, got {value!r}; {fix}")
+    return value
+
+
 def _check_resumable(ck: dict[str, Any], cfg: TrainConfig, world: int, path: Path) -> None:
     """Refuse to resume a checkpoint trained with other settings or another shard layout."""
     layout = ck.get("layout", {"world_size": 1, "accumulate": 1, "shards": 1})  # the old loop had one shard
     shards = world * cfg.accumulate
     if layout["shards"] != shards:
-        raise ValueError(
+        raise ResumeError(
             f"{path} was trained with {layout['shards']} micro-batches per step (world_size {layout['world_size']}"
             f" x accumulate {layout['accumulate']}); this run has {shards} (world_size {world} x accumulate "
             f"{cfg.accumulate}), so its data and noise streams would differ. Resume with world_size x "
@@ -437,7 +518,7 @@ def _check_resumable(ck: dict[str, Any], cfg: TrainConfig, world: int, path: Pat
     diff = {k: (saved.get(k, _DEFAULTS[k]), v) for k, v in now.items()
             if k not in _RESUMABLE_CHANGES and _norm(saved.get(k, _DEFAULTS[k])) != _norm(v)}
     if diff:
-        raise ValueError(f"checkpoint was trained with different settings {diff}; use a new ckpt_path")
+        raise ResumeError(f"checkpoint {path} was trained with different settings {diff}; use a new ckpt_path")
     if saved.get("steps", 0) > cfg.steps:
         warnings.warn(f"checkpoint ran to {saved['steps']} steps, more than cfg.steps={cfg.steps}",
                       stacklevel=4)  # _check_resumable <- resume <- train <- the caller

@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
@@ -40,7 +40,18 @@ from ...models.diffwave import (
 )
 from ...training import TrainConfig
 from ...training.distributed import barrier, is_main, resolve_device, world_size
-from ..core.config import Variant, check_run_fields
+from ..core.config import (
+    MAX_BATCH,
+    MAX_IMAGES,
+    MAX_SEED,
+    MAX_THREADS,
+    ConfigError,
+    Range,
+    Variant,
+    check_ranges,
+    check_run_fields,
+    refuse,
+)
 from ..core.protocol import Experiment, Shorthand
 
 CORPORA = ("ljspeech", "standin")
@@ -55,13 +66,12 @@ class AudioData:
 
     corpus: str = "ljspeech"
     path: str = ""  # LJSpeech archive or extracted folder; "" = data/ (downloaded when missing)
-    crop_mel_frames: int = 62  # LMNT: 62 frames = 15,872 samples
+    crop_mel_frames: Annotated[int, Range(1, 4096)] = 62  # LMNT: 62 frames = 15,872 samples
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.corpus not in CORPORA:
-            raise ValueError(f"data.corpus must be one of {CORPORA}, got {self.corpus!r}")
-        if self.crop_mel_frames < 1:
-            raise ValueError(f"data.crop_mel_frames must be >= 1, got {self.crop_mel_frames}")
+            raise refuse(self, "corpus", f"choose one of {', '.join(CORPORA)}", "ljspeech")
 
 
 @dataclass(frozen=True)
@@ -70,13 +80,16 @@ class AudioModel:
 
     checkpoint: str = "official"
     local_path: str = ""  # a local copy of the official checkpoint (else the cache, else a download)
-    residual_layers: int = 30  # fresh init only; a checkpoint brings its own architecture
-    residual_channels: int = 64
-    dilation_cycle_length: int = 10
-    n_mels: int = 80
-    init_seed: int = 0  # fresh init only: every variant and seed starts from the same weights, like a checkpoint
+    # fresh init only (a checkpoint brings its own architecture); bounded: LMNT's is 30 layers x 64 channels
+    residual_layers: Annotated[int, Range(1, 256)] = 30
+    residual_channels: Annotated[int, Range(1, 1024)] = 64
+    dilation_cycle_length: Annotated[int, Range(1, 16)] = 10  # dilations 1, 2, ..., 2^(cycle - 1)
+    n_mels: Annotated[int, Range(1, 512)] = 80
+    # fresh init only: every variant and seed starts from the same weights, like a checkpoint
+    init_seed: Annotated[int, Range(0, MAX_SEED)] = 0
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         diffwave_params(**self.arch())  # validates the architecture now
 
     def arch(self) -> dict[str, int]:
@@ -92,7 +105,7 @@ class AudioLoss:
 
     def __post_init__(self) -> None:
         if self.bins not in ("sum", "mean"):
-            raise ValueError(f"loss.bins must be 'sum' or 'mean' (over frequency bins), got {self.bins!r}")
+            raise refuse(self, "bins", "choose 'sum' or 'mean' (over frequency bins)", "sum")
 
 
 @dataclass(frozen=True)
@@ -100,16 +113,16 @@ class AudioSample:
     """Inference on the held-out clips, conditioned on their ground-truth mels."""
 
     schedule: str = "fast"  # "fast" (LMNT's 6 steps, the paper's) | "full" (the 50 training steps)
-    n_clips: int = 0  # held-out clips to vocode; 0 = all
-    max_frames: int = 0  # crop every clip to its first max_frames mel frames; 0 = whole clips
-    batch_size: int = 8
-    clip_x: float = 1.0  # LMNT clamps the waveform to [-1, 1] after every step; 0 = off
+    n_clips: Annotated[int, Range(0, MAX_IMAGES)] = 0  # held-out clips to vocode; 0 = all
+    # crop every clip to its first max_frames mel frames; 0 = whole clips (LJSpeech's longest is ~870)
+    max_frames: Annotated[int, Range(0, 100_000)] = 0
+    batch_size: Annotated[int, Range(1, MAX_BATCH)] = 8
+    clip_x: Annotated[float, Range(0)] = 1.0  # LMNT clamps the waveform to [-1, 1] after every step; 0 = off
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.schedule not in ("fast", "full"):
-            raise ValueError(f"sample.schedule must be 'fast' or 'full', got {self.schedule!r}")
-        if self.n_clips < 0 or self.max_frames < 0 or self.batch_size < 1 or self.clip_x < 0:
-            raise ValueError("need sample.n_clips >= 0, max_frames >= 0, batch_size >= 1, clip_x >= 0")
+            raise refuse(self, "schedule", "choose 'fast' or 'full'", "fast")
 
 
 @dataclass(frozen=True)
@@ -118,17 +131,17 @@ class AudioEvaluate:
 
     fad_embedding: str = "vggish"  # "vggish" (paper; weights file) | "mel" (offline log-mel frames)
     vggish_path: str = ""  # local vggish-10086976.pth; "" = cache or download
-    ndb_k: int = 50
-    ndb_alpha: float = 0.05
-    max_feature_frames: int = 20000  # log-mel frames per set for NDB (and mel FAD), fixed-seed subsample
+    ndb_k: Annotated[int, Range(2, 10_000)] = 50
+    ndb_alpha: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.05
+    # log-mel frames per set for NDB (and mel FAD), fixed-seed subsample; 0 = all
+    max_feature_frames: Annotated[int, Range(0, 10**7)] = 20000
     pesq: bool = True
     utmos: bool = False  # SpeechMOS via torch.hub: downloads and RUNS remote code; opt in explicitly
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.fad_embedding not in ("vggish", "mel"):
-            raise ValueError(f"evaluate.fad_embedding must be 'vggish' or 'mel', got {self.fad_embedding!r}")
-        if self.ndb_k < 2 or not 0 < self.ndb_alpha < 1 or self.max_feature_frames < 0:
-            raise ValueError("need evaluate.ndb_k >= 2, 0 < ndb_alpha < 1, max_feature_frames >= 0")
+            raise refuse(self, "fad_embedding", "choose 'vggish' or 'mel'", "vggish")
 
 
 def _audio_train() -> TrainConfig:
@@ -152,13 +165,16 @@ class AudioConfig:
     train: TrainConfig = field(default_factory=_audio_train)
     sample: AudioSample = field(default_factory=AudioSample)
     evaluate: AudioEvaluate = field(default_factory=AudioEvaluate)
-    threads: int = 0  # torch.set_num_threads while this run trains; 0 = leave as is
+    threads: Annotated[int, Range(0, MAX_THREADS)] = 0  # torch.set_num_threads while this run trains; 0 = as is
 
     def __post_init__(self) -> None:
-        check_run_fields(self.threads, self.regularizer)
+        check_run_fields(self)
         reg = self.regularizer
         if reg is not None and reg.options.get("ndim") != 1:
-            raise ValueError(f"audio regularizers work on the waveform: options need ndim=1, got {reg.options}")
+            raise refuse(self, "regularizer", f"audio regularizers work on the waveform: options need ndim=1, got "
+                         f"{reg.options}")
+        if self.train.steps < 1:  # TrainConfig allows 0 (EDM derives it); here 0 would train nothing
+            raise ConfigError("train.steps", "need an int >= 1", self.train.steps, 150_000)
 
     def mel_config(self) -> MelConfig:
         return MelConfig(n_mels=self.model.n_mels)

@@ -8,6 +8,13 @@ the valid names. Strings from a command line are converted with the field's decl
 scalars and seeds by the one text grammar every door shares (``specreg_lib/text.py``: ``parse_scalar``, ``parse_seeds``,
 also the notebooks' ``-p``).
 
+Every value is validated when the config is built, by one rule per type (``training/config.py``, re-exported
+here): each int/float field declares its :class:`Range` beside it (``Annotated[int, Range(1, MAX_BATCH)]``) and
+every config's ``__post_init__`` calls :func:`check_ranges` first, so a float is finite and every number in its
+range before anything runs. Whatever a config refuses, by that rule or a check across fields, reaches the caller
+as one :class:`ConfigError` (an ``InputError``: one line and exit code 2 at every door) that names the dotted path
+(``train.steps``), the value, what is allowed and an example.
+
 A variant (:class:`Variant`, named in an experiment's variant table) is L_S only: a spectral loss kind and its
 options. Wherever a variant is put into a config, by name or as a value, it takes lambda_spec and the weighting
 from the regularizer the config holds at that point (the dataclass default when that is the baseline), so a
@@ -32,6 +39,20 @@ from typing import Any, TypeVar
 from ...diffusion import Regularizer, SpectralWeighting
 from ...io import write_json
 from ...text import is_none_word, parse_scalar, split_top
+from ...training.config import (  # noqa: F401  (the one rule for every config's numbers, re-exported)
+    MAX_BATCH,
+    MAX_IMAGES,
+    MAX_KIMG,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_THREADS,
+    ConfigError,
+    ConfigTypeError,
+    Range,
+    check_ranges,
+    declared_ranges,
+    refuse,
+)
 
 PROFILES = ("smoke", "cpu", "paper")
 
@@ -52,12 +73,12 @@ def check_profile(profile: str) -> str:
 # ------------------------------------------------------------------ dict <-> dataclass
 
 
-def check_run_fields(threads: int, regularizer: Regularizer | None) -> None:
-    """The checks every experiment config shares: a thread count >= 0 and a regularizer that JSON can hold."""
-    if threads < 0:
-        raise ValueError(f"threads must be >= 0, got {threads}")
-    if regularizer is not None and not isinstance(regularizer.kind, str):
-        raise ValueError("a config's regularizer must name its kind, built-in or registered (it is saved as JSON)")
+def check_run_fields(cfg: Any) -> None:
+    """The checks every experiment config shares: its own numbers (:func:`check_ranges`, e.g. ``threads``) and a
+    regularizer that JSON can hold."""
+    check_ranges(cfg)
+    if cfg.regularizer is not None and not isinstance(cfg.regularizer.kind, str):
+        raise refuse(cfg, "regularizer", "name its kind, built-in or registered (a config is saved as JSON)")
 
 
 @dataclass(frozen=True)
@@ -134,35 +155,57 @@ def _optional_inner(hint: Any) -> tuple[Any, bool]:
 
 
 def _from_data(hint: Any, value: Any, where: str) -> Any:
+    """``value`` (JSON data or an object) as the declared ``hint`` of the field at dotted path ``where``."""
     inner, optional = _optional_inner(hint)
     if value is None:
         if optional:
             return None
-        raise ValueError(f"{where}: null is not allowed for a field of type {hint}")
+        raise ConfigTypeError(where, f"null is not allowed for a field of type {_type_name(hint)}", value)
     if inner is Regularizer:
-        return value if isinstance(value, Regularizer) else Regularizer.from_dict(value)
+        if isinstance(value, Regularizer):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigTypeError(where, "expected a mapping {kind, lambda_spec, weighting, options}", value)
+        try:  # the library's own checks (finite lambda_spec >= 0, a known kind and weighting), named by path
+            return Regularizer.from_dict(dict(value))
+        except (ValueError, TypeError) as err:
+            raise ConfigError(where, str(err)) from None
     if isinstance(inner, type) and dataclasses.is_dataclass(inner):
         if isinstance(value, inner):
             return value
         if not isinstance(value, Mapping):
-            raise ValueError(f"{where}: expected a mapping for {inner.__name__}, got {value!r}")
+            raise ConfigTypeError(where, f"expected a mapping for {inner.__name__}", value)
         return from_dict(inner, value, where)
     if typing.get_origin(inner) is tuple:
         if not isinstance(value, list | tuple):
-            raise ValueError(f"{where}: expected a list for {hint}, got {value!r}")
+            raise ConfigTypeError(where, f"expected a list for {_type_name(hint)}", value)
         elem = typing.get_args(inner)[0]
         return tuple(_from_data(elem, v, where) for v in value)
-    if inner is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{where}: expected a number, got {value!r}")
+    if inner is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)  # 1 and 1.0 must hash alike
-    if inner is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError(f"{where}: expected an int, got {value!r}")
+    if inner in (int, float):  # the config's check_ranges judges kind, finiteness and range, with an example
+        return value
     if inner is bool and not isinstance(value, bool):
-        raise ValueError(f"{where}: expected true or false, got {value!r}")
+        raise ConfigTypeError(where, "expected true or false", value)
     if inner is str and not isinstance(value, str):
-        raise ValueError(f"{where}: expected a string, got {value!r}")
+        raise ConfigTypeError(where, "expected a string", value)
     return value
+
+
+def _type_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint)
+
+
+def _build(cls: type[C], kwargs: Mapping[str, Any], prefix: str) -> C:
+    """``cls(**kwargs)``, whatever it refuses a ConfigError at the dotted ``prefix`` ("train." or ""): a config's
+    own checks name the field below the class, completed here; a library constructor it calls (a U-Net, a
+    schedule) says it in its own words, put at the sub-config's path."""
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise err.rooted(prefix) from None
+    except ValueError as err:
+        raise ConfigError(prefix.rstrip(".") or cls.__name__, str(err)) from err
 
 
 def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "") -> C:
@@ -171,9 +214,10 @@ def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "") -> C:
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ValueError(f"{where or cls.__name__}: unknown field(s) {unknown}; valid: {names}")
-    kwargs = {k: _from_data(hints[k], v, f"{where}{k}") for k, v in data.items()}
-    return cls(**kwargs)
+        raise ConfigError(where or cls.__name__, f"unknown field(s) {unknown}; valid: {names}")
+    prefix = f"{where}." if where else ""
+    kwargs = {k: _from_data(hints[k], v, prefix + k) for k, v in data.items()}
+    return _build(cls, kwargs, prefix)
 
 
 # ------------------------------------------------------------------ dotted overrides
@@ -243,18 +287,28 @@ def parse_values(cls: type, key: str, text: str,
     hint = path_type(cls, path)
     try:
         return path, [parse_text(v, hint, variants) for v in split_top(text)]
+    except ConfigError:
+        raise
     except ValueError as err:
-        raise ValueError(f"{key}={text}: {err}") from None
+        raise ConfigError(path, str(err), text) from None
 
 
-def _replace(cfg: Any, parts: list[str], value: Any, full: str) -> Any:
+def _replace(cfg: Any, parts: list[str], value: Any, full: str, prefix: str = "") -> Any:
+    """``cfg`` with the field at ``parts`` (below the dotted ``prefix``) set to ``value``. Every sub-config on the
+    way is rebuilt and re-validates; what one refuses is a ConfigError at its dotted path."""
     name, rest = parts[0], parts[1:]
-    if not rest:
-        return dataclasses.replace(cfg, **{name: value})
-    sub = getattr(cfg, name)
-    if sub is None:
-        raise NotApplicable(f"{full}: {name} is None here")
-    return dataclasses.replace(cfg, **{name: _replace(sub, rest, value, full)})
+    new = value
+    if rest:
+        sub = getattr(cfg, name)
+        if sub is None:
+            raise NotApplicable(f"{full}: {name} is None here")
+        new = _replace(sub, rest, value, full, f"{prefix}{name}.")
+    try:
+        return dataclasses.replace(cfg, **{name: new})
+    except ConfigError as err:
+        raise err.rooted(prefix) from None
+    except ValueError as err:  # a library constructor's own words (a U-Net, a schedule): named by the override
+        raise ConfigError(full, str(err), value) from err
 
 
 def apply_overrides(cfg: C, overrides: Mapping[str, Any], skip_not_applicable: bool = False,
@@ -273,7 +327,10 @@ def apply_overrides(cfg: C, overrides: Mapping[str, Any], skip_not_applicable: b
         hint = path_type(type(cfg), path)
         inner, _ = _optional_inner(hint)
         if isinstance(value, str) and inner is not str:
-            value = parse_text(value, hint, variants)
+            try:
+                value = parse_text(value, hint, variants)
+            except ValueError as err:
+                raise ConfigError(path, str(err), value) from None
         if isinstance(value, Variant):
             value = value.regularizer(get_path(cfg, path) or _field_default(type(cfg), path))
         value = _from_data(hint, value, path)
@@ -328,8 +385,19 @@ def save_config(cfg: Any, path: str | os.PathLike, **extra: Any) -> Path:
 
 
 def load_config(cls: type[C], path: str | os.PathLike) -> C:
-    """Read back what :func:`save_config` wrote (the class name must match)."""
-    data = json.loads(Path(path).read_text())
-    if data.get("config_class") != cls.__name__:
-        raise ValueError(f"{path} holds a {data.get('config_class')!r} config, not {cls.__name__}")
-    return from_dict(cls, data["config"])
+    """Read back what :func:`save_config` wrote (the class name must match); every value is checked again, and a
+    bad one is a ConfigError naming the file and the field's dotted path."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(str(path), f"is not the JSON save_config writes ({err}); delete it and its run folder, "
+                          "or restore it") from None
+    if not isinstance(data, dict) or data.get("config_class") != cls.__name__ or \
+            not isinstance(data.get("config"), dict):
+        found = data.get("config_class") if isinstance(data, dict) else type(data).__name__
+        raise ConfigError(str(path), f"holds a {found!r} config, not {cls.__name__}; point to a {cls.__name__} "
+                          "config.json")
+    try:
+        return from_dict(cls, data["config"])
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err.path}", err.problem, err.value, err.example) from None

@@ -10,6 +10,11 @@ model, except ``train.steps``; see ``protocol.RUNTIME_FIELDS``):
                                      the step count and the hash of the sample + evaluate sub-configs
     .lock                            held (fcntl) by the process training or evaluating this run
 
+Every file is checked where it is read: a folder is reused only when its config.json is the requested run (its
+recorded hash is the folder's name and its config hashes to the requested one: a renamed folder or an edited
+config is refused); a step count must be an int in range; an unreadable metrics.json, result or lock names the file
+and what to delete (:class:`RunFolderError`).
+
 How ``steps`` enters: asking for N steps returns the snapshot at N, or resumes training from the latest
 checkpoint when it is below N (then snapshots N), and REFUSES when the checkpoint is already past N without a
 snapshot at N: a model is never returned under a step count it was not trained for. (With a learning-rate
@@ -37,8 +42,8 @@ from ...errors import InputError
 from ...io import atomic_path, write_json
 from ...training import TrainResult, train
 from ...training.checkpoint import load_checkpoint
-from ...training.distributed import barrier, from_rank0, is_main
-from .config import save_config
+from ...training.distributed import barrier, from_rank0, is_main, on_rank0
+from .config import apply_overrides, load_config, save_config
 from .protocol import Experiment
 
 RESULT_FILE = "result.pt"
@@ -51,6 +56,10 @@ class RunLocked(InputError, RuntimeError):
 
 class StepsConflict(InputError, RuntimeError):
     """The run folder was trained past the requested step count and has no snapshot there."""
+
+
+class RunFolderError(InputError, ValueError):
+    """A file of a run folder is unreadable or belongs to another run; the message names it and what to delete."""
 
 
 @dataclasses.dataclass
@@ -89,7 +98,7 @@ def snapshot_path(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> 
 def run_lock(folder: Path, wait: bool = False, poll_s: float = 5.0) -> Iterator[None]:
     """Hold ``folder/.lock`` exclusively (fcntl; released by the OS if the process dies)."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / ".lock"
+    path = _lock_file(folder)
     fh = open(path, "a+")  # noqa: SIM115 - held for the whole block
     try:
         told = False
@@ -121,9 +130,18 @@ def run_lock(folder: Path, wait: bool = False, poll_s: float = 5.0) -> Iterator[
         fh.close()  # closing releases the flock
 
 
+def _lock_file(folder: Path) -> Path:
+    """``folder/.lock``; refused when something other than a plain file (a folder, a socket) has that name."""
+    path = folder / ".lock"
+    if path.exists() and not path.is_file():
+        raise RunFolderError(f"{path} is not a lock file (it is a {'folder' if path.is_dir() else 'special file'}); "
+                             f"delete it (no process can hold it) and run again")
+    return path
+
+
 def is_locked(folder: Path) -> str | None:
     """Who holds ``folder/.lock`` right now, or None."""
-    path = folder / ".lock"
+    path = _lock_file(folder)
     if not path.exists():
         return None
     with open(path, "a+") as fh:
@@ -140,15 +158,79 @@ def checkpoint_step(path: Path) -> int | None:
     """The step stored in a training checkpoint (read lazily), or None when there is none."""
     if not path.exists():
         return None
-    return int(load_checkpoint(path, mmap=True)["step"])
+    return _step(load_checkpoint(path, mmap=True), path, f"delete {path} (or its run folder {path.parent}) to "
+                 "train this run again")
+
+
+def _step(data: Any, path: Path, fix: str) -> int:
+    """The ``step`` of a run file (checkpoint, snapshot, result): an int >= 0, else the file is refused."""
+    step = data.get("step") if isinstance(data, dict) else None
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        what = f"step {step!r}" if isinstance(data, dict) and "step" in data else "no step"
+        raise RunFolderError(f"{path} holds {what}, not a step count (an int >= 0): it was not written by a run; "
+                             f"{fix}")
+    return step
 
 
 def load_result(experiment: Experiment, cfg: Any, folder: Path) -> RunResult:
-    """Read a finished run's results folder (tensors only: weights_only loading)."""
+    """Read a finished run's results folder (tensors only: weights_only loading), refusing files that are
+    unreadable or not those of ``cfg`` at its steps."""
+    fix = f"delete the results folder {folder} to evaluate the trained snapshot again"
+    try:
+        metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError: truncated, not JSON
+        raise RunFolderError(f"{folder / METRICS_FILE} is not valid JSON ({err}; truncated or edited); {fix}") from None
+    if not isinstance(metrics, dict):
+        raise RunFolderError(f"{folder / METRICS_FILE} holds a {type(metrics).__name__}, not the metrics of a run; "
+                             f"{fix}")
     data = load_checkpoint(folder / RESULT_FILE)
-    metrics = json.loads((folder / METRICS_FILE).read_text())
-    return RunResult(experiment.name, cfg, folder.parent.parent, int(data["step"]), metrics, data["arrays"],
-                     data["history"])
+    steps = experiment.train_config(cfg).steps
+    if _step(data, folder / RESULT_FILE, fix) != steps:
+        raise RunFolderError(f"{folder / RESULT_FILE} holds the results at step {data['step']}, not at the "
+                             f"{steps} steps its folder is named for; {fix}")
+    if not isinstance(data.get("arrays"), dict) or not isinstance(data.get("history"), dict):
+        raise RunFolderError(f"{folder / RESULT_FILE} lacks the arrays or history of a result; {fix}")
+    return RunResult(experiment.name, cfg, folder.parent.parent, steps, metrics, data["arrays"], data["history"])
+
+
+def check_config_file(experiment: Experiment, cfg: Any, path: Path, hashes: dict[str, Any], fix: str) -> None:
+    """Refuse a folder whose ``config.json`` (``path``) is not the run ``cfg`` asks for: a folder renamed to
+    another config's hash, or an edited config, would otherwise be returned as ``cfg``'s result.
+
+    ``hashes``: name -> function of a config (``run_hash``, ``results_hash``) whose value names the folder. Each
+    must be the value config.json recorded when it was written (the name was not changed since) and the value of
+    the config it holds, recomputed (its content is the requested run's). The per-process batch and the
+    accumulation rounds are taken from ``cfg`` for the recomputation: what they fix, the global batch and the
+    shard count, depends on the world size at hand, and a resumed checkpoint checks both itself."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        saved = load_config(experiment.config_class, path)
+    except FileNotFoundError:
+        raise RunFolderError(f"{path} is missing, so this folder cannot be checked to be the requested run; "
+                             f"{fix}") from None
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError, AttributeError) as err:
+        raise RunFolderError(f"{path} is not a readable {experiment.config_class.__name__} config ({err}); "
+                             f"{fix}") from None
+    saved = apply_overrides(saved, {"train.batch_size": cfg.train.batch_size, "train.accumulate": cfg.train.accumulate})
+    for name, fn in hashes.items():
+        want, recorded, recomputed = fn(cfg), record.get(name), fn(saved)
+        if recorded not in (None, want) or recomputed != want:
+            found = recorded if recorded not in (None, want) else recomputed
+            raise RunFolderError(f"{path} describes another run than its folder's name says ({name} {found}, "
+                                 f"the folder and the requested config are {want}): the folder was renamed or its "
+                                 f"config.json edited; {fix}")
+
+
+def _check_run_folder(experiment: Experiment, cfg: Any, folder: Path) -> None:
+    check_config_file(experiment, cfg, folder / "config.json", {"run_hash": experiment.run_hash},
+                      f"delete the run folder {folder} to train this run again (or restore its name)")
+
+
+def _check_results_folder(experiment: Experiment, cfg: Any, res_dir: Path) -> None:
+    _check_run_folder(experiment, cfg, res_dir.parent.parent)
+    check_config_file(experiment, cfg, res_dir / "config.json",
+                      {"run_hash": experiment.run_hash, "results_hash": experiment.results_hash},
+                      f"delete the results folder {res_dir} to evaluate the trained snapshot again")
 
 
 # ---------------------------------------------------------------- the cache: plain functions of the folder's files
@@ -170,6 +252,16 @@ def _cache_state(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> t
     if step is None:
         return "missing", None
     return ("conflict" if step > experiment.train_config(cfg).steps else "partial"), step
+
+
+def _reuse_state(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> tuple[str, int | None]:
+    """:func:`_cache_state`, after checking that whatever the folder holds is ``cfg``'s run."""
+    state, step = _cache_state(experiment, cfg, root)
+    if state == "done":
+        _check_results_folder(experiment, cfg, results_dir(experiment, cfg, root))
+    elif state != "missing":
+        _check_run_folder(experiment, cfg, run_dir(experiment, cfg, root))
+    return state, step
 
 
 def run_state(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> tuple[str, str]:
@@ -197,7 +289,7 @@ def _train(experiment: Experiment, cfg: Any, folder: Path, desc: str | None) -> 
 def _save_snapshot(experiment: Experiment, cfg: Any, res: TrainResult, snap: Path) -> None:
     """The sampling model at the trained step, with the loss history and timings the results report."""
     seconds = {"seconds_per_step": res.seconds_per_step, "train_seconds": res.train_seconds,
-               "nonfinite_steps": res.nonfinite_steps}
+               "nonfinite_steps": res.nonfinite_steps, "overflow_steps": res.overflow_steps}  # skipped: shown
     with atomic_path(snap) as tmp:
         torch.save({"model": res.sampling_model.state_dict(), "step": res.step, "history": res.history,
                     "train": seconds, "meta": experiment.model_meta(cfg)}, tmp)
@@ -209,6 +301,11 @@ def _evaluate_snapshot(experiment: Experiment, cfg: Any, snap: Path, res_dir: Pa
     # can differ from reloaded tensors in the last bit of some conv outputs (measured 6e-8 on the toy).
     sampling_model = experiment.build_model(cfg)
     data = load_checkpoint(snap)
+    fix = f"delete {snap} to train (or resume) this run to its steps again"
+    steps = experiment.train_config(cfg).steps
+    if _step(data, snap, fix) != steps or not all(isinstance(data.get(k), dict) for k in ("model", "history", "train")):
+        raise RunFolderError(f"{snap} is not the snapshot of this run at step {steps} (it holds step "
+                             f"{data['step']}, keys {sorted(data)}); {fix}")
     sampling_model.load_state_dict(data["model"])
     history, seconds = data["history"], data["train"]
     samples = experiment.sample(cfg, sampling_model)
@@ -222,7 +319,8 @@ def _evaluate_snapshot(experiment: Experiment, cfg: Any, snap: Path, res_dir: Pa
     with atomic_path(res_dir / RESULT_FILE) as tmp:
         torch.save({"step": tcfg.steps, "arrays": {"samples": samples, **arrays},
                     "history": {k: list(v) for k, v in history.items() if k in ("loss", "grad_norm")}}, tmp)
-    save_config(cfg, res_dir / "config.json", experiment=experiment.name)
+    save_config(cfg, res_dir / "config.json", experiment=experiment.name, run_hash=experiment.run_hash(cfg),
+                results_hash=experiment.results_hash(cfg))
     write_json(res_dir / METRICS_FILE, metrics)  # written last: its presence marks the results complete
     return load_result(experiment, cfg, res_dir)
 
@@ -232,18 +330,18 @@ def _evaluate_snapshot(experiment: Experiment, cfg: Any, snap: Path, res_dir: Pa
 
 @contextlib.contextmanager
 def _lock_on_rank0(folder: Path, wait: bool) -> Iterator[None]:
-    """Rank 0 holds the run's lock; if it cannot, EVERY rank raises RunLocked (none is left waiting in a
-    collective)."""
+    """Rank 0 holds the run's lock; if it cannot, EVERY rank raises its error, e.g. RunLocked (none is left waiting
+    in a collective)."""
     with contextlib.ExitStack() as stack:
         refused = None
         if is_main():
             try:
                 stack.enter_context(run_lock(folder, wait=wait))
-            except RunLocked as err:
-                refused = str(err)
+            except InputError as err:  # RunLocked, or a .lock that is not a file
+                refused = err
         refused = from_rank0(refused)
         if refused is not None:
-            raise RunLocked(refused)
+            raise refused
         yield
 
 
@@ -257,9 +355,11 @@ def run(experiment: Experiment, cfg: Any, root: str | os.PathLike, wait: bool = 
     folder, res_dir, snap = (run_dir(experiment, cfg, root), results_dir(experiment, cfg, root),
                              snapshot_path(experiment, cfg, root))
     if from_rank0(_has_results(res_dir)):  # a finished run is only re-read, without taking the lock
+        on_rank0(lambda: _check_results_folder(experiment, cfg, res_dir))
         return load_result(experiment, cfg, res_dir)
     with _lock_on_rank0(folder, wait):
-        state, step = from_rank0(_cache_state(experiment, cfg, root) if is_main() else None)
+        # rank 0 reads the folder; a file it refuses stops every rank (none waits in a collective)
+        state, step = on_rank0(lambda: _reuse_state(experiment, cfg, root))
         if state == "done":  # another process finished it while we waited
             return load_result(experiment, cfg, res_dir)
         steps = experiment.train_config(cfg).steps
@@ -268,7 +368,8 @@ def run(experiment: Experiment, cfg: Any, root: str | os.PathLike, wait: bool = 
                                 f"ask for >= {step} steps, or use another root for a {steps}-step run")
         if state in ("missing", "partial"):
             if is_main():
-                save_config(cfg, folder / "config.json", experiment=experiment.name)
+                save_config(cfg, folder / "config.json", experiment=experiment.name,
+                            run_hash=experiment.run_hash(cfg))
             res = _train(experiment, cfg, folder, desc)
             if is_main():
                 _save_snapshot(experiment, cfg, res, snap)

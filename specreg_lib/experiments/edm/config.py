@@ -4,12 +4,22 @@ validated on construction; profiles and Table 3 presets are dotted overrides of 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from ...data.augment import AugmentPipe
 from ...diffusion import Regularizer
 from ...diffusion.edm_train import PIXEL_REDUCTIONS
 from ...training import TrainConfig
-from ..core.config import check_run_fields
+from ..core.config import (
+    MAX_IMAGES,
+    MAX_KIMG,
+    MAX_SEED,
+    MAX_THREADS,
+    Range,
+    check_ranges,
+    check_run_fields,
+    refuse,
+)
 
 FAMILIES = ("vp", "ve")  # the paper's "VP-EDM" = DDPM++, "VE-EDM" = NCSN++, both under EDMPrecond
 LENGTHS = ("table3", "five_steps")
@@ -25,17 +35,19 @@ class EDMModel:
     checkpoint: str = ""
     local_path: str = ""  # your copy of the official file (checked against the registry's SHA-256)
     sha256: str = ""  # expected SHA-256 of a URL or path given in ``checkpoint``; "" = the registry's
-    dropout: float | None = None  # None = the checkpoint's own; Table 3: AFHQ 0.25, FFHQ 0.05
-    tiny_resolution: int = 16
-    tiny_channels: int = 16
-    tiny_label_dim: int = 0
+    # None = the checkpoint's own; Table 3: AFHQ 0.25, FFHQ 0.05
+    dropout: Annotated[float, Range(0, 1, hi_open=True, example=0.05)] | None = None
+    tiny_resolution: Annotated[int, Range(4, 256)] = 16  # smoke's tiny SongUNet: two levels, so even
+    tiny_channels: Annotated[int, Range(4, 512)] = 16
+    tiny_label_dim: Annotated[int, Range(0, 1000)] = 0
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.family not in FAMILIES:
-            raise ValueError(f"model.family must be one of {FAMILIES} (the paper's VP-EDM = the DDPM++ network, "
-                             f"VE-EDM = NCSN++), got {self.family!r}")
-        if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise ValueError(f"model.dropout must be in [0, 1) or None (the checkpoint's), got {self.dropout}")
+            raise refuse(self, "family", f"choose one of {', '.join(FAMILIES)} (the paper's VP-EDM = the DDPM++ "
+                         "network, VE-EDM = NCSN++)", "vp")
+        if self.tiny_resolution % 2:
+            raise refuse(self, "tiny_resolution", "need an even size (the tiny net halves it once)", 16)
 
 
 @dataclass(frozen=True)
@@ -45,18 +57,22 @@ class EDMData:
 
     path: str = ""
     dataset: str = "afhqv2-64x64"  # the name prepare_dataset builds; names the default path
-    standin_images: int = 64
-    max_size: int = 0  # use only the first max_size images (0 = all)
+    standin_images: Annotated[int, Range(1, MAX_IMAGES)] = 64
+    max_size: Annotated[int, Range(0, 10**9)] = 0  # use only the first max_size images (0 = all)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
 class EDMAugment:
     """EDM's augment pipe: ``p`` None = the checkpoint's augment_pipe record (Table 3: 0.15 at 64x64)."""
 
-    p: float | None = None
+    p: Annotated[float, Range(0, 1, example=0.15)] | None = None
     resample: str = "bilinear"  # grid_sample mode (EDM: 2x wavelet supersampling; see data/augment.py)
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         AugmentPipe(p=self.p or 0.0, resample=self.resample)  # validates
 
 
@@ -68,8 +84,8 @@ class EDMObjective:
 
     def __post_init__(self) -> None:
         if self.pixels not in PIXEL_REDUCTIONS:
-            raise ValueError(f"loss.pixels must be one of {PIXEL_REDUCTIONS} (sum or mean over C*H*W), "
-                             f"got {self.pixels!r}")
+            raise refuse(self, "pixels", f"choose one of {', '.join(PIXEL_REDUCTIONS)} (sum or mean over C*H*W)",
+                         "sum")
 
 
 @dataclass(frozen=True)
@@ -77,39 +93,39 @@ class EDMLength:
     """Fine-tuning length: Table 3's duration, or the paper text's 5 optimisation steps."""
 
     length: str = "table3"
-    duration_kimg: float = 500.0  # Table 3 "Duration 0.5" in EDM's Mimg
+    # Table 3 "Duration 0.5" in EDM's Mimg; it gives train.steps = ceil(duration / batch), so it is bounded
+    duration_kimg: Annotated[float, Range(0, MAX_KIMG, lo_open=True)] = 500.0
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.length not in LENGTHS:
-            raise ValueError(f"finetune.length must be one of {LENGTHS}, got {self.length!r}")
-        if not self.duration_kimg > 0:
-            raise ValueError(f"finetune.duration_kimg must be > 0, got {self.duration_kimg}")
+            raise refuse(self, "length", f"choose one of {', '.join(LENGTHS)}", "table3")
 
 
 @dataclass(frozen=True)
 class EDMSample:
     """Images drawn after fine-tuning with EDM's Heun sampler, from seeds shared by every run (paired)."""
 
-    n_samples: int = 64
-    first_seed: int = 0
-    num_steps: int | None = None  # None = the paper's (18 at 32x32, 40 at 64x64)
+    n_samples: Annotated[int, Range(2, MAX_IMAGES)] = 64  # >= 2: the pixel Frechet distance needs a covariance
+    first_seed: Annotated[int, Range(0, MAX_SEED - MAX_IMAGES)] = 0  # seeds first_seed .. first_seed + n_samples - 1
+    # None = the paper's (18 at 32x32, 40 at 64x64)
+    num_steps: Annotated[int, Range(1, 1000, example=18)] | None = None
 
     def __post_init__(self) -> None:
-        if self.n_samples < 2 or self.first_seed < 0:
-            raise ValueError("need sample.n_samples >= 2 and sample.first_seed >= 0")
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
 class EDMEvaluate:
     """Cheap in-run metrics (FID-50k is a separate stage: kit/fid.py): spectra and a pixel Frechet distance."""
 
-    n_reference: int = 256
-    log_floor: float = 1e-4
-    fd_pool: int = 8  # pixel Frechet distance on images average-pooled to fd_pool x fd_pool
+    n_reference: Annotated[int, Range(2, MAX_IMAGES)] = 256
+    log_floor: Annotated[float, Range(0, lo_open=True)] = 1e-4
+    # pixel Frechet distance on images average-pooled to fd_pool x fd_pool
+    fd_pool: Annotated[int, Range(1, 256)] = 8
 
     def __post_init__(self) -> None:
-        if self.n_reference < 2 or not self.log_floor > 0 or self.fd_pool < 1:
-            raise ValueError("need evaluate.n_reference >= 2, evaluate.log_floor > 0, evaluate.fd_pool >= 1")
+        check_ranges(self)
 
 
 def _train() -> TrainConfig:
@@ -134,7 +150,8 @@ class EDMFinetuneConfig:
     train: TrainConfig = field(default_factory=_train)
     sample: EDMSample = field(default_factory=EDMSample)
     evaluate: EDMEvaluate = field(default_factory=EDMEvaluate)
-    threads: int = 0  # torch.set_num_threads while this run trains; 0 = leave as is (not part of the results)
+    # torch.set_num_threads while this run trains; 0 = leave as is (not part of the results)
+    threads: Annotated[int, Range(0, MAX_THREADS)] = 0
 
     def __post_init__(self) -> None:
-        check_run_fields(self.threads, self.regularizer)
+        check_run_fields(self)

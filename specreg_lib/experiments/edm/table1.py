@@ -42,22 +42,25 @@ import torch
 from ...assets import AssetMissingError, locate, read_record, sha256_file
 from ...data.seed_images import read_seed_images
 from ...diffusion.generate import SamplerSettings, generate_to_folder, sample_images
-from ...io import write_json
+from ...diffusion.weighting import WEIGHTING_KINDS
+from ...errors import InputError
+from ...io import read_json, write_json
 from ...metrics.features import PooledPixels
 from ...metrics.fid import (
     INCEPTION,
-    cleanfid_inception_path,
     fid_seed_sets,
     inception_extractor,
     reference_stats,
     save_reference_stats,
 )
+from ...text import MAX_VALUES, parse_seeds
 from ...training.checkpoint import load_checkpoint
 from ...training.distributed import resolve_device
 from ..core.compare import compare, headline_from_table
 from ..core.config import config_hash, to_dict
 from ..core.runs import run, snapshot_path
-from .experiment import EDM_VARIANTS, edm_experiment
+from .config import FAMILIES
+from .experiment import EDM_VARIANTS, PRESETS, edm_experiment
 
 PRETRAINED, BASELINE = "pretrained", "baseline"
 FEATURES = ("inception", "standin")
@@ -65,6 +68,10 @@ FEATURES = ("inception", "standin")
 FID_GLOSSARY = {"inception": {"fid": ("FID: Frechet distance of Inception features, samples vs data", "lower")},
                 "standin": {"fid": ("Frechet distance of pooled-pixel stand-in features, samples vs data (not FID)",
                                     "lower")}}
+
+
+class PlanError(InputError, ValueError):
+    """A Table 1 plan value outside its choices or range; the message names the field, its option and the choices."""
 
 
 @dataclass(frozen=True)
@@ -84,16 +91,30 @@ class Table1Plan:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        for p in self.presets:
-            edm_experiment(p)  # unknown preset -> a clear error
-        unknown = [v for v in self.variants if v not in EDM_VARIANTS or v == BASELINE]
-        if unknown:
-            choices = [v for v in EDM_VARIANTS if v != BASELINE]
-            raise ValueError(f"unknown regularizer(s) {unknown}; choose from {choices}")
+        """One rule per field, before anything is built: each list non-empty, without repeats, from its choices;
+        training seeds by the one seed grammar; an image count whose generation seeds (seeds x images_per_set, all
+        of which the plan lists) stay within text.MAX_VALUES."""
+        choices = {"presets": tuple(PRESETS), "families": FAMILIES,
+                   "variants": tuple(v for v in EDM_VARIANTS if v != BASELINE), "weightings": WEIGHTING_KINDS}
+        for name, allowed in choices.items():
+            values = getattr(self, name)
+            unknown = [v for v in values if v not in allowed]
+            if unknown:
+                word = {"presets": "preset", "families": "family", "variants": "regularizer"}.get(name, "weighting")
+                raise PlanError(f"unknown {word}(s) {unknown} (--{name}); choose from {', '.join(allowed)}")
+            if not values or len(set(values)) != len(values):
+                raise PlanError(f"{name} {list(values)} (--{name}): need one or more, none twice; choose from "
+                                f"{', '.join(allowed)}")
         if self.features not in FEATURES:
-            raise ValueError(f"features must be one of {FEATURES}, got {self.features!r}")
-        if len(self.seeds) < 1 or len(set(self.seeds)) != len(self.seeds) or self.images_per_set < 2:
-            raise ValueError("need distinct seeds and images_per_set >= 2")
+            raise PlanError(f"features must be one of {FEATURES}, got {self.features!r}")
+        parse_seeds(self.seeds, "seeds (--seeds)")
+        n = self.images_per_set
+        if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= MAX_VALUES // len(self.seeds):
+            raise PlanError(f"images_per_set (--images) {n!r}: need an int in [2, {MAX_VALUES // len(self.seeds)}] "
+                            f"for {len(self.seeds)} seed(s) ({MAX_VALUES} generation seeds at most; the paper: "
+                            "50000 x 3)")
+        if not isinstance(self.generate_batch, int) or self.generate_batch < 1:
+            raise PlanError(f"generate_batch must be an int >= 1, got {self.generate_batch!r}")
 
 
 @dataclass(frozen=True)
@@ -135,6 +156,18 @@ def cell_config(plan: Table1Plan, cell: Cell) -> Any:
     return exp.config(plan.profile, over)
 
 
+def check_plan(plan: Table1Plan) -> None:
+    """Build every cell's config once, so a bad override (``--data``, a config value) fails before any work; the
+    config grammar's ValueError/KeyError there is the user's value and becomes a :class:`PlanError`."""
+    try:
+        for cell in cells(plan):
+            _any_config(plan, cell)
+    except InputError:
+        raise
+    except (ValueError, KeyError) as err:
+        raise PlanError(err.args[0] if isinstance(err, KeyError) and err.args else str(err)) from err
+
+
 def set_seeds(plan: Table1Plan, cell: Cell) -> list[int]:
     n = plan.images_per_set
     return list(range(cell.seed_index * n, (cell.seed_index + 1) * n))
@@ -167,8 +200,6 @@ def _local_sha256(name: str) -> str | None:
         path = locate(name)
     except AssetMissingError:  # an env var naming a missing file: the FID stage will say so
         return None
-    if path is None and name == INCEPTION and cleanfid_inception_path().is_file():
-        path = cleanfid_inception_path()  # inception_file()'s order: cache/env, then clean-fid's own copy
     return None if path is None else _sha256(str(path), path.stat().st_size, path.stat().st_mtime_ns)
 
 
@@ -216,7 +247,7 @@ def read_fid(plan: Table1Plan, cell: Cell, root: str | Path) -> dict[str, Any] |
     path = cell_dir(plan, cell, root) / "fid.json"
     if not path.is_file():
         return None
-    record = json.loads(path.read_text())
+    record = read_json(path, f"delete {path} to score the cell again")
     if record.get("key") != json.loads(json.dumps(cell_key(plan, cell))):
         return None
     recorded, known = record.get("weights", {}), scoring(plan, cell.preset)[1]
@@ -233,6 +264,14 @@ def _network(plan: Table1Plan, cell: Cell, root: Path) -> torch.nn.Module:
     if cell.variant != PRETRAINED:
         net.load_state_dict(load_checkpoint(snapshot_path(exp, cfg, root))["model"])
     return net.eval()
+
+
+def _network_name(plan: Table1Plan, cell: Cell, root: Path) -> str:
+    """What :func:`_network` loads, for messages: the fine-tuned snapshot's path, or the pretrained checkpoint."""
+    exp, cfg = edm_experiment(cell.preset), _any_config(plan, cell)
+    if cell.variant == PRETRAINED:
+        return f"cell {cell.name}: checkpoint {exp.checkpoint_source(cfg)}"
+    return f"cell {cell.name}: {snapshot_path(exp, cfg, root)}"
 
 
 def _extractor(plan: Table1Plan, device: torch.device) -> torch.nn.Module:
@@ -274,7 +313,8 @@ def run_table1(plan: Table1Plan, root: str | Path, progress: bool = True) -> lis
         t0 = time.perf_counter()  # stage 2
         written = generate_to_folder(_network(plan, cell, root), folder / "images", seeds,
                                      SamplerSettings(num_steps=_any_config(plan, cell).sample.num_steps),
-                                     batch_size=plan.generate_batch, device=device, progress=progress)
+                                     batch_size=plan.generate_batch, device=device, progress=progress,
+                                     source=_network_name(plan, cell, root))
         if written:
             write_json(folder / "generate.json", {"images": len(written), "device": str(device),
                                                   "seconds_per_image": (time.perf_counter() - t0) / len(written)})

@@ -13,7 +13,9 @@ Each FID row is written to <root>/table1/<profile>-<features>/<preset>/<family>/
 everything it depends on (profile, network, sampler, seeds, image count, extractor and its weights' SHA-256,
 reference); a result made under another key (a smoke stand-in FID, say) is never reused, skipped or listed. The
 paired differences (same training seed and generation seeds as the baseline fine-tune) are printed at the end with
-their standard errors, and how far each cell's 8-bit images are from the baseline's.
+their standard errors, and how far each cell's 8-bit images are from the baseline's. The options and every cell's
+config are checked before any work; a bad option, checkpoint, dataset or run-folder file, or a full disk, ends the
+command with one line on stderr and exit code 2 (``kit/command.py``).
 """
 
 from __future__ import annotations
@@ -21,12 +23,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from typing import Any
 
 from ...io import resolve_repo_path
 from ...text import parse_seeds
-from .table1 import image_differences, paired_differences, run_table1, table1_frame, table1_plan
+from .table1 import (
+    Table1Plan,
+    check_plan,
+    image_differences,
+    paired_differences,
+    run_table1,
+    table1_frame,
+    table1_plan,
+)
 from .table1_status import format_table1_status, table1_status
 
 
@@ -45,8 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="amp, amp_phase, haar, bior1.3 (default: smoke amp; paper all four)")
     p.add_argument("--weightings", default=None, metavar="W1,W2",
                    help="weighted and/or unweighted (default: smoke unweighted; paper both)")
-    p.add_argument("--seeds", default=None, metavar="S1,S2",
-                   help="training seeds, one generation seed set each (default: smoke 1,2; paper 1,2,3)")
+    p.add_argument("--seeds", default=None, metavar="S1,S2|A-B",
+                   help="training seeds, one generation seed set each: comma-separated and/or ranges, e.g. 1,2,3 "
+                        "or 1-3 (default: smoke 1,2; paper 1,2,3)")
     p.add_argument("--images", type=int, default=None, help="images per FID set (default: smoke 3; paper 50000)")
     p.add_argument("--data", default=None, metavar="PATH",
                    help="the dataset zip/folder in EDM's layout for the fine-tunes (default: data/<dataset>.zip)")
@@ -57,17 +67,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the status as JSON instead of a table")
 
 
+def check_options(args: argparse.Namespace) -> Table1Plan:
+    """The plan the options describe, every cell's config built: a PlanError / OptionError before any work."""
+    seeds = None if args.seeds is None else parse_seeds(args.seeds, "--seeds")  # the one seed grammar
+    plan = table1_plan(args.profile, _list(args.presets), _list(args.families), _list(args.variants),
+                       _list(args.weightings), seeds, args.images)
+    if args.data is not None:
+        plan = dataclasses.replace(plan, overrides=(*plan.overrides, ("data.path", args.data)))
+    check_plan(plan)
+    return plan
+
+
 def execute(args: argparse.Namespace) -> int:
-    """Entry point of ``specreg table1``; returns the exit code."""
-    try:
-        seeds = None if args.seeds is None else list(parse_seeds(args.seeds, "--seeds"))
-        plan = table1_plan(args.profile, _list(args.presets), _list(args.families), _list(args.variants),
-                           _list(args.weightings), seeds, args.images)
-        if args.data is not None:
-            plan = dataclasses.replace(plan, overrides=(*plan.overrides, ("data.path", args.data)))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    """Entry point of ``specreg table1``; returns the exit code (errors: one line and 2, by ``kit/command.py``)."""
+    plan = check_options(args)
     root = resolve_repo_path(args.root)
     status = table1_status(plan, root)
     print(json.dumps(status, indent=1) if args.json else format_table1_status(status))

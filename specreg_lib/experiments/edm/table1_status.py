@@ -7,13 +7,13 @@ this plan's own finished cells (same profile, network, sampler and extractor), n
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...data.seed_images import list_seed_images
+from ...io import read_json
 from ..core.runs import results_dir, run_state
 from .experiment import edm_experiment
 from .table1 import Table1Plan, cell_config, cell_dir, cells, read_fid, set_seeds
@@ -26,8 +26,10 @@ def _median(values: list[float]) -> float | None:
     return float(np.median(values)) if values else None
 
 
-def _json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+def _json(path: Path, fix: str | None = None) -> dict[str, Any] | None:
+    """A record the pipeline wrote (a run's metrics.json, a cell's generate.json), None when absent; one that does
+    not read is a CorruptFileError naming it and ``fix`` (``io.read_json``)."""
+    return read_json(path, fix) if path.is_file() else None
 
 
 def table1_status(plan: Table1Plan, root: str | Path) -> dict[str, Any]:
@@ -49,7 +51,9 @@ def table1_status(plan: Table1Plan, root: str | Path) -> dict[str, Any]:
             b["finetune"]["done" if done else "left"] += 1
             if not done:
                 b["steps_left"] += exp.train_config(cfg).steps
-            metrics = _json(results_dir(exp, cfg, root) / "metrics.json")
+            results = results_dir(exp, cfg, root)
+            metrics = _json(results / "metrics.json", f"delete the results folder {results} to evaluate the "
+                                                      "trained snapshot again")
             if metrics and metrics.get("seconds_per_step"):
                 b["rates"]["finetune"].append(metrics["seconds_per_step"])
         seeds = set(set_seeds(plan, cell))  # stage 2: this cell's images under its key

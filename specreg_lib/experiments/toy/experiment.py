@@ -9,7 +9,7 @@ the dataclass defaults (which are the checkerboard ``cpu`` settings); nothing he
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import nn
@@ -19,7 +19,16 @@ from ...diffusion import DDPMLoss, DDPMSchedule, Regularizer, ancestral_sample, 
 from ...metrics import floored_spectrum, spectral_log_distance, structure_metrics
 from ...models import UNet, UNetConfig
 from ...training import TrainConfig
-from ..core.config import Variant, check_run_fields
+from ..core.config import (
+    MAX_IMAGES,
+    MAX_THREADS,
+    ConfigError,
+    Range,
+    Variant,
+    check_ranges,
+    check_run_fields,
+    refuse,
+)
 from ..core.protocol import Experiment, Shorthand
 
 DATASETS = ("checkerboard", "patches")
@@ -33,14 +42,15 @@ class ToyData:
     """Training images: checkerboards (Figs. 1-2) or natural-image patches (stand-in for AFHQ/FFHQ)."""
 
     dataset: str = "checkerboard"
-    size: int = 64
-    sides: tuple[int, ...] = (2, 4)  # checkerboard cell sides in pixels
-    patch_scale: int = 2  # patches: average-pool factor of each crop
+    size: Annotated[int, Range(2, 1024)] = 64
+    sides: Annotated[tuple[int, ...], Range(1, 512)] = (2, 4)  # checkerboard cell sides in pixels
+    patch_scale: Annotated[int, Range(1, 64)] = 2  # patches: average-pool factor of each crop
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.dataset not in DATASETS:
-            raise ValueError(f"data.dataset must be one of {DATASETS}, got {self.dataset!r}")
-        self.build()  # validates size/sides/scale
+            raise refuse(self, "dataset", f"choose one of {', '.join(DATASETS)}", "checkerboard")
+        self.build()  # validates size/sides/scale together
 
     def build(self) -> CheckerboardFamily | ImagePatches:
         if self.dataset == "checkerboard":
@@ -52,11 +62,14 @@ class ToyData:
 class ToyModel:
     """The U-Net (``specreg_lib.models.UNet``); its resolution is the data size."""
 
-    base_channels: int = 128
-    channel_mult: tuple[int, ...] = (1, 1)
-    num_res_blocks: int = 1
-    fold: int = 8  # space-to-depth factor (8x8 blocks: see docs/toy.md)
+    base_channels: Annotated[int, Range(1, 1024)] = 128
+    channel_mult: Annotated[tuple[int, ...], Range(1, 16)] = (1, 1)
+    num_res_blocks: Annotated[int, Range(1, 16)] = 1
+    fold: Annotated[int, Range(1, 64)] = 8  # space-to-depth factor (8x8 blocks: see docs/toy.md)
     global_pool: bool = True
+
+    def __post_init__(self) -> None:
+        check_ranges(self)  # the architecture against the image size: ToyConfig.unet_config()
 
 
 @dataclass(frozen=True)
@@ -64,14 +77,15 @@ class ToyDiffusion:
     """The DDPM: beta schedule, T, the network's output parametrisation (the loss is the eps-MSE of Eq. 3)."""
 
     schedule: str = "cosine_shifted"
-    T: int = 200
-    snr_scale: float = 16.0  # cosine_shifted only: SNR divided by this
+    T: Annotated[int, Range(1, 100_000)] = 200
+    snr_scale: Annotated[float, Range(0, 1e6, lo_open=True)] = 16.0  # cosine_shifted only: SNR divided by this
     parametrization: str = "v"
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         self.build()
         if self.parametrization not in ("eps", "x0", "v"):
-            raise ValueError(f"diffusion.parametrization must be eps, x0 or v, got {self.parametrization!r}")
+            raise refuse(self, "parametrization", "choose eps, x0 or v", "v")
 
     def build(self) -> DDPMSchedule:
         kw = {"snr_scale": self.snr_scale} if self.schedule == "cosine_shifted" else {}
@@ -82,28 +96,27 @@ class ToyDiffusion:
 class ToySample:
     """How each run is sampled: sampler, number of samples, x0 clamp."""
 
-    n_samples: int = 64
+    n_samples: Annotated[int, Range(1, MAX_IMAGES)] = 64
     sampler: str = "ancestral"
-    sample_steps: int = 0  # ddim only; 0 = all T
-    clip_x0: float = 1.0  # clamp x0_hat while sampling; 0 = off
+    sample_steps: Annotated[int, Range(0, 100_000)] = 0  # ddim only; 0 = all T (at most T: ToyConfig)
+    clip_x0: Annotated[float, Range(0)] = 1.0  # clamp x0_hat while sampling; 0 = off
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"sample.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
-        if self.n_samples < 1 or self.sample_steps < 0 or self.clip_x0 < 0:
-            raise ValueError("need sample.n_samples >= 1, sample.sample_steps >= 0, sample.clip_x0 >= 0")
+            raise refuse(self, "sampler", f"choose one of {', '.join(SAMPLERS)}", "ancestral")
 
 
 @dataclass(frozen=True)
 class ToyEvaluate:
     """What the samples are compared with: a ground-truth set, and the floor of the spectra."""
 
-    n_reference: int = 256  # ground-truth images for the reference spectrum
-    log_floor: float = 1e-3  # spectra floored here before the log distance (white noise of std ~0.03)
+    n_reference: Annotated[int, Range(1, MAX_IMAGES)] = 256  # ground-truth images for the reference spectrum
+    # spectra floored here before the log distance (white noise of std ~0.03)
+    log_floor: Annotated[float, Range(0, lo_open=True)] = 1e-3
 
     def __post_init__(self) -> None:
-        if self.n_reference < 1 or not self.log_floor > 0:
-            raise ValueError("need evaluate.n_reference >= 1 and evaluate.log_floor > 0")
+        check_ranges(self)
 
 
 def _toy_train() -> TrainConfig:
@@ -122,10 +135,17 @@ class ToyConfig:
     train: TrainConfig = field(default_factory=_toy_train)
     sample: ToySample = field(default_factory=ToySample)
     evaluate: ToyEvaluate = field(default_factory=ToyEvaluate)
-    threads: int = 1  # torch.set_num_threads while this run trains; 0 = leave as is (not part of the results)
+    # torch.set_num_threads while this run trains; 0 = leave as is (not part of the results)
+    threads: Annotated[int, Range(0, MAX_THREADS)] = 1
 
     def __post_init__(self) -> None:
-        check_run_fields(self.threads, self.regularizer)
+        check_run_fields(self)
+        if self.train.steps < 1:  # TrainConfig allows 0 (EDM derives it); here 0 would train nothing
+            raise ConfigError("train.steps", "need an int >= 1 (a toy run trains from scratch)", self.train.steps,
+                              5000)
+        if self.sample.sample_steps > self.diffusion.T:
+            raise ConfigError("sample.sample_steps", f"need at most diffusion.T={self.diffusion.T} (0 = all T)",
+                              self.sample.sample_steps, 0)
         self.unet_config()  # validates the architecture against the image size
 
     def unet_config(self) -> UNetConfig:
