@@ -1,5 +1,6 @@
 """A new spectral loss is one function plus ``register_kind``: SpectralLoss, Regularizer (JSON), DDPMLoss, configs."""
 
+import dataclasses
 import json
 import pickle
 
@@ -7,7 +8,8 @@ import pytest
 import torch
 
 from specreg_lib.diffusion import DDPMLoss, DDPMSchedule, Regularizer, beta_schedule
-from specreg_lib.experiments.core.config import check_run_fields
+from specreg_lib.experiments import EXPERIMENTS
+from specreg_lib.experiments.core.config import from_dict, to_dict
 from specreg_lib.spectral import KINDS, SpectralLoss, register_kind
 
 
@@ -42,7 +44,9 @@ def test_regularizer_json_round_trip_and_config_check(pixel_kind):
     reg = Regularizer(pixel_kind, 0.5, "unweighted", {"scale": 3.0})
     back = Regularizer.from_dict(json.loads(json.dumps(reg.to_dict())))
     assert back == reg and back.kind == "pixel_l1" and back.options == {"scale": 3.0}
-    check_run_fields(0, reg)  # an experiment config accepts it: it is saved as JSON by name
+    # an experiment config accepts it and saves it as JSON by name
+    cfg = dataclasses.replace(EXPERIMENTS["checkerboard"].config("smoke"), regularizer=reg)
+    assert from_dict(type(cfg), json.loads(json.dumps(to_dict(cfg)))).regularizer == reg
 
 
 def test_ddpm_loss_adds_the_registered_term(pixel_kind):
