@@ -14,19 +14,22 @@ STAMP := $(VENV)/.specreg-installed
 
 setup: $(STAMP) espeak
 
-# The audio notebooks' offline stand-in corpus is spoken by espeak-ng (a Debian package; seconds to install).
+# The audio notebooks' offline stand-in corpora are spoken by espeak-ng and flite (Debian packages; seconds to
+# install): the one-voice stand-in needs espeak-ng, the nine-voice "multivoice" corpus both.
 # Installed with apt-get when missing and we are root (or have password-less sudo); otherwise we say how.
+TTS_TOOLS := espeak-ng flite
 espeak:
-	@command -v espeak-ng >/dev/null 2>&1 || { \
+	@missing=""; for t in $(TTS_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    echo "== installing espeak-ng (the speech stand-in of the audio notebooks)"; \
-	    apt-get update -qq && apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null; \
+	    echo "== installing$$missing (the speech stand-ins of the audio notebooks)"; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-	    echo "== installing espeak-ng with sudo (the speech stand-in of the audio notebooks)"; \
-	    sudo -n apt-get update -qq && sudo -n apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null; \
+	    echo "== installing$$missing with sudo (the speech stand-ins of the audio notebooks)"; \
+	    sudo -n apt-get update -qq && sudo -n apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  fi; \
-	  command -v espeak-ng >/dev/null 2>&1 || echo "!! espeak-ng is missing and could not be installed here; the audio notebooks (08, 09) need it: sudo apt-get install espeak-ng | brew install espeak-ng | conda install -c conda-forge espeak-ng" >&2; \
-	}
+	  for t in $$missing; do command -v $$t >/dev/null 2>&1 || echo "!! $$t is missing and could not be installed here; the audio notebooks' speech stand-ins need it: sudo apt-get install $$t | brew install $$t | conda install -c conda-forge $$t" >&2; done; \
+	fi
 
 # Re-installs only when requirements.txt or pyproject.toml change. uv is ~4x faster than pip;
 # pip is the fallback. The venv's kernel is registered inside the venv (--sys-prefix).

@@ -58,14 +58,21 @@ class MissingToolError(InputError, RuntimeError):
     """A command-line tool the kit needs is not installed; the message says how to install it."""
 
 
+def require_tool(exe: str, package: str, other_installs: str = "") -> str:
+    """The path of command-line tool ``exe``, or a MissingToolError naming the Debian package that provides it."""
+    path = shutil.which(exe)
+    if path is None:
+        raise MissingToolError(f"{exe} is not installed; the offline speech stand-ins need it. Install it with "
+                               f"`sudo apt-get install -y --no-install-recommends {package}` (Debian/Ubuntu; "
+                               f"`make setup` does it when run as root){other_installs}, or run the paper profile "
+                               "on LJSpeech instead")
+    return path
+
+
 def espeak_version() -> str:
     """espeak-ng's version line, or a clear error saying how to install it."""
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise MissingToolError("espeak-ng is not installed; the offline speech stand-in needs it. Install it with "
-                               "`sudo apt-get install -y --no-install-recommends espeak-ng` (Debian/Ubuntu), "
-                               "`brew install espeak-ng` (macOS) or `conda install -c conda-forge espeak-ng`, "
-                               "or run the paper profile on LJSpeech instead")
+    exe = require_tool("espeak-ng", "espeak-ng", ", `brew install espeak-ng` (macOS) or "
+                       "`conda install -c conda-forge espeak-ng`")
     out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout
     return out.strip().splitlines()[0]
 

@@ -7,6 +7,7 @@ in its own folder, :class:`Sweep` + :func:`run_sweep` a grid of them times seeds
 
 from types import ModuleType
 
+from .ab_audio import ab_audio_command
 from .audio import DIFFWAVE, AudioConfig, AudioExperiment
 from .core import (
     PROFILES,
@@ -48,6 +49,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (CHECKERBOARD, POWER_SP
 COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "table1": (table1_command, "the paper's Table 1: fine-tune -> generate -> FID per cell, resumable; --status "
                                "shows what is left"),
+    "ab-audio": (ab_audio_command, "Table 2's protocol at CPU scale: pretrain -> screen lambdas on seed 0 -> 5 "
+                                   "evaluation seeds, paired differences; resumable; --status shows what is left"),
 }
 
 __all__ = [

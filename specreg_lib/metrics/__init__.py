@@ -1,11 +1,21 @@
 """Measurements: spectral diagnostics (radially averaged power spectra and their distances), the
-checkerboard structure metrics, the one Frechet distance that FID and FAD share, and the feature extractors
-that feed it."""
+checkerboard structure metrics, the one Frechet distance that FID and FAD share, the feature extractors
+that feed it, and the audio metrics of Table 2 with their noise floors (pitch and voicing among them)."""
 
-from .audio import fad, mr_stft_distance, ndb, pesq_wb
+from .audio import (
+    distribution_metrics,
+    fad,
+    half_sample_delay,
+    mr_stft_distance,
+    ndb,
+    noise_floors,
+    paired_metrics,
+    pesq_wb,
+)
 from .checkerboard import binariness, is_valid, match_error, peak_energy, structure_metrics
 from .features import PooledPixels
 from .frechet import frechet_distance, gaussian_stats
+from .pitch import f0_rmse_cents, pitch_errors, track_f0, vuv_error
 from .spectra import (
     fit_power_law_slope,
     floored_spectrum,
@@ -15,7 +25,8 @@ from .spectra import (
     welch_power_spectrum,
 )
 
-__all__ = ["fad", "mr_stft_distance", "ndb", "pesq_wb", "PooledPixels",
+__all__ = ["distribution_metrics", "fad", "half_sample_delay", "mr_stft_distance", "ndb", "noise_floors",
+           "paired_metrics", "pesq_wb", "f0_rmse_cents", "pitch_errors", "track_f0", "vuv_error", "PooledPixels",
            "binariness", "fit_power_law_slope", "floored_spectrum", "frechet_distance", "gaussian_stats",
            "high_frequency_energy_ratio", "is_valid", "match_error", "peak_energy", "radial_power_spectrum",
            "spectral_log_distance", "structure_metrics", "welch_power_spectrum"]

@@ -17,6 +17,7 @@ L_diff at every step, and a summed unnormalised FFT would exceed L_diff 100-fold
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,9 @@ from torch import nn
 from ...assets import AssetMissingError, fetch
 from ...data.speech import MelConfig, SpeechCorpus, SpeechCrops, pad_batch, write_wav
 from ...data.speech_corpora import prepare_ljspeech, prepare_standin
+from ...data.speech_multivoice import prepare_multivoice
 from ...diffusion import DDPMLoss, DDPMSchedule, Regularizer
+from ...io import resolve_repo_path
 from ...models.diffwave import (
     OFFICIAL_CHECKPOINT,
     build_diffwave,
@@ -54,7 +57,7 @@ from ..core.config import (
 )
 from ..core.protocol import Experiment, Shorthand
 
-CORPORA = ("ljspeech", "standin")
+CORPORA = ("ljspeech", "standin", "multivoice")
 LATENT_SEED = 30_000  # + run seed: vocoding noise depends on the seed only, so variants are paired
 PAPER_LAMBDAS = (1e-4, 1e-5, 1e-6)
 PAPER_SEEDS = (1, 2, 3, 4, 5)
@@ -62,7 +65,8 @@ PAPER_SEEDS = (1, 2, 3, 4, 5)
 
 @dataclass(frozen=True)
 class AudioData:
-    """Training crops from LJSpeech-1.1 (LJ001*/LJ002* held out) or the espeak-ng stand-in."""
+    """Training crops from LJSpeech-1.1 (LJ001*/LJ002* held out), the one-voice espeak-ng stand-in, or the
+    nine-voice espeak-ng + flite stand-in "multivoice" (held-out speakers and sentences; docs/audio_standin.md)."""
 
     corpus: str = "ljspeech"
     path: str = ""  # LJSpeech archive or extracted folder; "" = data/ (downloaded when missing)
@@ -193,6 +197,10 @@ AUDIO_VARIANTS: dict[str, Variant | None] = {
     "amp_phase": Variant("amp_phase", {"ndim": 1}),  # Eq. 15
     "haar": _wavelet("haar"),  # Eq. 16
     "bior1.3": _wavelet("bior1.3"),  # Eq. 16
+    # peers on x0_hat from the vocoder literature, not in the paper (spectral/peers.py): auraloss's multi-resolution
+    # STFT loss and HiFi-GAN's log-mel L1 on LMNT's mel (22.05 kHz, the sample rate of every profile)
+    "mrstft": Variant("mrstft", {"ndim": 1}),
+    "logmel_l1": Variant("logmel_l1", {"ndim": 1}),
 }
 
 AUDIO_SHORTHANDS: dict[str, Shorthand] = {
@@ -220,6 +228,9 @@ AUDIO_GLOSSARY: dict[str, tuple[str, str]] = {
     "mr_stft": ("multi-resolution STFT distance (auraloss defaults) to the ground truth, mean over clips", "lower"),
     "ndb": ("NDB/K: share of K=50 k-means bins of ground-truth log-mel frames whose proportion differs (z-test)",
             "lower"),
+    "f0_rmse_cents": ("F0 RMSE in cents (WORLD DIO + StoneMask) to the ground truth, frames voiced in both, pooled "
+                      "over clips", "lower"),
+    "vuv_error": ("voiced/unvoiced error: share of frames voiced in one of generated and ground truth only", "lower"),
     "seconds_per_step": ("median wall time of one optimiser step on this machine", "lower"),
 }
 
@@ -287,6 +298,8 @@ class AudioExperiment(Experiment):
         """The prepared corpus of the config (generated/downloaded and prepared on first use)."""
         if cfg.data.corpus == "standin":
             return prepare_standin(cfg.mel_config())
+        if cfg.data.corpus == "multivoice":
+            return SpeechCorpus(prepare_multivoice(cfg.mel_config(), progress=True), cfg.mel_config())
         try:
             return prepare_ljspeech(cfg.mel_config(), local_path=cfg.data.path or None)
         except AssetMissingError as err:
@@ -297,7 +310,7 @@ class AudioExperiment(Experiment):
         names; a missing one is an AssetMissingError naming the option that passes a local copy."""
         m = cfg.model
         if m.checkpoint != "official":
-            path = Path(m.checkpoint).expanduser()
+            path = resolve_repo_path(m.checkpoint)  # a relative path from the output root, as every path here
             if not path.is_file():
                 raise AssetMissingError(f"model.checkpoint: {path} does not exist; pass an existing file in LMNT's "
                                         "layout with --set model.checkpoint=PATH, or model.checkpoint=official for "
@@ -361,31 +374,26 @@ class AudioExperiment(Experiment):
         return pad_batch(clips)[0].unsqueeze(1)
 
     def evaluate(self, cfg: AudioConfig, samples: torch.Tensor) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        from ...metrics.audio import fad, mr_stft_distance, ndb, pesq_wb
-        from ...metrics.audio_embed import mel_frame_features
+        from ...metrics.audio import distribution_metrics, paired_metrics
 
         refs, _ = self.eval_clips(cfg)
         sr, ev = cfg.mel_config().sample_rate, cfg.evaluate
         gens = [samples[i, 0, : len(r)].numpy() for i, r in enumerate(refs)]  # trimmed to the reference length
         metrics: dict[str, Any] = {"n_clips": len(refs), "seconds_generated": sum(map(len, gens)) / sr}
-        pairs = list(zip(gens, refs, strict=True))
-        metrics["mr_stft"] = float(np.mean([float(mr_stft_distance(torch.from_numpy(g)[None],
-                                                                   torch.from_numpy(r)[None])[0]) for g, r in pairs]))
-        if ev.pesq:
-            metrics["pesq"] = float(np.mean([pesq_wb(r, g, sr) for g, r in pairs]))
-        f_ref = mel_frame_features(refs, sr, cfg.model.n_mels, ev.max_feature_frames)
-        f_gen = mel_frame_features(gens, sr, cfg.model.n_mels, ev.max_feature_frames)
-        metrics["ndb"] = ndb(f_ref, f_gen, ev.ndb_k, ev.ndb_alpha)
-        if ev.fad_embedding == "mel":
-            metrics["fd_mel"] = fad(f_ref, f_gen)
-        else:
+        # mr_stft, pesq, f0_rmse_cents, vuv_error: each clip against its own ground truth
+        metrics.update(paired_metrics(gens, refs, sr, pesq=ev.pesq))
+        embed = None  # None: Frechet distance of log-mel frames (fd_mel); else VGGish embeddings (fad)
+        if ev.fad_embedding != "mel":
             from ...metrics.audio_embed import load_vggish, vggish_embeddings
 
             try:
                 net = load_vggish(ev.vggish_path or None, device="cuda" if torch.cuda.is_available() else "cpu")
             except AssetMissingError as err:
                 raise _with_option(err, "evaluate.vggish_path", "--vggish") from err
-            metrics["fad"] = fad(vggish_embeddings(refs, sr, net), vggish_embeddings(gens, sr, net))
+            embed = functools.partial(vggish_embeddings, sample_rate=sr, net=net)
+        metrics.update(distribution_metrics(gens, refs, sr, n_mels=cfg.model.n_mels,
+                                            max_feature_frames=ev.max_feature_frames, ndb_k=ev.ndb_k,
+                                            ndb_alpha=ev.ndb_alpha, embed=embed))
         if ev.utmos:
             from ...metrics.audio_embed import utmos_scores
 

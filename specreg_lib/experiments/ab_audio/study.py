@@ -1,0 +1,303 @@
+"""The audio A/B study's stages (pretrain -> screen -> evaluate) and its table; every stage skips what is done.
+
+Each run goes through :func:`..core.runs.run` (run folders under ``<root>/diffwave/``, locks, resume, cached
+results), so killing the study and starting it again resumes every run from its last checkpoint. Several workers
+(one per core) may run the same stage: a run another worker holds is put off and awaited at the end. The study's
+own files live in ``<root>/ab_audio/<profile>/`` (:func:`.plan.study_dir`):
+
+    pretrained-<hash>-step<N>.pt   the pretrained EMA net in LMNT's checkpoint layout
+    calibration.json               the term sizes at the pretrained net and the peers' lambdas they give
+    floors.json                    the metrics' noise floors on the held-out clips
+    choice.json                    the rule's choice per kind (written once, from the screening seed only)
+    timings/<run>-<results>.json   measured evaluation seconds, for the status estimate
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...io import read_json, write_json
+from ...models.diffwave import build_diffwave, save_lmnt_checkpoint
+from ...training.checkpoint import load_checkpoint
+from ..audio.experiment import DIFFWAVE
+from ..core.compare import compare
+from ..core.runs import RunLocked, RunResult, run, run_state, snapshot_path
+from .plan import (
+    BASELINE,
+    AbAudioPlan,
+    PlanError,
+    Point,
+    eval_points,
+    finetune_config,
+    plan_hash,
+    pretrain_config,
+    pretrained_path,
+    screen_points,
+    study_dir,
+)
+from .rule import RULE, choose
+
+TABLE_SKIP = ("seconds_per_step", "fad", "utmos")  # not measured here (timing; FAD/UTMOS need downloads)
+
+
+class StageNotReady(PlanError):
+    """A stage was asked for before the stage it builds on is complete."""
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    return read_json(path, f"delete {path} to make it again") if path.is_file() else None
+
+
+# -- running runs ----------------------------------------------------------------------------------------------
+
+
+def _timing_path(plan: AbAudioPlan, root: Path, cfg: Any) -> Path:
+    from ..core.runs import results_dir
+
+    res = results_dir(DIFFWAVE, cfg, root)
+    return study_dir(plan, root) / "timings" / f"{res.parent.parent.name}-{res.name}.json"
+
+
+def run_all(plan: AbAudioPlan, root: Path, configs: list[Any], say: Callable[[str], None]) -> list[RunResult]:
+    """Run (resume, or re-read) each config; one held by another worker is put off and awaited at the end.
+    The seconds an evaluation took are recorded for the status estimate."""
+    results: dict[int, RunResult] = {}
+    later = []
+
+    def one(k: int, wait: bool) -> None:
+        cfg = configs[k]
+        before = run_state(DIFFWAVE, cfg, root)[0]
+        t0 = time.perf_counter()
+        if before != "done":
+            say(f"[{k + 1}/{len(configs)}] {DIFFWAVE.label(cfg)} ({cfg.sample.schedule}): {before}")
+        results[k] = res = run(DIFFWAVE, cfg, root, wait=wait)
+        if before in ("missing", "partial", "trained"):
+            trained = res.metrics.get("train_seconds", 0.0) if before != "trained" else 0.0
+            write_json(_timing_path(plan, root, cfg), {"schedule": cfg.sample.schedule, "n_clips":
+                       res.metrics["n_clips"], "eval_seconds": max(0.0, time.perf_counter() - t0 - trained)})
+
+    for k in range(len(configs)):
+        try:
+            one(k, wait=False)
+        except RunLocked:
+            later.append(k)
+    for k in later:
+        one(k, wait=True)
+    return [results[k] for k in range(len(configs))]
+
+
+# -- stage 1: pretrain ----------------------------------------------------------------------------------------
+
+
+def run_pretrain(plan: AbAudioPlan, root: Path, say: Callable[[str], None] = print) -> Path:
+    """Train (or resume) the pretraining run, evaluate it once, and write its EMA net in LMNT's layout."""
+    cfg = pretrain_config(plan)
+    run_all(plan, root, [cfg], say)
+    path = pretrained_path(plan, root)
+    if not path.is_file():
+        snap = load_checkpoint(snapshot_path(DIFFWAVE, cfg, root))
+        model = build_diffwave(cfg.model.arch())
+        model.load_state_dict(snap["model"])  # the sampling model: the EMA copy
+        save_lmnt_checkpoint(model, path, step=cfg.train.steps)
+        say(f"pretrained checkpoint: {path}")
+    return path
+
+
+def pretrain_done(plan: AbAudioPlan, root: Path) -> bool:
+    return pretrained_path(plan, root).is_file()
+
+
+# -- stage 2: screen ------------------------------------------------------------------------------------------
+
+
+def _round2(x: float) -> float:
+    return float(f"{x:.2g}")
+
+
+@torch.no_grad()
+def calibrate(plan: AbAudioPlan, root: Path) -> dict[str, Any]:
+    """The mean L_S of every kind and peer (lambda 1, "sum") at the pretrained net, over the same training batches
+    (same crops, steps t and noise for each), and the peers' lambdas: lambda_ref x E[L_ref] / E[L_peer] for each
+    of the reference kind's lambdas (2 significant digits), so a peer's term has the reference's size."""
+    path = study_dir(plan, root) / "calibration.json"
+    record = _json(path)
+    key = {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, root).name}
+    if record and record.get("key") == key:
+        return record
+    sizes, diffusion = {}, None
+    for kind in (*plan.kinds, *plan.peers):
+        cfg = finetune_config(plan, root, Point(kind, 1.0, "sum", plan.screen_seed))
+        model, loss, data = DIFFWAVE.build_model(cfg).eval(), DIFFWAVE.build_loss(cfg), DIFFWAVE.build_data(cfg)
+        g = torch.Generator().manual_seed(plan.screen_seed)
+        parts = [loss(model, *data(cfg.train.batch_size, g), generator=g, return_parts=True)
+                 for _ in range(plan.calibration_batches)]
+        sizes[kind] = float(torch.cat([p["spectral"] for p in parts]).mean())
+        diffusion = float(torch.cat([p["diffusion"] for p in parts]).mean())
+    ref = sizes[plan.reference_kind]
+    peers = {p: [_round2(lam * ref / sizes[p]) for lam in plan.lambdas] for p in plan.peers}
+    record = {"key": key, "spectral_mean": sizes, "diffusion_mean": diffusion, "reference_kind":
+              plan.reference_kind, "peer_lambdas": peers}
+    write_json(path, record)
+    return record
+
+
+def peer_lambdas(plan: AbAudioPlan, root: Path) -> dict[str, tuple[float, ...]] | None:
+    """The peers' lambdas once calibrated (None before the pretrained net exists)."""
+    if not plan.peers:
+        return {}
+    record = _json(study_dir(plan, root) / "calibration.json")
+    if not record or record.get("key") != {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, root).name}:
+        return None
+    return {p: tuple(v) for p, v in record["peer_lambdas"].items()}
+
+
+def noise_floors_for(plan: AbAudioPlan, root: Path) -> dict[str, float]:
+    """Each metric's noise floor on this plan's held-out clips (``metrics.audio.noise_floors``), cached."""
+    path = study_dir(plan, root) / "floors.json"
+    cfg = finetune_config(plan, root, Point(BASELINE, None, "sum", plan.screen_seed))
+    key = {"corpus": plan.corpus, "sample": DIFFWAVE.results_hash(cfg), "n_mels": cfg.model.n_mels}
+    record = _json(path)
+    if record and record.get("key") == key:
+        return record["floors"]
+    from ...metrics.audio import noise_floors
+
+    refs, _ = DIFFWAVE.eval_clips(cfg)
+    ev = cfg.evaluate
+    floors = noise_floors(refs, cfg.mel_config().sample_rate, pesq=ev.pesq, n_mels=cfg.model.n_mels, ndb_k=ev.ndb_k,
+                          ndb_alpha=ev.ndb_alpha, max_feature_frames=ev.max_feature_frames)
+    floors = {k: float(v) for k, v in floors.items() if v is not None and math.isfinite(float(v))}
+    write_json(path, {"key": key, "floors": floors})
+    return floors
+
+
+def run_screen(plan: AbAudioPlan, root: Path, say: Callable[[str], None] = print) -> list[RunResult]:
+    if not pretrain_done(plan, root):
+        raise StageNotReady("the screen fine-tunes start from the pretrained checkpoint, which is not written yet; "
+                            "run --stage pretrain first (or --stage all)")
+    calibrate(plan, root)
+    configs = [finetune_config(plan, root, p) for p in screen_points(plan, peer_lambdas(plan, root))]
+    return run_all(plan, root, configs, say)
+
+
+def screen_metrics(plan: AbAudioPlan, root: Path) -> dict[tuple, dict[str, float]] | None:
+    """(variant, lambda, bins) -> metrics of every screening run, or None while any is not done."""
+    peers = peer_lambdas(plan, root)
+    if peers is None or not pretrain_done(plan, root):
+        return None
+    out = {}
+    for p in screen_points(plan, peers):
+        cfg = finetune_config(plan, root, p)
+        if run_state(DIFFWAVE, cfg, root)[0] != "done":
+            return None
+        out[p.row] = run(DIFFWAVE, cfg, root).metrics  # only re-read
+    return out
+
+
+def choice(plan: AbAudioPlan, root: Path) -> dict[str, Any] | None:
+    """The rule's choice per kind and peer (choice.json, written once from the complete screen), or None while
+    the screen is not complete."""
+    path = study_dir(plan, root) / "choice.json"
+    key = {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, root).name}
+    record = _json(path)
+    if record and record.get("key") == key:
+        return record
+    metrics = screen_metrics(plan, root)
+    if metrics is None:
+        return None
+    floor = noise_floors_for(plan, root).get("fd_mel", 0.0)
+    base = metrics[(BASELINE, None, "sum")]
+    chosen = {}
+    for kind in (*plan.kinds, *plan.peers):
+        screen = {lam: m for (v, lam, bins), m in metrics.items() if v == kind and bins == "sum"}
+        chosen[kind] = choose(screen, base, floor)
+    record = {"key": key, "rule": RULE, "fd_mel_floor": floor, "baseline": {m: base.get(m) for m in
+              ("fd_mel", "mr_stft")}, "chosen": chosen,
+              "screen": [{"variant": v, "lambda": lam, "bins": b, **{k: m.get(k) for k in ("fd_mel", "mr_stft",
+                         "pesq", "ndb")}} for (v, lam, b), m in metrics.items()]}
+    write_json(path, record)
+    return record
+
+
+# -- stage 3: evaluate ----------------------------------------------------------------------------------------
+
+
+def evaluate_configs(plan: AbAudioPlan, root: Path) -> list[Any] | None:
+    record = choice(plan, root)
+    if record is None:
+        return None
+    chosen = {k: v["lambda"] for k, v in record["chosen"].items()}
+    return [finetune_config(plan, root, p) for p in eval_points(plan, chosen)]
+
+
+def run_evaluate(plan: AbAudioPlan, root: Path, say: Callable[[str], None] = print) -> list[RunResult]:
+    configs = evaluate_configs(plan, root)
+    if configs is None:
+        raise StageNotReady("the evaluation seeds run at the lambdas the rule chooses from the complete screen; "
+                            "run --stage screen first (or --stage all)")
+    return run_all(plan, root, configs, say)
+
+
+def run_study(plan: AbAudioPlan, root: str | Path, stage: str = "all", say: Callable[[str], None] = print
+              ) -> list[RunResult]:
+    """Run ``stage`` ("pretrain" | "screen" | "evaluate") or every stage in order ("all")."""
+    root = Path(root)
+    out: list[RunResult] = []
+    if stage in ("pretrain", "all"):
+        run_pretrain(plan, root, say)
+    if stage in ("screen", "all"):
+        out = run_screen(plan, root, say)
+    if stage in ("evaluate", "all"):
+        out = run_evaluate(plan, root, say)
+    return out
+
+
+# -- the table ------------------------------------------------------------------------------------------------
+
+
+def table_metrics(metrics: list[dict[str, Any]]) -> list[str]:
+    """The audio experiment's declared metrics (glossary order) that the runs report, timing and downloads left
+    out: mr_stft, pesq, ndb, fd_mel, and whatever the experiment declares besides (e.g. pitch errors)."""
+    return [m for m in DIFFWAVE.glossary if m not in TABLE_SKIP and any(m in r for r in metrics)]
+
+
+def ab_table(plan: AbAudioPlan, root: str | Path, alpha: float = 0.05) -> Any:
+    """One row per (variant, schedule, metric) over the finished evaluation runs: the chosen lambda, the mean over
+    seeds, the paired difference to the baseline of the same seed and schedule with its SE, the paired t-test p
+    (``core.compare``), the metric's noise floor and whether |difference| exceeds it (None without a floor)."""
+    import pandas as pd
+
+    root = Path(root)
+    record = choice(plan, root)
+    configs = evaluate_configs(plan, root) or []
+    values: dict[tuple, dict[int, dict[str, float]]] = {}
+    for cfg in configs:
+        if run_state(DIFFWAVE, cfg, root)[0] == "done":
+            reg = cfg.regularizer
+            key = (BASELINE if reg is None else reg.name, cfg.sample.schedule)  # name: haar, bior1.3, or the kind
+            values.setdefault(key, {})[cfg.train.seed] = run(DIFFWAVE, cfg, root).metrics
+    metrics = table_metrics([m for by_seed in values.values() for m in by_seed.values()])
+    floors = noise_floors_for(plan, root) if values else {}
+    # a metric a run could not measure (None, e.g. no voiced frame for the pitch error) is left out for that seed
+    numeric = {k: {s: {m: float(v[m]) for m in metrics if isinstance(v.get(m), int | float)} for s, v in
+                   by_seed.items()} for k, by_seed in values.items()}
+    long = compare(numeric, metrics, DIFFWAVE.glossary, reference=lambda key: (BASELINE, key[1]), alpha=alpha)
+    rows = []
+    for r in long.to_dict("records"):
+        variant, schedule = r["row"]
+        floor = floors.get(r["metric"])
+        diff = r["diff"]
+        rows.append({"variant": variant, "schedule": schedule,
+                     "lambda": None if variant == BASELINE else record["chosen"][variant]["lambda"],
+                     "metric": r["metric"], "seeds": r["n"], "mean": r["mean"], "diff": diff, "diff_se": r["diff_se"],
+                     "p": r["p"], "direction": r["direction"], "floor": floor,
+                     "exceeds_floor": None if floor is None or not np.isfinite(diff) else bool(abs(diff) > floor),
+                     "note": r["note"]})
+    return pd.DataFrame(rows)
+
