@@ -35,11 +35,10 @@ import sys
 from pathlib import Path
 
 from ..assets import AssetMissingError
-from ..io import DISK_FULL
 from ..models import load_edm_checkpoint
 from ..models.edm_export import EDM_REPO_ENV, FORMATS, check_export, export_network
-from ..text import OptionError
 from .command import standalone
+from .paths import make_output_folder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -62,14 +61,7 @@ def execute(args: argparse.Namespace) -> int:
     """Entry point of ``specreg export`` and ``python -m specreg_lib.kit.export``; the exit code (a bad input:
     an InputError, which ``kit/command.py`` prints as one line, exit 2)."""
     check_export(args.format, args.edm_repo)  # before reading SRC: a 60M-parameter file takes a while
-    folder = Path(args.out).expanduser().parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        if err.errno in DISK_FULL:
-            raise
-        raise OptionError(f"OUT {args.out}: cannot create the folder {folder} ({err.strerror}); pick another "
-                          "path") from None
+    make_output_folder(Path(args.out).expanduser().parent, f"OUT {args.out}:")
     try:
         net = load_edm_checkpoint(args.src, allow_download=not args.offline)
     except FileNotFoundError as err:  # AssetMissingError included: name the argument

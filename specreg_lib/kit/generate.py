@@ -41,10 +41,11 @@ from ..diffusion.generate import (
     net_geometry,
 )
 from ..errors import InputError
-from ..io import DISK_FULL, write_json
+from ..io import write_json
 from ..text import OptionError, parse_seeds
 from ..training import distributed as D
 from .command import device_line, standalone
+from .paths import make_output_folder
 
 # SamplerSettings field -> its option, where the option is not the field's name with - for _ (--sigma-min, --S-churn)
 OPTIONS = {"num_steps": "--steps"}
@@ -112,15 +113,9 @@ def check_options(args: argparse.Namespace) -> tuple[list[int], SamplerSettings]
     dev = D.resolve_device(args.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise OptionError(f"--device {args.device}: CUDA is not available here; use --device cpu")
-    for option, folder in (("--outdir", Path(args.outdir)), ("--grid", Path(args.grid).parent if args.grid else None)):
-        try:
-            if folder is not None:
-                folder.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            if err.errno in DISK_FULL:
-                raise
-            raise OptionError(f"{option} {folder}: cannot create the folder ({err.strerror}); pick another "
-                              "path") from None
+    make_output_folder(args.outdir, "--outdir")
+    if args.grid:
+        make_output_folder(Path(args.grid).parent, "--grid")
     return seeds, settings
 
 

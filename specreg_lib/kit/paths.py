@@ -14,7 +14,8 @@ import string
 from pathlib import Path
 
 from ..experiments.core.config import PROFILES, check_profile
-from ..io import REPO_ROOT, output_root, resolve_repo_path  # noqa: F401  (the kit's path API, re-exported)
+from ..io import DISK_FULL, REPO_ROOT, output_root, resolve_repo_path  # noqa: F401  (the kit's path API)
+from ..text import OptionError
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 PROFILE_DIR = "figures/{profile}"  # a profile's report.html and summary.json (a template like out_dir)
@@ -47,3 +48,16 @@ def resolve_out_dir(out_dir: str | os.PathLike, profile: str, root: str | os.Pat
 def escape_template(path: str | os.PathLike) -> str:
     """A literal path as an ``out_dir`` template that ``resolve_out_dir`` turns back into the same path."""
     return str(path).replace("{", "{{").replace("}", "}}")
+
+
+def make_output_folder(folder: str | os.PathLike, option: str) -> Path:
+    """Create a door's output folder before any work; one that cannot be made is an OptionError naming ``option``
+    (a full disk stays an OSError, which the door reports as such)."""
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        if err.errno in DISK_FULL:
+            raise
+        raise OptionError(f"{option} {folder}: cannot create the folder ({err.strerror}); pick another path") from None
+    return folder
