@@ -88,6 +88,9 @@ def test_smoke_rerun_trains_nothing_and_status_has_nothing_left(smoke) -> None:
     run_study(plan, root, say=lambda line: pytest.fail(f"rerun did work: {line}"))
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*.pt")} == before
     status = ab_status(plan, root)
+    from specreg_lib.experiments.ab_audio.figures import commands_left
+
+    assert commands_left(status) == []
     for st in status["stages"].values():
         assert st["runs_left"] == 0 and st["steps_left"] == 0 and not any(st["evals_left"].values())
         assert st["eta_seconds"] == 0.0
@@ -104,3 +107,108 @@ def test_door_status_and_one_line_errors(tmp_path, monkeypatch, capsys) -> None:
     assert main(["ab-audio", "--profile", "smoke", "--stage", "screen"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--stage pretrain first" in err[0]
+    # the notebook's "commands to finish the study": the pretraining alone first (docs/ab_audio.md, "Running it")
+    from specreg_lib.experiments.ab_audio.figures import commands_left
+
+    cmds = commands_left(ab_status(ab_audio_plan("smoke"), tmp_path), "runs")
+    assert cmds[0] == "specreg ab-audio --profile smoke --root runs --status"
+    assert cmds[1] == "nohup specreg ab-audio --profile smoke --root runs --stage pretrain > logs/ab_pre.log 2>&1 &"
+
+
+# -- the conclusion (figures.conclusion): exact sentences for hand-made tables --------------------------------------
+
+
+def _row(variant, metric, diff, p, floor, seeds=5, se=0.01, schedule="fast", lam=1e-5):
+    return {"variant": variant, "schedule": schedule, "lambda": None if variant == BASELINE else lam,
+            "metric": metric, "seeds": seeds, "mean": 1.0, "diff": math.nan if variant == BASELINE else diff,
+            "diff_se": math.nan if variant == BASELINE else se, "p": math.nan if variant == BASELINE else p,
+            "direction": "", "floor": floor, "exceeds_floor": None, "note": ""}
+
+
+def test_conclusion_sentences_follow_from_hand_made_tables() -> None:
+    import pandas as pd
+
+    from specreg_lib.experiments.ab_audio.figures import conclusion, table2_layout
+
+    table = pd.DataFrame([
+        _row(BASELINE, "mr_stft", 0, 0, 0.05), _row(BASELINE, "pesq", 0, 0, 0.02),
+        # a clear improvement: mr_stft (lower is better) down well past its floor, p 0.001
+        _row("amp", "mr_stft", -0.2, 0.001, 0.05, se=0.02), _row("amp", "pesq", 0.001, 0.6, 0.02),
+        # a clear degradation: pesq (higher is better) down past its floor, p 0.004
+        _row("haar", "mr_stft", 0.01, 0.3, 0.05), _row("haar", "pesq", -0.3, 0.004, 0.02, se=0.05),
+        # everything within the floors, p large
+        _row("bior1.3", "mr_stft", 0.01, 0.5, 0.05), _row("bior1.3", "pesq", -0.01, 0.7, 0.02),
+        # p small but |difference| below the floor: not an effect at this scale
+        _row("mrstft", "mr_stft", -0.04, 0.001, 0.05, lam=1.7e-7), _row("mrstft", "pesq", 0.005, 0.01, 0.02,
+                                                                         lam=1.7e-7)])
+    choice = {"chosen": {"amp": {"guard_failed": False}, "haar": {"guard_failed": True},
+                         "bior1.3": {"guard_failed": True}, "mrstft": {"guard_failed": False}}}
+    assert conclusion(table, choice).splitlines() == [
+        "2 of 4 variant-schedule rows differ from the baseline beyond the noise floor with p < 0.05.",
+        "Of the 8 paired tests, about 0.4 would pass p < 0.05 by chance alone.",
+        "Guard: the screen's fd_mel guard failed for haar, bior1.3 (no lambda kept fd_mel within the baseline's plus "
+        "its noise floor), so the smallest lambda was evaluated.",
+        "amp (λ=1e-05), fast schedule, 5 seeds: mr_stft better (Δ -0.2 ± 0.02, p = 0.001, floor 0.05).",
+        "haar (λ=1e-05), fast schedule, 5 seeds: pesq worse (Δ -0.3 ± 0.05, p = 0.004, floor 0.02).",
+        "bior1.3 (λ=1e-05), fast schedule, 5 seeds: no effect detectable at this scale.",
+        "mrstft (λ=1.7e-07), fast schedule, 5 seeds: no effect detectable at this scale."]
+    # the same improvement beyond the floor but at p = 0.2 is no effect either; one seed says why there is no test
+    weak = pd.DataFrame([_row(BASELINE, "mr_stft", 0, 0, 0.05), _row("amp", "mr_stft", -0.2, 0.2, 0.05),
+                         _row("amp", "mr_stft", -0.2, math.nan, 0.05, seeds=1, schedule="full")])
+    assert conclusion(weak, {"chosen": {"amp": {"guard_failed": False}}}).splitlines() == [
+        "0 of 2 variant-schedule rows differ from the baseline beyond the noise floor with p < 0.05.",
+        "Of the 1 paired tests, about 0.1 would pass p < 0.05 by chance alone.",
+        "Guard: every kind had a screened lambda with fd_mel within the baseline's plus its noise floor.",
+        "amp (λ=1e-05), fast schedule, 5 seeds: no effect detectable at this scale.",
+        "amp (λ=1e-05), full schedule, 1 seed: no effect detectable at this scale (one seed: a paired test needs at "
+        "least two)."]
+    assert conclusion(table.iloc[:0]) == "No finished evaluation runs yet: nothing to conclude."
+    # Table 2's layout: the paper's mean beside ours at the same (variant, lambda) (amp 1e-5: Table 2's 1.1930), the
+    # effect starred, the floors in the last row
+    layout = table2_layout(table).set_index("method")
+    assert layout.loc["amp", "mr_stft"] == "1 (paper 1.193)" and layout.loc["mrstft", "mr_stft"] == "1"
+    assert layout.loc["amp", "Δmr_stft"] == "-0.2 ± 0.02, p=0.001 *"
+    assert layout.loc["mrstft", "Δmr_stft"] == "-0.04 ± 0.01, p=0.001"  # p small, within the floor: no star
+    assert layout.loc["noise floor", "pesq"] == "0.02"
+
+
+@pytest.mark.slow
+def test_status_reads_only_even_before_choice_json_exists(smoke, capsys) -> None:
+    """--status on a finished smoke study writes nothing: no file created or touched, not even choice.json or
+    floors.json when they are missing (it computes the same choice in memory and says the evaluate stage writes it)."""
+    from specreg_lib.experiments.ab_audio import format_ab_status
+    from specreg_lib.experiments.ab_audio.study import choice
+    from specreg_lib.kit.cli import main
+
+    plan, root = smoke
+    study = root / "ab_audio" / "smoke"
+    saved = {name: (study / name).read_bytes() for name in ("choice.json", "floors.json")}
+    written = choice(plan, root)
+    try:
+        for name in saved:
+            (study / name).unlink()
+        tree = root.parent  # the run folders, the study's files and the corpus under SPECREG_ROOT
+        before = {p: p.stat().st_mtime_ns for p in tree.rglob("*")}
+        status = ab_status(plan, root)
+        text = format_ab_status(status)
+        assert main(["ab-audio", "--profile", "smoke", "--status", "--root", str(root)]) == 0  # the door's plan
+        assert {p: p.stat().st_mtime_ns for p in tree.rglob("*")} == before
+        assert status["chosen"] == {k: v["lambda"] for k, v in written["chosen"].items()}
+        assert not status["choice_written"] and "the evaluate stage writes choice.json" in text
+        assert all(st["runs_left"] == 0 for st in status["stages"].values())
+    finally:
+        for name, data in saved.items():
+            (study / name).write_bytes(data)
+    assert ab_status(plan, root)["choice_written"]
+    capsys.readouterr()
+
+
+def test_pesq_floor_is_measured_from_a_perfect_score() -> None:
+    """A difference in PESQ is judged against the floor's distance from pesq_wb(x, x), not against the score."""
+    from specreg_lib.metrics.audio import PESQ_WB_MAX, difference_floor, pesq_wb
+
+    t = np.arange(16000) / 16000
+    x = (np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) * 0.3).astype(np.float64)  # a voiced burst
+    assert abs(pesq_wb(x, x, 16000) - PESQ_WB_MAX) < 1e-4
+    assert difference_floor("pesq", 4.63) == pytest.approx(PESQ_WB_MAX - 4.63)
+    assert difference_floor("mr_stft", 0.052) == 0.052 and difference_floor("fd_mel", 0.2) == 0.2

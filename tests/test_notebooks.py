@@ -19,7 +19,7 @@ from specreg_lib.kit.runner import discover, run_notebook
 
 NOTEBOOKS = discover()
 # Notebooks whose smoke profile needs a system program besides the Python stack (installed by `make setup`).
-SYSTEM_TOOLS = {"08_audio_finetune": "espeak-ng", "09_audio_table2": "espeak-ng"}
+SYSTEM_TOOLS = {"08_audio_finetune": "espeak-ng", "09_audio_table2": "espeak-ng", "11_ab_audio": "espeak-ng"}
 
 
 def test_there_are_notebooks():

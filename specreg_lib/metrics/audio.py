@@ -69,6 +69,17 @@ def _resample_16k(x: np.ndarray, sample_rate: int) -> np.ndarray:
     return (AF.resample(t, sample_rate, PESQ_RATE) if sample_rate != PESQ_RATE else t).numpy()
 
 
+# pesq_wb(x, x) for any speech clip x: the top of P.862.2's MOS-LQO mapping (measured 4.6439 with pesq 0.0.4).
+PESQ_WB_MAX = 4.6439
+
+
+def difference_floor(metric: str, floor: float) -> float:
+    """A noise floor (a metric's value for real audio against real audio, :func:`noise_floors`) as the yardstick of a
+    DIFFERENCE between two results: the distance from a perfect score. The distances (mr_stft, f0_rmse_cents,
+    vuv_error, ndb, fd_mel, fad) are perfect at 0, so their floor is already that; PESQ is perfect at PESQ_WB_MAX."""
+    return PESQ_WB_MAX - floor if metric == "pesq" else floor
+
+
 def pesq_wb(reference: np.ndarray, degraded: np.ndarray, sample_rate: int) -> float:
     """Wide-band PESQ (P.862.2 MOS-LQO, about -0.5 .. 4.64) of ``degraded`` against ``reference``, both 1-D."""
     from pesq import pesq

@@ -68,7 +68,7 @@ def _dry_run(plan, root) -> None:
         print(f"screen: {DIFFWAVE.label(cfg)} bins={p.bins} ({cfg.train.steps} steps, {p.schedule})")
     if peers is None:
         print(f"screen: + {len(plan.peers) * len(plan.lambdas)} peer runs once the pretrained net is calibrated")
-    configs = evaluate_configs(plan, root)
+    configs = evaluate_configs(plan, root, write=False)
     if configs is None:
         print("evaluate: the runs are known once the screen is complete (the rule chooses their lambdas)")
     for cfg in configs or []:

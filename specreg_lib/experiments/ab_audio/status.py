@@ -5,6 +5,10 @@ Training time: steps left x the median seconds per step of the stage's finished 
 measured seconds of one evaluation with that schedule (``timings/``). A stage with work left and no measurement
 has no estimate, and says so; nothing is guessed from another configuration. Runs whose settings are not known
 yet (the peers before calibration, the evaluation runs before the rule's choice) are counted as pending.
+
+The status only reads: it never writes a file, takes a lock or trains. Once the screen is complete and before the
+evaluate stage has written choice.json, it computes the rule's choice (and the noise floors it needs) in memory;
+the stages write them (study.py).
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from .plan import (
     BASELINE,
     STAGES,
     AbAudioPlan,
+    eval_points,
     finetune_config,
     pretrain_config,
     screen_points,
     study_dir,
 )
-from .study import choice, evaluate_configs, peer_lambdas
+from .study import choice, peer_lambdas
 
 NO_MEASUREMENT = "no measurement of this configuration yet"
 
@@ -68,13 +73,15 @@ def _count(root: Path, configs: list[Any], pending_runs: int, pending_steps: int
 
 def ab_status(plan: AbAudioPlan, root: str | Path) -> dict[str, Any]:
     """Per stage: runs and evaluations done / left, steps left, seconds per step and per evaluation measured on
-    this plan, an estimate (None when a needed measurement is missing), and what is pending."""
+    this plan, an estimate (None when a needed measurement is missing), and what is pending. Writes nothing."""
     root = Path(root)
     ft_steps = finetune_config(plan, root, _baseline_point(plan)).train.steps
     peers = peer_lambdas(plan, root)
     n_peer = 0 if peers is not None else len(plan.peers) * len(plan.lambdas)
     screen = [finetune_config(plan, root, p) for p in screen_points(plan, peers)]
-    evaluate = evaluate_configs(plan, root)
+    record = choice(plan, root, write=False)  # choice.json, or the same choice computed in memory
+    evaluate = None if record is None else [finetune_config(plan, root, p) for p in eval_points(plan, {
+        k: v["lambda"] for k, v in record["chosen"].items()})]
     n_eval = len(plan.eval_seeds) * (1 + len(plan.kinds) + len(plan.peers))
     stages = {
         "pretrain": _count(root, [pretrain_config(plan)], 0, 0, {}),
@@ -97,10 +104,10 @@ def ab_status(plan: AbAudioPlan, root: str | Path) -> dict[str, Any]:
     st["pending"] = f"{n_peer} peer runs (lambdas from the calibration after pretraining)" if n_peer else ""
     stages["evaluate"]["pending"] = "" if evaluate else f"{n_eval} runs (lambdas chosen by the rule after the screen)"
     stages["pretrain"]["pending"] = ""
-    record = choice(plan, root) if evaluate is not None else None
     etas = [s["eta_seconds"] for s in stages.values()]
     return {"profile": plan.profile, "corpus": plan.corpus, "stages": stages, "seconds_per_evaluation": per_eval,
             "chosen": None if record is None else {k: v["lambda"] for k, v in record["chosen"].items()},
+            "choice_written": (study_dir(plan, root) / "choice.json").is_file(),
             "eta_seconds": None if None in etas else float(sum(etas))}
 
 
@@ -127,7 +134,9 @@ def format_ab_status(status: dict[str, Any]) -> str:
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines += [f"pending in {n}: {status['stages'][n]['pending']}" for n in STAGES if status["stages"][n]["pending"]]
     if status["chosen"]:
-        lines.append("chosen lambdas: " + ", ".join(f"{k} {v:g}" for k, v in status["chosen"].items()))
+        lines.append("chosen lambdas: " + ", ".join(f"{k} {v:g}" for k, v in status["chosen"].items()) + (
+            "" if status["choice_written"] else " (computed from the complete screen; the evaluate stage writes "
+            "choice.json)"))
     eta = status["eta_seconds"]
     lines.append(f"all stages: {NO_MEASUREMENT if eta is None else format_duration(eta)} left (from this plan's "
                  "own measured step and evaluation times)")

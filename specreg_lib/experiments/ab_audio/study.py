@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ...io import read_json, write_json
+from ...metrics.audio import difference_floor
 from ...models.diffwave import build_diffwave, save_lmnt_checkpoint
 from ...training.checkpoint import load_checkpoint
 from ..audio.experiment import DIFFWAVE
@@ -158,8 +159,9 @@ def peer_lambdas(plan: AbAudioPlan, root: Path) -> dict[str, tuple[float, ...]] 
     return {p: tuple(v) for p, v in record["peer_lambdas"].items()}
 
 
-def noise_floors_for(plan: AbAudioPlan, root: Path) -> dict[str, float]:
-    """Each metric's noise floor on this plan's held-out clips (``metrics.audio.noise_floors``), cached."""
+def noise_floors_for(plan: AbAudioPlan, root: Path, write: bool = True) -> dict[str, float]:
+    """Each metric's noise floor on this plan's held-out clips (``metrics.audio.noise_floors``), cached in
+    floors.json; ``write=False`` reads the cache or computes without writing (``--status`` and the table)."""
     path = study_dir(plan, root) / "floors.json"
     cfg = finetune_config(plan, root, Point(BASELINE, None, "sum", plan.screen_seed))
     key = {"corpus": plan.corpus, "sample": DIFFWAVE.results_hash(cfg), "n_mels": cfg.model.n_mels}
@@ -173,7 +175,8 @@ def noise_floors_for(plan: AbAudioPlan, root: Path) -> dict[str, float]:
     floors = noise_floors(refs, cfg.mel_config().sample_rate, pesq=ev.pesq, n_mels=cfg.model.n_mels, ndb_k=ev.ndb_k,
                           ndb_alpha=ev.ndb_alpha, max_feature_frames=ev.max_feature_frames)
     floors = {k: float(v) for k, v in floors.items() if v is not None and math.isfinite(float(v))}
-    write_json(path, {"key": key, "floors": floors})
+    if write:
+        write_json(path, {"key": key, "floors": floors})
     return floors
 
 
@@ -200,9 +203,10 @@ def screen_metrics(plan: AbAudioPlan, root: Path) -> dict[tuple, dict[str, float
     return out
 
 
-def choice(plan: AbAudioPlan, root: Path) -> dict[str, Any] | None:
+def choice(plan: AbAudioPlan, root: Path, write: bool = True) -> dict[str, Any] | None:
     """The rule's choice per kind and peer (choice.json, written once from the complete screen), or None while
-    the screen is not complete."""
+    the screen is not complete. ``write=False`` (``--status``, the table, the notebook) reads choice.json or
+    computes the same choice in memory, writing nothing: only the stages write the study's files."""
     path = study_dir(plan, root) / "choice.json"
     key = {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, root).name}
     record = _json(path)
@@ -211,7 +215,7 @@ def choice(plan: AbAudioPlan, root: Path) -> dict[str, Any] | None:
     metrics = screen_metrics(plan, root)
     if metrics is None:
         return None
-    floor = noise_floors_for(plan, root).get("fd_mel", 0.0)
+    floor = noise_floors_for(plan, root, write).get("fd_mel", 0.0)
     base = metrics[(BASELINE, None, "sum")]
     chosen = {}
     for kind in (*plan.kinds, *plan.peers):
@@ -221,15 +225,18 @@ def choice(plan: AbAudioPlan, root: Path) -> dict[str, Any] | None:
               ("fd_mel", "mr_stft")}, "chosen": chosen,
               "screen": [{"variant": v, "lambda": lam, "bins": b, **{k: m.get(k) for k in ("fd_mel", "mr_stft",
                          "pesq", "ndb")}} for (v, lam, b), m in metrics.items()]}
-    write_json(path, record)
+    if write:
+        write_json(path, record)
     return record
 
 
 # -- stage 3: evaluate ----------------------------------------------------------------------------------------
 
 
-def evaluate_configs(plan: AbAudioPlan, root: Path) -> list[Any] | None:
-    record = choice(plan, root)
+def evaluate_configs(plan: AbAudioPlan, root: Path, write: bool = True) -> list[Any] | None:
+    """The evaluation runs at the rule's choice, or None while the screen is not complete (``write``: as in
+    :func:`choice`)."""
+    record = choice(plan, root, write)
     if record is None:
         return None
     chosen = {k: v["lambda"] for k, v in record["chosen"].items()}
@@ -274,8 +281,8 @@ def ab_table(plan: AbAudioPlan, root: str | Path, alpha: float = 0.05) -> Any:
     import pandas as pd
 
     root = Path(root)
-    record = choice(plan, root)
-    configs = evaluate_configs(plan, root) or []
+    record = choice(plan, root, write=False)  # read-only: the stages write choice.json and floors.json
+    configs = evaluate_configs(plan, root, write=False) or []
     values: dict[tuple, dict[int, dict[str, float]]] = {}
     for cfg in configs:
         if run_state(DIFFWAVE, cfg, root)[0] == "done":
@@ -283,7 +290,7 @@ def ab_table(plan: AbAudioPlan, root: str | Path, alpha: float = 0.05) -> Any:
             key = (BASELINE if reg is None else reg.name, cfg.sample.schedule)  # name: haar, bior1.3, or the kind
             values.setdefault(key, {})[cfg.train.seed] = run(DIFFWAVE, cfg, root).metrics
     metrics = table_metrics([m for by_seed in values.values() for m in by_seed.values()])
-    floors = noise_floors_for(plan, root) if values else {}
+    floors = noise_floors_for(plan, root, write=False) if values else {}
     # a metric a run could not measure (None, e.g. no voiced frame for the pitch error) is left out for that seed
     numeric = {k: {s: {m: float(v[m]) for m in metrics if isinstance(v.get(m), int | float)} for s, v in
                    by_seed.items()} for k, by_seed in values.items()}
@@ -292,6 +299,7 @@ def ab_table(plan: AbAudioPlan, root: str | Path, alpha: float = 0.05) -> Any:
     for r in long.to_dict("records"):
         variant, schedule = r["row"]
         floor = floors.get(r["metric"])
+        floor = None if floor is None else difference_floor(r["metric"], floor)  # PESQ: its distance from perfect
         diff = r["diff"]
         rows.append({"variant": variant, "schedule": schedule,
                      "lambda": None if variant == BASELINE else record["chosen"][variant]["lambda"],

@@ -1,0 +1,208 @@
+"""The audio A/B study in Table 2's layout, its figures, and its conclusion in words generated from the numbers.
+
+Input: :func:`.study.ab_table`'s long table (one row per variant, schedule and metric: mean over seeds, paired
+difference to the baseline with SE and p, noise floor) and the rule's record (:func:`.study.choice`). Output:
+pandas tables, matplotlib figures and plain sentences; saving them is the notebook's job
+(notebooks/11_ab_audio.ipynb). Nothing here writes a file or trains a run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import NullFormatter
+
+from ..audio.experiment import DIFFWAVE
+from ..audio.figures import PAPER_TABLE2, STANDIN
+from ..core.compare import describe, direction
+from ..core.runs import RunResult, run, run_state
+from .plan import BASELINE, STAGES, AbAudioPlan
+from .study import evaluate_configs
+
+MULTIVOICE = ("multi-voice espeak-ng/flite speech and a 12 x 32 DiffWave pretrained here, not LJSpeech and LMNT's "
+              "checkpoint")
+ALPHA = 0.05  # the p-value a difference must stay below (docs/ab_audio.md, step 5)
+
+
+def stand_in_label(plan: AbAudioPlan) -> str:
+    """What the figures stand in for: the one-voice smoke corpus or the multi-voice cpu corpus (never LJSpeech)."""
+    return STANDIN if plan.corpus == "standin" else MULTIVOICE
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and math.isfinite(float(x))
+
+
+def _lam(lam: Any) -> str:
+    return "-" if not _finite(lam) else f"{lam:g}"
+
+
+def detected(row: Mapping[str, Any], alpha: float = ALPHA) -> bool:
+    """The study's criterion for an effect: p < alpha AND |paired difference| above the metric's noise floor."""
+    floor, diff, p = row.get("floor"), row.get("diff"), row.get("p")
+    return _finite(p) and p < alpha and _finite(floor) and _finite(diff) and abs(diff) > floor
+
+
+def table2_layout(table: Any, alpha: float = ALPHA) -> Any:
+    """Table 2's layout: one row per (schedule, variant) with its lambda and seeds; per metric the mean over seeds
+    (the paper's Table 2 mean in brackets where it has the same variant and lambda) and a ``Δ`` cell "paired
+    difference ± SE, p" with ``*`` when it is an effect (:func:`detected`); a last row per schedule: the floors."""
+    import pandas as pd
+
+    if not len(table):
+        return pd.DataFrame()
+    metrics = list(dict.fromkeys(table["metric"]))
+    rows = []
+    for schedule in dict.fromkeys(table["schedule"]):
+        part = table[table["schedule"] == schedule]
+        for variant in dict.fromkeys(part["variant"]):
+            cells = part[part["variant"] == variant].set_index("metric")
+            lam = cells["lambda"].iloc[0]
+            key = (variant, None) if variant == BASELINE else (variant, lam)
+            row = {"schedule": schedule, "method": variant, "λ": _lam(lam), "seeds": int(cells["seeds"].max())}
+            for m in metrics:
+                if m not in cells.index:
+                    row[m] = row[f"Δ{m}"] = ""
+                    continue
+                r = cells.loc[m]
+                paper = PAPER_TABLE2.get(key, {}).get(m)
+                row[m] = (f"{r['mean']:.4g}" if _finite(r["mean"]) else "-") + (
+                    f" (paper {paper[0]:.4g})" if paper else "")
+                d, se, p = r["diff"], r["diff_se"], r["p"]
+                row[f"Δ{m}"] = "" if variant == BASELINE or not _finite(d) else (
+                    f"{d:+.2g}" + (f" ± {se:.2g}" if _finite(se) else " (1 pair)") + (f", p={p:.2g}" if _finite(p)
+                                                                                      else "")
+                    + (" *" if detected(r, alpha) else ""))
+            rows.append(row)
+        floors = part.groupby("metric", sort=False)["floor"].first()
+        rows.append({"schedule": schedule, "method": "noise floor", "λ": "", "seeds": "",
+                     **{m: (f"{floors[m]:.2g}" if _finite(floors.get(m)) else "-") for m in metrics},
+                     **{f"Δ{m}": "" for m in metrics}})
+    out = pd.DataFrame(rows)
+    return out[["schedule", "method", "λ", "seeds", *[c for m in metrics for c in (m, f"Δ{m}")]]]
+
+
+def _word(metric: str, diff: float, p: float, alpha: float) -> str:
+    """better / worse by the glossary's direction (higher / lower for a metric with none)."""
+    return direction(diff, p, DIFFWAVE.glossary.get(metric, ("", "neither"))[1], alpha)
+
+
+def conclusion(table: Any, choice: Mapping[str, Any] | None = None, alpha: float = ALPHA) -> str:
+    """The study's conclusion as plain sentences generated from ``table`` (:func:`.study.ab_table`): per variant
+    and schedule, the metrics whose paired difference to the baseline exceeds their noise floor with p < alpha,
+    in which direction (the glossary's better / worse), over how many seeds, or "no effect detectable at this
+    scale"; how many tests would pass by chance; and, given the rule's record ``choice``, the kinds whose screen
+    failed the fd_mel guard."""
+    rows = table[table["variant"] != BASELINE] if len(table) else table
+    if not len(rows):
+        return "No finished evaluation runs yet: nothing to conclude."
+    lines, n_effects, n_rows = [], 0, 0
+    for (variant, schedule), part in rows.groupby(["variant", "schedule"], sort=False):
+        records = part.to_dict("records")
+        seeds = int(part["seeds"].max())
+        head = f"{variant} (λ={_lam(records[0]['lambda'])}), {schedule} schedule, {seeds} seed{'s' * (seeds != 1)}: "
+        found = [r for r in records if detected(r, alpha)]
+        n_rows += 1
+        n_effects += bool(found)
+        if found:
+            lines.append(head + "; ".join(
+                f"{r['metric']} {_word(r['metric'], r['diff'], r['p'], alpha)} (Δ {r['diff']:+.2g} ± "
+                f"{r['diff_se']:.2g}, p = {r['p']:.2g}, floor {r['floor']:.2g})" for r in found) + ".")
+        else:
+            why = " (one seed: a paired test needs at least two)" if seeds < 2 else ""
+            lines.append(head + f"no effect detectable at this scale{why}.")
+    tests = int(sum(_finite(p) for p in rows["p"]))
+    summary = [f"{n_effects} of {n_rows} variant-schedule rows differ from the baseline beyond the noise floor "
+               f"with p < {alpha:g}."]
+    if tests:
+        summary.append(f"Of the {tests} paired tests, about {alpha * tests:.1f} would pass p < {alpha:g} by "
+                       "chance alone.")
+    if choice is not None:
+        failed = [k for k, v in choice["chosen"].items() if v.get("guard_failed")]
+        summary.append(
+            f"Guard: the screen's fd_mel guard failed for {', '.join(failed)} (no lambda kept fd_mel within the "
+            "baseline's plus its noise floor), so the smallest lambda was evaluated." if failed else
+            "Guard: every kind had a screened lambda with fd_mel within the baseline's plus its noise floor.")
+    return "\n".join(summary + lines)
+
+
+def headline(table: Any) -> tuple[dict[str, float], dict[str, dict[str, str]]]:
+    """(headline, glossary) for metrics.json: ``<variant>_<schedule>_<metric>`` = the mean over seeds (finite
+    ones), and ``effects_detected`` = the (variant, schedule, metric) rows that pass :func:`detected`."""
+    head, gloss = {}, {}
+    for r in table.to_dict("records") if len(table) else []:
+        if _finite(r["mean"]) and r["metric"] in DIFFWAVE.glossary:
+            key = f"{r['variant']}_{r['schedule']}_{r['metric']}"
+            head[key] = float(r["mean"])
+            gloss[key] = describe(f"{r['variant']} ({r['schedule']} schedule)", r["metric"], DIFFWAVE.glossary,
+                                  int(r["seeds"]))
+    head["effects_detected"] = float(sum(detected(r) for r in table.to_dict("records"))) if len(table) else 0.0
+    gloss["effects_detected"] = {"meaning": f"(variant, schedule, metric) paired differences to the baseline "
+                                 f"beyond the noise floor with p < {ALPHA:g}", "better": "neither"}
+    return head, gloss
+
+
+def lambda_curves(record: Mapping[str, Any], metrics: tuple[str, ...] = ("mr_stft", "fd_mel")) -> plt.Figure:
+    """The screen (seed 0, fast schedule) per kind: each metric against lambda (bins="sum"), the baseline
+    (dashed), the guard's fd_mel limit (dotted: baseline + floor) and the rule's chosen lambda (red ring)."""
+    kinds = list(record["chosen"])
+    fig, axes = plt.subplots(len(metrics), len(kinds), figsize=(2.3 * len(kinds), 2.1 * len(metrics)),
+                             squeeze=False, sharex="col")
+    for j, kind in enumerate(kinds):
+        pts = sorted((s["lambda"], s) for s in record["screen"] if s["variant"] == kind and s["bins"] == "sum")
+        lams = [lam for lam, _ in pts]
+        chosen = record["chosen"][kind]
+        for i, m in enumerate(metrics):
+            ax = axes[i][j]
+            ys = [s.get(m) if s.get(m) is not None else np.nan for _, s in pts]
+            ax.plot(lams, ys, "o-", ms=3, lw=1)
+            if record["baseline"].get(m) is not None:
+                ax.axhline(record["baseline"][m], color="0.4", ls="--", lw=0.8, label="baseline")
+            if m == "fd_mel":
+                ax.axhline(chosen["limit"], color="0.4", ls=":", lw=0.8, label="guard: baseline + floor")
+            k = lams.index(chosen["lambda"])
+            ax.plot([lams[k]], [ys[k]], "o", ms=9, mfc="none", mec="red", label="chosen")
+            ax.set_xscale("log")
+            ax.set_xticks(lams, [f"{lam:g}" for lam in lams])  # the screened lambdas only (peers: within a decade)
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.ticklabel_format(axis="y", useOffset=False)  # the values themselves, not an offset
+            ax.tick_params(labelsize=6)
+            if j == 0:
+                ax.set_ylabel(f"{m} ({DIFFWAVE.glossary[m][1]} is better)", fontsize=7)
+            if i == 0:
+                ax.set_title(f"{kind}: λ={chosen['lambda']:g}" + (" (guard failed)" if chosen["guard_failed"]
+                                                                   else ""), fontsize=8)
+            if i == len(metrics) - 1:
+                ax.set_xlabel('λ (bins="sum")', fontsize=7)
+    axes[-1][0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def example_runs(plan: AbAudioPlan, root: str | Path, schedule: str = "fast") -> list[RunResult]:
+    """The finished evaluation runs of the first evaluation seed with ``schedule`` (baseline first, then the kinds
+    and peers), only re-read: one held-out clip per variant for the spectrograms and players."""
+    configs = evaluate_configs(plan, Path(root), write=False) or []
+    return [run(DIFFWAVE, c, root) for c in configs if c.train.seed == plan.eval_seeds[0]
+            and c.sample.schedule == schedule and run_state(DIFFWAVE, c, root)[0] == "done"]
+
+
+def commands_left(status: Mapping[str, Any], runs_root: str = "checkpoints") -> list[str]:
+    """The commands that finish the study from :func:`.status.ab_status` (docs/ab_audio.md, "Running it"):
+    the pretraining alone while it has runs left, then one worker per core; [] when nothing is left."""
+    profile = status["profile"]
+    base = f"specreg ab-audio --profile {profile}" + ("" if runs_root == "checkpoints" else f" --root {runs_root}")
+    left = [s for s in STAGES if status["stages"][s]["runs_left"] or status["stages"][s]["evaluations_done"]
+            < status["stages"][s]["evaluations"]]
+    if not left:
+        return []
+    if left[0] == "pretrain":
+        return [f"{base} --status", f"nohup {base} --stage pretrain > logs/ab_pre.log 2>&1 &",
+                "# after the pretraining, one worker per core:",
+                f"nohup {base} > logs/ab_1.log 2>&1 &", f"nohup {base} > logs/ab_2.log 2>&1 &"]
+    return [f"{base} --status", f"nohup {base} > logs/ab_1.log 2>&1 &", f"nohup {base} > logs/ab_2.log 2>&1 &"]
