@@ -29,15 +29,8 @@ from PIL import Image
 
 from ..errors import InputError
 from ..io import atomic_path
-from .folders import (
-    as_uint8,
-    check_zip_member,
-    decode_image,
-    folder_files,
-    image_channels,
-    open_image,
-    safe_name,
-)
+from .folders import check_zip_member, folder_files, safe_name
+from .images import as_uint8, decode_image, image_channels, open_image
 from .patches import SKIMAGE_IMAGES, ImagePatches
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".ppm", ".tif", ".tiff")

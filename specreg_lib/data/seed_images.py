@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..io import atomic_path
+from .images import as_uint8, decode_image
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -48,10 +49,8 @@ def list_seed_images(outdir: str | os.PathLike) -> dict[int, Path]:
 
 
 def read_seed_images(outdir: str | os.PathLike, seeds: Sequence[int]) -> torch.Tensor:
-    """The generated PNGs of ``seeds`` back as uint8 (B, C, H, W) (e.g. for a grid), read by ``folders``' rule
+    """The generated PNGs of ``seeds`` back as uint8 (B, C, H, W) (e.g. for a grid), read by ``images``' rule
     (pixel cap before decoding, 16 bits rounded to 8, no transparency; FolderError naming the file)."""
-    from .folders import as_uint8, decode_image  # folders lists seed images, so imported here
-
     out = []
     for s in seeds:
         path = image_path(outdir, s)
