@@ -22,10 +22,10 @@ def pixel_l1(x0_hat: torch.Tensor, x0: torch.Tensor, *, scale: float = 1.0, chec
 
 @pytest.fixture
 def pixel_kind():
-    """``pixel_l1`` registered, as a module defining it would at import; unregistered afterwards."""
-    register_kind("pixel_l1")(pixel_l1)  # the decorator form
-    yield "pixel_l1"
-    KINDS.pop("pixel_l1")
+    """The test's ``pixel_l1`` registered as "scaled_l1" (the library owns "pixel_l1"); unregistered afterwards."""
+    register_kind("scaled_l1")(pixel_l1)  # the decorator form
+    yield "scaled_l1"
+    KINDS.pop("scaled_l1")
 
 
 def test_registered_kind_is_a_spectral_loss(pixel_kind):
@@ -43,7 +43,7 @@ def test_registered_kind_is_a_spectral_loss(pixel_kind):
 def test_regularizer_json_round_trip_and_config_check(pixel_kind):
     reg = Regularizer(pixel_kind, 0.5, "unweighted", {"scale": 3.0})
     back = Regularizer.from_dict(json.loads(json.dumps(reg.to_dict())))
-    assert back == reg and back.kind == "pixel_l1" and back.options == {"scale": 3.0}
+    assert back == reg and back.kind == "scaled_l1" and back.options == {"scale": 3.0}
     # an experiment config accepts it and saves it as JSON by name
     cfg = dataclasses.replace(EXPERIMENTS["checkerboard"].config("smoke"), regularizer=reg)
     assert from_dict(type(cfg), json.loads(json.dumps(to_dict(cfg)))).regularizer == reg

@@ -46,7 +46,7 @@ LMNT_SAMPLE_RATE, LMNT_N_FFT, LMNT_HOP, LMNT_N_MELS, LMNT_F_MIN, LOG_FLOOR = 220
 
 
 class PeerOptionError(InputError, ValueError):
-    """A bad option or input of a peer loss (mrstft, logmel_l1); the message names it and what to pass."""
+    """A bad option or input of a peer loss (peers.py, image_peers.py); the message names it and what to pass."""
 
 
 class PeerDependencyError(InputError, ImportError):
