@@ -7,9 +7,10 @@ a choice they took no part in.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
+
+from ..core.study import choose_setting
 
 RULE = ("For each kind (amp, amp_phase, haar, bior1.3, mrstft, logmel_l1), among its lambdas under bins=\"sum\" "
         "screened on seed 0 with the fast schedule, the candidates are those whose fd_mel is at most the "
@@ -18,23 +19,9 @@ RULE = ("For each kind (amp, amp_phase, haar, bior1.3, mrstft, logmel_l1), among
         "lambda is a candidate, the smallest lambda is chosen and the kind is marked \"guard failed\".")
 
 
-def _sig4(x: float) -> float:
-    """``x`` to 4 significant digits: the resolution at which two mr_stft values count as a tie."""
-    return float(f"{x:.4g}")
-
-
 def choose(screen: Mapping[float, Mapping[str, float]], baseline: Mapping[str, float], fd_mel_floor: float
            ) -> dict[str, Any]:
     """:data:`RULE` for one kind: ``screen`` lambda -> its seed-0 metrics, ``baseline`` the baseline's.
 
     Returns {"lambda", "guard_failed", "limit" (the fd_mel bound), "candidates" (lambdas that passed)}."""
-    if not screen:
-        raise ValueError("no screened lambda to choose from")
-    if not math.isfinite(fd_mel_floor) or fd_mel_floor < 0:
-        raise ValueError(f"the fd_mel noise floor must be a finite number >= 0, got {fd_mel_floor}")
-    limit = baseline["fd_mel"] + fd_mel_floor
-    candidates = sorted(lam for lam, m in screen.items() if m["fd_mel"] <= limit)
-    if not candidates:
-        return {"lambda": min(screen), "guard_failed": True, "limit": limit, "candidates": []}
-    best = min(candidates, key=lambda lam: (_sig4(screen[lam]["mr_stft"]), lam))
-    return {"lambda": best, "guard_failed": False, "limit": limit, "candidates": candidates}
+    return choose_setting(screen, baseline, fd_mel_floor, guard="fd_mel", target="mr_stft")

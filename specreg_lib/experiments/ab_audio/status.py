@@ -16,12 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ...io import read_json
 from ..audio.experiment import DIFFWAVE
-from ..core.runs import checkpoint_step, results_dir, run_dir, run_state
-from ..edm.table1_status import format_duration
+from ..core.study import NO_MEASUREMENT, count_stage, estimate, format_duration, format_stages, median
 from .plan import (
     BASELINE,
     STAGES,
@@ -33,42 +30,6 @@ from .plan import (
     study_dir,
 )
 from .study import choice, peer_lambdas
-
-NO_MEASUREMENT = "no measurement of this configuration yet"
-
-
-def _median(values: list[float]) -> float | None:
-    return float(np.median(values)) if values else None
-
-
-def _count(root: Path, configs: list[Any], pending_runs: int, pending_steps: int,
-           pending_evals: dict[str, int]) -> dict[str, Any]:
-    """One stage: runs (trainings) trained / left, evaluations done / left per schedule, steps left, and the
-    measured seconds per step of its runs."""
-    runs: dict[str, tuple[int, int]] = {}  # run hash -> (steps, steps left)
-    evals_left = dict(pending_evals)
-    done, rates = 0, []
-    for cfg in configs:
-        state, _ = run_state(DIFFWAVE, cfg, root)
-        steps = cfg.train.steps
-        if state in ("done", "trained"):
-            left = 0
-        else:
-            at = checkpoint_step(run_dir(DIFFWAVE, cfg, root) / "checkpoint.pt") if state == "partial" else None
-            left = steps - (at or 0)
-        key = DIFFWAVE.run_hash(cfg)
-        runs[key] = (steps, min(left, runs.get(key, (steps, left))[1]))
-        if state == "done":
-            done += 1
-            metrics = read_json(results_dir(DIFFWAVE, cfg, root) / "metrics.json")
-            if metrics.get("seconds_per_step"):
-                rates.append(metrics["seconds_per_step"])
-        else:
-            evals_left[cfg.sample.schedule] = evals_left.get(cfg.sample.schedule, 0) + 1
-    return {"runs": len(runs) + pending_runs, "runs_left": sum(1 for _, left in runs.values() if left) + pending_runs,
-            "evaluations": len(configs) + sum(pending_evals.values()), "evaluations_done": done,
-            "steps_left": sum(left for _, left in runs.values()) + pending_steps, "evals_left": evals_left,
-            "rates": rates}
 
 
 def ab_status(plan: AbAudioPlan, root: str | Path) -> dict[str, Any]:
@@ -83,32 +44,27 @@ def ab_status(plan: AbAudioPlan, root: str | Path) -> dict[str, Any]:
     evaluate = None if record is None else [finetune_config(plan, root, p) for p in eval_points(plan, {
         k: v["lambda"] for k, v in record["chosen"].items()})]
     n_eval = len(plan.eval_seeds) * (1 + len(plan.kinds) + len(plan.peers))
+    def count(configs: list[Any], runs: int, steps: int, evals: dict[str, int]) -> dict[str, Any]:
+        return count_stage(DIFFWAVE, root, configs, runs, steps, evals, lambda cfg: cfg.sample.schedule)
+
     stages = {
-        "pretrain": _count(root, [pretrain_config(plan)], 0, 0, {}),
-        "screen": _count(root, screen, n_peer, n_peer * ft_steps, {"fast": n_peer} if n_peer else {}),
-        "evaluate": _count(root, evaluate or [], 0 if evaluate else n_eval, 0 if evaluate else n_eval * ft_steps,
-                           {} if evaluate else {s: n_eval for s in plan.schedules}),
+        "pretrain": count([pretrain_config(plan)], 0, 0, {}),
+        "screen": count(screen, n_peer, n_peer * ft_steps, {"fast": n_peer} if n_peer else {}),
+        "evaluate": count(evaluate or [], 0 if evaluate else n_eval, 0 if evaluate else n_eval * ft_steps,
+                          {} if evaluate else {s: n_eval for s in plan.schedules}),
     }
     timing = [read_json(p) for p in sorted((study_dir(plan, root) / "timings").glob("*.json"))]
-    per_eval = {s: _median([t["eval_seconds"] for t in timing if t.get("schedule") == s]) for s in plan.schedules}
-    ft_rate = _median(stages["screen"]["rates"] + stages["evaluate"]["rates"])
-    for name, st in stages.items():
-        rate = _median(st.pop("rates")) if name == "pretrain" else ft_rate
-        missing = ["training"] if st["steps_left"] and rate is None else []
-        missing += [f"{s} evaluation" for s, n in st["evals_left"].items() if n and per_eval.get(s) is None]
-        st["seconds_per_step"] = rate
-        st["eta_seconds"] = None if missing else (st["steps_left"] * (rate or 0.0) + sum(
-            n * (per_eval.get(s) or 0.0) for s, n in st["evals_left"].items()))
-        st["unmeasured"] = missing
+    per_eval = {s: median([t["eval_seconds"] for t in timing if t.get("schedule") == s]) for s in plan.schedules}
+    ft_rate = median(stages["screen"]["rates"] + stages["evaluate"]["rates"])
+    total = estimate(stages, per_eval, lambda name, st: median(st["rates"]) if name == "pretrain" else ft_rate)
     st = stages["screen"]
     st["pending"] = f"{n_peer} peer runs (lambdas from the calibration after pretraining)" if n_peer else ""
     stages["evaluate"]["pending"] = "" if evaluate else f"{n_eval} runs (lambdas chosen by the rule after the screen)"
     stages["pretrain"]["pending"] = ""
-    etas = [s["eta_seconds"] for s in stages.values()]
     return {"profile": plan.profile, "corpus": plan.corpus, "stages": stages, "seconds_per_evaluation": per_eval,
             "chosen": None if record is None else {k: v["lambda"] for k, v in record["chosen"].items()},
             "choice_written": (study_dir(plan, root) / "choice.json").is_file(),
-            "eta_seconds": None if None in etas else float(sum(etas))}
+            "eta_seconds": total}
 
 
 def _baseline_point(plan: AbAudioPlan) -> Any:
@@ -119,20 +75,8 @@ def _baseline_point(plan: AbAudioPlan) -> Any:
 
 def format_ab_status(status: dict[str, Any]) -> str:
     """A plain-text table of :func:`ab_status`."""
-    head = ["stage", "runs trained/total", "evaluations done/total", "steps left", "s/step", "ETA"]
-    rows = []
-    for name in STAGES:
-        st = status["stages"][name]
-        eta = format_duration(st["eta_seconds"]) if st["eta_seconds"] is not None else \
-            f"{NO_MEASUREMENT} ({', '.join(st['unmeasured'])})"
-        rate = "-" if st["seconds_per_step"] is None else f"{st['seconds_per_step']:.3g}"
-        rows.append([name, f"{st['runs'] - st['runs_left']} / {st['runs']}",
-                     f"{st['evaluations_done']} / {st['evaluations']}", str(st["steps_left"]), rate, eta])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    lines = [f"A/B audio study, profile {status['profile']} (corpus {status['corpus']})",
-             "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines += [f"pending in {n}: {status['stages'][n]['pending']}" for n in STAGES if status["stages"][n]["pending"]]
+    lines = format_stages(f"A/B audio study, profile {status['profile']} (corpus {status['corpus']})",
+                          status["stages"], STAGES)
     if status["chosen"]:
         lines.append("chosen lambdas: " + ", ".join(f"{k} {v:g}" for k, v in status["chosen"].items()) + (
             "" if status["choice_written"] else " (computed from the complete screen; the evaluate stage writes "

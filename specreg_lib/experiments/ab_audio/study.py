@@ -15,7 +15,6 @@ own files live in ``<root>/ab_audio/<profile>/`` (:func:`.plan.study_dir`):
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...io import read_json, write_json
+from ...io import write_json
 from ...metrics.audio import difference_floor
 from ...models.diffwave import build_diffwave, save_lmnt_checkpoint
 from ...training.checkpoint import load_checkpoint
 from ..audio.experiment import DIFFWAVE
 from ..core.compare import compare
-from ..core.runs import RunLocked, RunResult, run, run_state, snapshot_path
+from ..core.runs import RunResult, run, run_state, snapshot_path
+from ..core.study import read_record
+from ..core.study import run_all as study_run_all
 from .plan import (
     BASELINE,
     AbAudioPlan,
@@ -52,46 +53,13 @@ class StageNotReady(PlanError):
     """A stage was asked for before the stage it builds on is complete."""
 
 
-def _json(path: Path) -> dict[str, Any] | None:
-    return read_json(path, f"delete {path} to make it again") if path.is_file() else None
-
-
-# -- running runs ----------------------------------------------------------------------------------------------
-
-
-def _timing_path(plan: AbAudioPlan, root: Path, cfg: Any) -> Path:
-    from ..core.runs import results_dir
-
-    res = results_dir(DIFFWAVE, cfg, root)
-    return study_dir(plan, root) / "timings" / f"{res.parent.parent.name}-{res.name}.json"
+def _timing(cfg: Any, res: RunResult) -> dict[str, Any]:
+    return {"schedule": cfg.sample.schedule, "n_clips": res.metrics["n_clips"]}
 
 
 def run_all(plan: AbAudioPlan, root: Path, configs: list[Any], say: Callable[[str], None]) -> list[RunResult]:
-    """Run (resume, or re-read) each config; one held by another worker is put off and awaited at the end.
-    The seconds an evaluation took are recorded for the status estimate."""
-    results: dict[int, RunResult] = {}
-    later = []
-
-    def one(k: int, wait: bool) -> None:
-        cfg = configs[k]
-        before = run_state(DIFFWAVE, cfg, root)[0]
-        t0 = time.perf_counter()
-        if before != "done":
-            say(f"[{k + 1}/{len(configs)}] {DIFFWAVE.label(cfg)} ({cfg.sample.schedule}): {before}")
-        results[k] = res = run(DIFFWAVE, cfg, root, wait=wait)
-        if before in ("missing", "partial", "trained"):
-            trained = res.metrics.get("train_seconds", 0.0) if before != "trained" else 0.0
-            write_json(_timing_path(plan, root, cfg), {"schedule": cfg.sample.schedule, "n_clips":
-                       res.metrics["n_clips"], "eval_seconds": max(0.0, time.perf_counter() - t0 - trained)})
-
-    for k in range(len(configs)):
-        try:
-            one(k, wait=False)
-        except RunLocked:
-            later.append(k)
-    for k in later:
-        one(k, wait=True)
-    return [results[k] for k in range(len(configs))]
+    """:func:`..core.study.run_all` on the audio experiment, timings in the study's folder."""
+    return study_run_all(DIFFWAVE, root, configs, study_dir(plan, root), say, _timing)
 
 
 # -- stage 1: pretrain ----------------------------------------------------------------------------------------
@@ -128,7 +96,7 @@ def calibrate(plan: AbAudioPlan, root: Path) -> dict[str, Any]:
     (same crops, steps t and noise for each), and the peers' lambdas: lambda_ref x E[L_ref] / E[L_peer] for each
     of the reference kind's lambdas (2 significant digits), so a peer's term has the reference's size."""
     path = study_dir(plan, root) / "calibration.json"
-    record = _json(path)
+    record = read_record(path)
     key = {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, root).name}
     if record and record.get("key") == key:
         return record
@@ -153,7 +121,7 @@ def peer_lambdas(plan: AbAudioPlan, root: Path) -> dict[str, tuple[float, ...]] 
     """The peers' lambdas once calibrated (None before the pretrained net exists)."""
     if not plan.peers:
         return {}
-    record = _json(study_dir(plan, root) / "calibration.json")
+    record = read_record(study_dir(plan, root) / "calibration.json")
     if not record or record.get("key") != {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, root).name}:
         return None
     return {p: tuple(v) for p, v in record["peer_lambdas"].items()}
@@ -165,7 +133,7 @@ def noise_floors_for(plan: AbAudioPlan, root: Path, write: bool = True) -> dict[
     path = study_dir(plan, root) / "floors.json"
     cfg = finetune_config(plan, root, Point(BASELINE, None, "sum", plan.screen_seed))
     key = {"corpus": plan.corpus, "sample": DIFFWAVE.results_hash(cfg), "n_mels": cfg.model.n_mels}
-    record = _json(path)
+    record = read_record(path)
     if record and record.get("key") == key:
         return record["floors"]
     from ...metrics.audio import noise_floors
@@ -209,7 +177,7 @@ def choice(plan: AbAudioPlan, root: Path, write: bool = True) -> dict[str, Any] 
     computes the same choice in memory, writing nothing: only the stages write the study's files."""
     path = study_dir(plan, root) / "choice.json"
     key = {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, root).name}
-    record = _json(path)
+    record = read_record(path)
     if record and record.get("key") == key:
         return record
     metrics = screen_metrics(plan, root)

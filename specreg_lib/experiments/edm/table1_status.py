@@ -10,20 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ...data.seed_images import list_seed_images
 from ...io import read_json
 from ..core.runs import results_dir, run_state
+from ..core.study import NO_MEASUREMENT, format_duration, median
 from .experiment import edm_experiment
 from .table1 import Table1Plan, cell_config, cell_dir, cells, read_fid, set_seeds
 
 STAGES = ("finetune", "generate", "fid")
-NO_MEASUREMENT = "no measurement of this configuration yet"
-
-
-def _median(values: list[float]) -> float | None:
-    return float(np.median(values)) if values else None
 
 
 def _json(path: Path, fix: str | None = None) -> dict[str, Any] | None:
@@ -71,7 +65,7 @@ def table1_status(plan: Table1Plan, root: str | Path) -> dict[str, Any]:
             b["rates"]["fid"].append(record["seconds_per_image"])
     out = []
     for b in blocks.values():
-        rates = {s: _median(v) for s, v in b.pop("rates").items()}
+        rates = {s: median(v) for s, v in b.pop("rates").items()}
         work = {"finetune": b["steps_left"], "generate": b["images_left"], "fid": b["fid_images_left"]}
         missing = [s for s in STAGES if work[s] and rates[s] is None]
         eta = None if missing else sum(work[s] * (rates[s] or 0.0) for s in STAGES)
@@ -82,14 +76,6 @@ def table1_status(plan: Table1Plan, root: str | Path) -> dict[str, Any]:
     return {"profile": plan.profile, "features": plan.features, "images_per_set": plan.images_per_set,
             "cells": len(cells(plan)), "left": left, "blocks": out,
             "eta_seconds": None if None in etas else float(sum(etas))}
-
-
-def format_duration(seconds: float) -> str:
-    """``seconds`` as a short reading: 42 s, 12 min, 3.5 h, 2.1 days."""
-    for unit, size in (("days", 86_400), ("h", 3_600), ("min", 60)):
-        if seconds >= 2 * size:
-            return f"{seconds / size:.1f} {unit}"
-    return f"{seconds:.0f} s"
 
 
 def _eta_text(block: dict[str, Any]) -> str:

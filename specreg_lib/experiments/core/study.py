@@ -1,0 +1,168 @@
+"""What every staged A/B study shares (the audio study ``ab_audio``, the image study ``ab_images``): running a
+list of run configs with several workers, the pre-registered choice of one setting per kind from the screening
+seed, and counting what a stage has done and left for its ``--status``.
+
+A study is a plan of stages (pretrain -> screen -> evaluate); every run of a stage goes through :func:`.runs.run`
+(run folders, locks, resume, cached results), so a study killed at any point resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...io import read_json, write_json
+from .protocol import Experiment
+from .runs import RunLocked, RunResult, checkpoint_step, results_dir, run, run_dir, run_state
+
+NO_MEASUREMENT = "no measurement of this configuration yet"
+
+
+def timing_path(experiment: Experiment, cfg: Any, root: Path, study: Path) -> Path:
+    """``<study>/timings/<run folder>-<results folder>.json``: one run's measured evaluation seconds."""
+    res = results_dir(experiment, cfg, root)
+    return study / "timings" / f"{res.parent.parent.name}-{res.name}.json"
+
+
+def run_all(experiment: Experiment, root: Path, configs: list[Any], study: Path, say: Callable[[str], None],
+            timing: Callable[[Any, RunResult], Mapping[str, Any]] = lambda cfg, res: {}) -> list[RunResult]:
+    """Run (resume, or re-read) each config; one held by another worker is put off and awaited at the end.
+
+    The seconds an evaluation took (wall time less training time) are written to :func:`timing_path` with the
+    fields ``timing(cfg, result)`` adds (e.g. the schedule), for the status estimate."""
+    results: dict[int, RunResult] = {}
+    later = []
+
+    def one(k: int, wait: bool) -> None:
+        cfg = configs[k]
+        before = run_state(experiment, cfg, root)[0]
+        t0 = time.perf_counter()
+        if before != "done":
+            say(f"[{k + 1}/{len(configs)}] {experiment.label(cfg)}: {before}")
+        results[k] = res = run(experiment, cfg, root, wait=wait)
+        if before in ("missing", "partial", "trained"):
+            trained = res.metrics.get("train_seconds", 0.0) if before != "trained" else 0.0
+            write_json(timing_path(experiment, cfg, root, study),
+                       {**timing(cfg, res), "eval_seconds": max(0.0, time.perf_counter() - t0 - trained)})
+
+    for k in range(len(configs)):
+        try:
+            one(k, wait=False)
+        except RunLocked:
+            later.append(k)
+    for k in later:
+        one(k, wait=True)
+    return [results[k] for k in range(len(configs))]
+
+
+def sig4(x: float) -> float:
+    """``x`` to 4 significant digits: the resolution at which two target values count as a tie."""
+    return float(f"{x:.4g}")
+
+
+def choose_setting(screen: Mapping[float, Mapping[str, float]], baseline: Mapping[str, float], floor: float,
+                   guard: str, target: str) -> dict[str, Any]:
+    """A study's pre-registered rule for one kind: ``screen`` setting (a lambda) -> its screening-seed metrics.
+
+    Candidates: settings whose ``guard`` metric is at most the baseline's plus ``floor`` (the guard's noise floor;
+    lower is better). Chosen: the candidate with the lowest ``target`` (values equal to 4 significant digits tie,
+    won by the smaller setting). No candidate: the smallest setting, marked ``guard_failed``.
+    Returns {"lambda", "guard_failed", "limit" (the guard's bound), "candidates"}."""
+    if not screen:
+        raise ValueError("no screened setting to choose from")
+    if not math.isfinite(floor) or floor < 0:
+        raise ValueError(f"the {guard} noise floor must be a finite number >= 0, got {floor}")
+    limit = baseline[guard] + floor
+    candidates = sorted(lam for lam, m in screen.items() if m[guard] <= limit)
+    if not candidates:
+        return {"lambda": min(screen), "guard_failed": True, "limit": limit, "candidates": []}
+    best = min(candidates, key=lambda lam: (sig4(screen[lam][target]), lam))
+    return {"lambda": best, "guard_failed": False, "limit": limit, "candidates": candidates}
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` as a short reading: 42 s, 12 min, 3.5 h, 2.1 days."""
+    for unit, size in (("days", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def count_stage(experiment: Experiment, root: Path, configs: list[Any], pending_runs: int, pending_steps: int,
+                pending_evals: Mapping[str, int], eval_kind: Callable[[Any], str]) -> dict[str, Any]:
+    """One stage: runs (trainings) trained / left, evaluations done / left per ``eval_kind(cfg)`` (e.g. the
+    sampling schedule), steps left, and the measured seconds per step of its finished runs. Reads only."""
+    runs: dict[str, tuple[int, int]] = {}  # run hash -> (steps, steps left)
+    evals_left = dict(pending_evals)
+    done, rates = 0, []
+    for cfg in configs:
+        state, _ = run_state(experiment, cfg, root)
+        steps = experiment.train_config(cfg).steps
+        if state in ("done", "trained"):
+            left = 0
+        else:
+            at = checkpoint_step(run_dir(experiment, cfg, root) / "checkpoint.pt") if state == "partial" else None
+            left = steps - (at or 0)
+        key = experiment.run_hash(cfg)
+        runs[key] = (steps, min(left, runs.get(key, (steps, left))[1]))
+        if state == "done":
+            done += 1
+            metrics = read_json(results_dir(experiment, cfg, root) / "metrics.json")
+            if metrics.get("seconds_per_step"):
+                rates.append(metrics["seconds_per_step"])
+        else:
+            evals_left[eval_kind(cfg)] = evals_left.get(eval_kind(cfg), 0) + 1
+    return {"runs": len(runs) + pending_runs, "runs_left": sum(1 for _, left in runs.values() if left) + pending_runs,
+            "evaluations": len(configs) + sum(pending_evals.values()), "evaluations_done": done,
+            "steps_left": sum(left for _, left in runs.values()) + pending_steps, "evals_left": evals_left,
+            "rates": rates}
+
+
+def estimate(stages: Mapping[str, dict[str, Any]], per_eval: Mapping[str, float | None],
+             rate_of: Callable[[str, dict[str, Any]], float | None]) -> float | None:
+    """Fill each stage's ``seconds_per_step`` (``rate_of(name, stage)``), ``eta_seconds`` (None when a needed
+    measurement is missing) and ``unmeasured``; return the total ETA (None if any stage has none)."""
+    rates = {name: rate_of(name, st) for name, st in stages.items()}
+    for name, st in stages.items():
+        st.pop("rates", None)
+        rate = rates[name]
+        missing = ["training"] if st["steps_left"] and rate is None else []
+        missing += [f"{s} evaluation" for s, n in st["evals_left"].items() if n and per_eval.get(s) is None]
+        st["seconds_per_step"] = rate
+        st["eta_seconds"] = None if missing else (st["steps_left"] * (rate or 0.0) + sum(
+            n * (per_eval.get(s) or 0.0) for s, n in st["evals_left"].items()))
+        st["unmeasured"] = missing
+    etas = [s["eta_seconds"] for s in stages.values()]
+    return None if None in etas else float(sum(etas))
+
+
+def format_stages(title: str, stages: Mapping[str, dict[str, Any]], order: tuple[str, ...]) -> list[str]:
+    """The status table's lines: one per stage (runs, evaluations, steps left, s/step, ETA), then what is pending."""
+    head = ["stage", "runs trained/total", "evaluations done/total", "steps left", "s/step", "ETA"]
+    rows = []
+    for name in order:
+        st = stages[name]
+        eta = format_duration(st["eta_seconds"]) if st["eta_seconds"] is not None else \
+            f"{NO_MEASUREMENT} ({', '.join(st['unmeasured'])})"
+        rate = "-" if st["seconds_per_step"] is None else f"{st['seconds_per_step']:.3g}"
+        rows.append([name, f"{st['runs'] - st['runs_left']} / {st['runs']}",
+                     f"{st['evaluations_done']} / {st['evaluations']}", str(st["steps_left"]), rate, eta])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines += [f"pending in {n}: {stages[n]['pending']}" for n in order if stages[n].get("pending")]
+    return lines
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A study file (choice.json, floors.json, ...) or None when absent; a corrupt one names itself."""
+    return read_json(path, f"delete {path} to make it again") if path.is_file() else None
