@@ -8,6 +8,7 @@ in its own folder, :class:`Sweep` + :func:`run_sweep` a grid of them times seeds
 from types import ModuleType
 
 from .ab_audio import ab_audio_command
+from .ab_images import ab_images_command
 from .audio import DIFFWAVE, AudioConfig, AudioExperiment
 from .core import (
     PROFILES,
@@ -51,6 +52,9 @@ COMMANDS: dict[str, tuple[ModuleType, str]] = {
                                "shows what is left"),
     "ab-audio": (ab_audio_command, "Table 2's protocol at CPU scale: pretrain -> screen lambdas on seed 0 -> 5 "
                                    "evaluation seeds, paired differences; resumable; --status shows what is left"),
+    "ab-images": (ab_images_command, "Table 1's protocol at CPU scale on offline stand-ins: pretrain -> screen "
+                                     "strengths on seed 0 -> 3 evaluation seeds, paired differences, peers; "
+                                     "resumable; --status"),
 }
 
 __all__ = [

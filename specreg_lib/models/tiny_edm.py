@@ -19,14 +19,21 @@ AUGMENT_RECORD = dict(p=0.12, xflip=1e8, yflip=1, scale=1, rotate_frac=1, aniso=
 
 
 def write_tiny_checkpoint(path: str | os.PathLike, family: str = "vp", resolution: int = 16, channels: int = 16,
-                          label_dim: int = 0, img_channels: int = 3) -> Path:
+                          label_dim: int = 0, img_channels: int = 3, channel_mult: tuple[int, ...] = (1, 2),
+                          attn_resolutions: tuple[int, ...] | None = None, dropout: float = 0.1,
+                          seed: int = TINY_SEED) -> Path:
     """A small DDPM++ ("vp") or NCSN++ ("ve") SongUNet under EDMPrecond with augment_dim 9, written with
-    ``save_edm_checkpoint`` (loads back with ``load_edm_checkpoint``); weights from a fixed seed."""
+    ``save_edm_checkpoint`` (loads back with ``load_edm_checkpoint``); weights from ``seed``.
+
+    Defaults: two levels (``channel_mult`` (1, 2)), one block each, attention at half the resolution
+    (``attn_resolutions=None``; ``()`` for none), dropout 0.1. Also the from-scratch initialisation of the image
+    study's pretraining (experiments/ab_images)."""
     base = {"vp": DDPMPP, "ve": NCSNPP}[family]
-    kwargs = {**base, "model_channels": channels, "channel_mult": [1, 2], "num_blocks": 1,
-              "attn_resolutions": [resolution // 2], "dropout": 0.1}
+    attn = [resolution // 2] if attn_resolutions is None else list(attn_resolutions)
+    kwargs = {**base, "model_channels": channels, "channel_mult": list(channel_mult), "num_blocks": 1,
+              "attn_resolutions": attn, "dropout": dropout}
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(TINY_SEED)
+        torch.manual_seed(seed)
         unet = SongUNet(img_resolution=resolution, in_channels=img_channels, out_channels=img_channels,
                         label_dim=label_dim, augment_dim=9, **kwargs)
     net = EDMDenoiser(unet, "edm")

@@ -110,7 +110,9 @@ def count_stage(experiment: Experiment, root: Path, configs: list[Any], pending_
         if state in ("done", "trained"):
             left = 0
         else:
-            at = checkpoint_step(run_dir(experiment, cfg, root) / "checkpoint.pt") if state == "partial" else None
+            # a run another worker is training ("running") has a checkpoint too
+            at = checkpoint_step(run_dir(experiment, cfg, root) / "checkpoint.pt") if state in ("partial",
+                                                                                             "running") else None
             left = steps - (at or 0)
         key = experiment.run_hash(cfg)
         runs[key] = (steps, min(left, runs.get(key, (steps, left))[1]))
