@@ -1,0 +1,192 @@
+"""The image A/B study (specreg_lib/experiments/ab_images): the rule against hand-worked cases and the doc, the
+stand-ins' 8-bit round trip through EDM's zip layout, the metrics' zero points, the strengths against gradient norms
+computed here with torch.autograd, and the smoke study end to end (every stage, choice written before evaluation,
+a table with every variant, a rerun that trains nothing, a status with nothing left, the door's one-line errors)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from specreg_lib.data.edm_datasets import EDMImageDataset
+from specreg_lib.experiments.ab_images import RULE, ab_images_plan, ab_status, ab_table, choose, run_study
+from specreg_lib.experiments.ab_images.experiment import (
+    AB_IMAGES,
+    STANDINS,
+    TRAIN_SEED,
+    AbEvaluate,
+    ensure_dataset,
+    quantize,
+    score,
+)
+from specreg_lib.experiments.ab_images.plan import BASELINE, PlanError, Point, finetune_config, regularized
+from specreg_lib.experiments.ab_images.study import StageNotReady, variant_name
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "ab_images.md"
+
+
+def test_rule_is_the_documented_rule_and_picks_by_hand_worked_cases() -> None:
+    assert " ".join(RULE.split()) in " ".join(DOC.read_text().split())
+    base = {"feature_distance": 2.0, "log_distance": 0.5}
+    screen = {1.0: {"feature_distance": 2.31, "log_distance": 0.1},  # best target, guard above 2.0 + 0.3
+              0.1: {"feature_distance": 2.3, "log_distance": 0.4},  # on the limit: a candidate
+              0.01: {"feature_distance": 1.9, "log_distance": 0.45}}
+    got = choose(screen, base, 0.3)
+    assert (got["lambda"], got["guard_failed"], got["candidates"]) == (0.1, False, [0.01, 0.1])
+    tie = {0.1: {"feature_distance": 2.0, "log_distance": 0.400001}, 0.01: {"feature_distance": 2.0,
+                                                                           "log_distance": 0.400004}}
+    assert choose(tie, base, 0.0)["lambda"] == 0.01  # equal to 4 significant digits: the smaller strength
+    failed = choose({1.0: {"feature_distance": 9.0, "log_distance": 0.1}}, base, 0.1)
+    assert failed["lambda"] == 1.0 and failed["guard_failed"] and math.isclose(failed["limit"], 2.1)
+    with pytest.raises(ValueError, match="noise floor"):
+        choose(screen, base, -1.0)
+
+
+def test_plan_refuses_bad_values() -> None:
+    with pytest.raises(PlanError, match="screening seed"):
+        ab_images_plan("smoke", eval_seeds=(0, 1))
+    with pytest.raises(PlanError, match="unknown regularizer"):
+        ab_images_plan("smoke", peers=("no_such_kind",))
+    with pytest.raises(PlanError, match="strengths"):
+        ab_images_plan("smoke", strengths=(0.1, 0.1))
+    with pytest.raises(PlanError, match="unknown profile"):
+        ab_images_plan("paper")
+
+
+@pytest.mark.parametrize("name", list(STANDINS))
+def test_stand_in_zip_holds_exactly_the_quantised_draw(name, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SPECREG_ROOT", str(tmp_path))
+    path = ensure_dataset(name, 16, 12)
+    ds = EDMImageDataset(path, use_labels=False)
+    got = torch.stack([ds[i][0] for i in range(len(ds))])
+    want = STANDINS[name].draw(12, 16, TRAIN_SEED, held_out=False)
+    assert got.shape == (12, STANDINS[name].channels, 16, 16)
+    assert torch.equal(got, want)  # the PNGs hold the 8-bit values the reference and samples are quantised to
+    # quantize is EDM's uint8 / 127.5 - 1 of round-to-nearest levels: idempotent, at most half a level away
+    x = torch.rand(4, 3, 8, 8) * 2 - 1
+    q = quantize(x)
+    assert torch.equal(quantize(q), q) and float((q - x).abs().max()) <= 0.5 / 127.5 + 1e-6
+    levels = (q + 1) * 127.5
+    assert torch.allclose(levels, levels.round(), atol=1e-4)
+    assert int(levels.round().min()) >= 0 and int(levels.round().max()) <= 255
+    ensure_dataset(name, 16, 12)  # present: not rebuilt
+    assert EDMImageDataset(path, use_labels=False)[3][0].equal(want[3])
+
+
+def test_metrics_of_a_set_against_itself_are_at_their_zero_points() -> None:
+    x = quantize(STANDINS["dead_leaves"].draw(64, 16, 5, held_out=True))
+    m = score(x, x, x, AbEvaluate(n_reference=64))
+    assert m["log_distance"] == 0.0 and m["hf_ratio"] == 1.0 and m["laplacian_ratio"] == 1.0
+    assert m["hf_error"] == 0.0 and m["laplacian_error"] == 0.0
+    assert abs(m["feature_distance"]) < 1e-6  # sqrtm round-off; a real difference is >= 1e-3 here
+    assert m["copy_share"] == 1.0  # every sample is its own training image
+    blurred = torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    mb = score(blurred, x, None, AbEvaluate(n_reference=64))
+    assert mb["hf_ratio"] < 0.5 and mb["laplacian_ratio"] < 0.5 and "copy_share" not in mb
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ab_images")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SPECREG_ROOT", str(root))
+    plan = ab_images_plan("smoke", kinds=("amp",), peers=("pixel_l1",))  # every stage, fewer variants
+    try:
+        with pytest.raises(StageNotReady, match="pretrain"):
+            run_study(plan, root / "ck", stage="screen", say=lambda _: None)
+        assert ab_status(plan, root / "ck")["stages"]["pretrain"]["runs_left"] == 2
+        run_study(plan, root / "ck", say=lambda _: None)
+        yield plan, root / "ck"
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def study(smoke, monkeypatch):
+    """The smoke study, with $SPECREG_ROOT as it was built under (conftest clears it for every test): the stand-in
+    zips resolve there, and their paths are part of every run's config."""
+    plan, root = smoke
+    monkeypatch.setenv("SPECREG_ROOT", str(root.parent))
+    return plan, root
+
+
+@pytest.mark.slow
+def test_smoke_study_runs_every_stage_and_tabulates_every_variant(study) -> None:
+    plan, root = study
+    files = root / "ab_images" / "smoke"
+    variants = {BASELINE, *(f"{v}/{w}" for v, w in regularized(plan))}
+    assert len(variants) == 4  # baseline, amp weighted and unweighted, pixel_l1
+    for d in plan.datasets:
+        table = ab_table(plan, root, d)
+        assert set(table["variant"]) == variants
+        rows = table[table["metric"] == "log_distance"]
+        assert np.isfinite(rows["mean"]).all() and rows["floor"].notna().all()
+        assert np.isfinite(rows[rows["variant"] != BASELINE]["diff"]).all()
+        record = json.loads((files / f"choice-{d}.json").read_text())
+        assert record["rule"] == RULE and set(record["chosen"]) == variants - {BASELINE}
+        calib = json.loads((files / f"calibration-{d}.json").read_text())
+        for key, c in record["chosen"].items():
+            # the chosen strength's lambda is the calibrated one, and lambda x (gradient ratio) = the strength
+            assert c["strength"] in plan.strengths and c["lambda"] == calib["lambdas"][key][str(c["strength"])]
+            assert math.isclose(c["lambda"] * calib["grad_ratio"][key], c["strength"], rel_tol=0.06)
+        # the choice was written before any evaluation seed trained
+        choice_time = (files / f"choice-{d}.json").stat().st_mtime
+        for seed in plan.eval_seeds:
+            cfg = finetune_config(plan, root, Point(d, BASELINE, None, None, None, seed))
+            from specreg_lib.experiments.core.runs import run_dir
+
+            assert (run_dir(AB_IMAGES, cfg, root) / "config.json").stat().st_mtime >= choice_time
+    status = ab_status(plan, root)
+    assert all(st["runs_left"] == 0 and st["eta_seconds"] == 0 for st in status["stages"].values())
+
+
+@pytest.mark.slow
+def test_strength_is_a_gradient_norm_ratio_measured_independently(study) -> None:
+    """Recompute ||grad w L_S|| / ||grad L_EDM|| for amp/weighted on the calibration's first batch with autograd
+    (not term_table): the calibration's ratio is the mean over its batches, so with 1 batch (smoke) it is equal."""
+    plan, root = study
+    d = "dead_leaves"
+    cfg = finetune_config(plan, root, Point(d, "amp", "weighted", 1.0, 1.0, plan.screen_seed))
+    net = AB_IMAGES.build_model(cfg).eval()
+    y, cond = AB_IMAGES.build_data(cfg)(cfg.train.batch_size, torch.Generator().manual_seed(plan.screen_seed))
+    loss = AB_IMAGES.build_loss(cfg)
+    parts = loss(net, y, cond, generator=torch.Generator().manual_seed(0), return_parts=True)
+    params = [p for p in net.parameters() if p.requires_grad]
+
+    def norm(t: torch.Tensor) -> float:
+        grads = torch.autograd.grad(t, params, retain_graph=True, allow_unused=True)
+        return math.sqrt(sum(float(g.double().square().sum()) for g in grads if g is not None))
+
+    ratio = norm((parts["weight"] * parts["spectral"]).mean()) / norm(parts["diffusion"].mean())
+    calib = json.loads((root / "ab_images" / "smoke" / f"calibration-{d}.json").read_text())
+    assert math.isclose(calib["grad_ratio"]["amp/weighted"], ratio, rel_tol=1e-4)
+
+
+@pytest.mark.slow
+def test_rerun_trains_nothing_and_variants_differ(study) -> None:
+    plan, root = study
+    said: list[str] = []
+    run_study(plan, root, say=said.append)
+    assert said == []  # every run is only re-read
+    from specreg_lib.experiments.ab_images.study import evaluate_configs
+    from specreg_lib.experiments.core.runs import run
+
+    samples = {variant_name(c): run(AB_IMAGES, c, root).samples for c in evaluate_configs(plan, root, "photos")}
+    base = samples.pop(BASELINE)
+    assert all(not torch.equal(s, base) for s in samples.values())  # the term changes the fine-tune's samples
+
+
+def test_door_errors_are_one_line(tmp_path, monkeypatch, capsys) -> None:
+    from specreg_lib.kit.cli import main
+
+    monkeypatch.setenv("SPECREG_ROOT", str(tmp_path))
+    assert main(["ab-images", "--profile", "smoke", "--stage", "evaluate", "--root", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--stage screen first" in err[0]
+    assert main(["ab-images", "--profile", "smoke", "--status", "--root", str(tmp_path / "r")]) == 0
+    assert "pretrain" in capsys.readouterr().out
