@@ -95,7 +95,7 @@ def smoke(tmp_path_factory):
     root = tmp_path_factory.mktemp("ab_images")
     mp = pytest.MonkeyPatch()
     mp.setenv("SPECREG_ROOT", str(root))
-    plan = ab_images_plan("smoke", kinds=("amp",), peers=("pixel_l1",))  # every stage, fewer variants
+    plan = ab_images_plan("smoke", kinds=("amp_phase", "haar"), peers=("pixel_l1",))  # every stage, fewer variants
     try:
         with pytest.raises(StageNotReady, match="pretrain"):
             run_study(plan, root / "ck", stage="screen", say=lambda _: None)
@@ -120,7 +120,7 @@ def test_smoke_study_runs_every_stage_and_tabulates_every_variant(study) -> None
     plan, root = study
     files = root / "ab_images" / "smoke"
     variants = {BASELINE, *(f"{v}/{w}" for v, w in regularized(plan))}
-    assert len(variants) == 4  # baseline, amp weighted and unweighted, pixel_l1
+    assert len(variants) == 6  # baseline, amp_phase and haar weighted and unweighted, pixel_l1
     for d in plan.datasets:
         table = ab_table(plan, root, d)
         assert set(table["variant"]) == variants
@@ -151,7 +151,7 @@ def test_strength_is_a_gradient_norm_ratio_measured_independently(study) -> None
     (not term_table): the calibration's ratio is the mean over its batches, so with 1 batch (smoke) it is equal."""
     plan, root = study
     d = "dead_leaves"
-    cfg = finetune_config(plan, root, Point(d, "amp", "weighted", 1.0, 1.0, plan.screen_seed))
+    cfg = finetune_config(plan, root, Point(d, "amp_phase", "weighted", 1.0, 1.0, plan.screen_seed))
     net = AB_IMAGES.build_model(cfg).eval()
     y, cond = AB_IMAGES.build_data(cfg)(cfg.train.batch_size, torch.Generator().manual_seed(plan.screen_seed))
     loss = AB_IMAGES.build_loss(cfg)
@@ -164,7 +164,7 @@ def test_strength_is_a_gradient_norm_ratio_measured_independently(study) -> None
 
     ratio = norm((parts["weight"] * parts["spectral"]).mean()) / norm(parts["diffusion"].mean())
     calib = json.loads((root / "ab_images" / "smoke" / f"calibration-{d}.json").read_text())
-    assert math.isclose(calib["grad_ratio"]["amp/weighted"], ratio, rel_tol=1e-4)
+    assert math.isclose(calib["grad_ratio"]["amp_phase/weighted"], ratio, rel_tol=1e-4)
 
 
 @pytest.mark.slow
@@ -190,3 +190,76 @@ def test_door_errors_are_one_line(tmp_path, monkeypatch, capsys) -> None:
     assert len(err) == 1 and "--stage screen first" in err[0]
     assert main(["ab-images", "--profile", "smoke", "--status", "--root", str(tmp_path / "r")]) == 0
     assert "pretrain" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ablation_rows_follow_the_ranking_and_pair_with_their_references(study) -> None:
+    from specreg_lib.experiments.ab_images.ablate import ablation_configs, ablation_table, ranking, row_lambdas
+
+    plan, root = study
+    ranked = ranking(plan, root)
+    assert [v for v, _ in ranked] != [] and all(d0 <= d1 for (_, d0), (_, d1) in zip(ranked, ranked[1:]))
+    record = json.loads((root / "ab_images" / "smoke" / "ablation-dead_leaves.json").read_text())
+    assert record == json.loads(json.dumps(row_lambdas(plan, root, write=False)))
+    names = [r["name"] for r in record["rows"]]
+    best, worst = ranked[0][0], ranked[-1][0]
+    for v in {best, worst}:
+        assert f"{v}: five steps" in names and f"{v}: 4x longer" in names and any(
+            n.startswith(f"{v}: low-noise gate") for n in names)
+        assert (f"{v}: bins sum" in names) == v.startswith("haar/")  # a Fourier kind's reduction is a rescaling
+    assert sum(n.endswith("coupling global") or n.endswith("phase_eps 0.1") for n in names) == 2
+    assert sum(n.endswith("levels 1") or n.endswith("levels 3") for n in names) == 2
+    chosen = json.loads((root / "ab_images" / "smoke" / "choice-dead_leaves.json").read_text())["chosen"]
+    for r in record["rows"]:  # same-strength rows: lambda x (the changed term's gradient ratio) = the strength
+        if r["same_strength"]:
+            strength = chosen[r["variant"]]["strength"]
+            assert math.isclose(record["lambdas"][r["name"]] * record["grad_ratio"][r["name"]], strength, rel_tol=0.06)
+        else:
+            assert record["lambdas"][r["name"]] == chosen[r["variant"]]["lambda"]
+    configs = ablation_configs(plan, root, write=False)
+    five = next(n for n in names if n.endswith("five steps"))
+    assert AB_IMAGES.train_config(configs[(five, 1)]).steps == 5
+    assert AB_IMAGES.train_config(configs[("baseline: five steps", 1)]).steps == 5
+    assert configs[("baseline: five steps", 1)].regularizer is None
+    table = ablation_table(plan, root)
+    assert set(table["row"]) == set(names) and set(table["against"]) == {"variant", "reference"}
+    assert np.isfinite(table[table["metric"] == "log_distance"]["diff"]).all()
+
+
+@pytest.mark.parametrize("kind,options", [("amp", {}), ("amp_phase", {}), ("amp_phase", {"coupling": "global"})])
+def test_fft_norm_only_rescales_the_loss(kind, options) -> None:
+    """Why the ablation has no FFT-norm row: under "ortho" L_S (and its gradient) is exactly 1/sqrt(H W) times
+    L_S under "backward", for every input: a lambda convention, not another objective."""
+    from specreg_lib.spectral import SpectralLoss
+
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.randn(3, 2, 12, 10, generator=g, dtype=torch.float64) for _ in range(2))
+    x.requires_grad_(True)
+    ortho = SpectralLoss(kind, norm="ortho", **options)(x, y)
+    (g_o,) = torch.autograd.grad(ortho.sum(), x)
+    backward = SpectralLoss(kind, norm="backward", **options)(x, y)
+    (g_b,) = torch.autograd.grad(backward.sum(), x)
+    assert torch.allclose(ortho, backward / math.sqrt(120), rtol=1e-12)
+    assert torch.allclose(g_o, g_b / math.sqrt(120), rtol=1e-9, atol=1e-15)
+
+
+def test_a_diverged_run_is_recorded_once_and_never_retried(tmp_path, monkeypatch) -> None:
+    from specreg_lib.experiments.core import study as core_study
+    from specreg_lib.training.loop import NonFiniteSteps
+
+    cfgs = [AB_IMAGES.config("smoke", {"train.seed": s}) for s in (1, 2)]
+    calls = []
+
+    def fake_run(experiment, cfg, root, wait=False):
+        calls.append(cfg.train.seed)
+        raise NonFiniteSteps(f"seed {cfg.train.seed}: 5 of 5 steps skipped as non-finite")
+
+    monkeypatch.setattr(core_study, "run", fake_run)
+    monkeypatch.setattr(core_study, "run_state", lambda *a: ("missing", ""))
+    out = core_study.run_all(AB_IMAGES, tmp_path, cfgs, tmp_path / "study", lambda _: None, allow_divergence=True)
+    assert out == [None, None] and calls == [1, 2]
+    assert "5 of 5 steps" in core_study.diverged(AB_IMAGES, cfgs[0], tmp_path, tmp_path / "study")["error"]
+    core_study.run_all(AB_IMAGES, tmp_path, cfgs, tmp_path / "study", lambda _: None, allow_divergence=True)
+    assert calls == [1, 2]  # recorded: not retried
+    with pytest.raises(NonFiniteSteps):  # a study that does not allow divergence stops on it
+        core_study.run_all(AB_IMAGES, tmp_path / "other", cfgs, tmp_path / "s2", lambda _: None)

@@ -32,7 +32,7 @@ KINDS = ("amp", "amp_phase", "haar", "bior1.3")  # Eqs. 14-16, the paper's four 
 WEIGHTINGS = ("weighted", "unweighted")  # w = lambda_EDM(sigma) (the EDM experiment's default) or 1
 PEERS = ("pixel_l1", "dct_multiscale", "focal_freq", "facl")  # registered kinds (spectral/image_peers.py)
 PEER_WEIGHTING = "weighted"  # the peers take EDM's own weighting, as k-diffusion's multiscale loss does
-STAGES = ("pretrain", "screen", "evaluate")
+STAGES = ("pretrain", "screen", "evaluate", "ablate")
 
 
 class PlanError(InputError, ValueError):

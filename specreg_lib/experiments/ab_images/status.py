@@ -12,6 +12,7 @@ from typing import Any
 
 from ...io import read_json
 from ..core.study import NO_MEASUREMENT, count_stage, estimate, format_duration, format_stages, median
+from .ablate import ABLATE_DATASET, ablation_configs
 from .experiment import AB_IMAGES
 from .plan import BASELINE, STAGES, AbImagesPlan, Point, finetune_config, pretrain_config, regularized, study_dir
 from .study import choice, evaluate_configs, lambdas_of, screen_points
@@ -40,17 +41,25 @@ def ab_status(plan: AbImagesPlan, root: str | Path) -> dict[str, Any]:
         return count_stage(AB_IMAGES, root, configs, sum(n for n, _ in p.values()), sum(n * s for n, s in
                            p.values()), {d: n for d, (n, _) in p.items()}, lambda cfg: cfg.data.dataset)
 
+    ablation = ablation_configs(plan, root, write=False) if ABLATE_DATASET in plan.datasets else {}
     stages = {"pretrain": count([pretrain_config(plan, root, d) for d in plan.datasets], "pretrain"),
-              "screen": count(screen, "screen"), "evaluate": count(evaluate, "evaluate")}
+              "screen": count(screen, "screen"), "evaluate": count(evaluate, "evaluate"),
+              "ablate": count(list((ablation or {}).values()), "ablate")}
     timing = [read_json(p) for p in sorted((study_dir(plan, root) / "timings").glob("*.json"))]
     per_eval = {d: median([t["eval_seconds"] for t in timing if t.get("dataset") == d]) for d in plan.datasets}
     ft_rate = median(stages["screen"]["rates"] + stages["evaluate"]["rates"])
     total = estimate(stages, per_eval, lambda name, st: median(st["rates"]) if name == "pretrain" else ft_rate)
+    if ablation is None:  # its rows follow from the evaluation of ABLATE_DATASET: not known yet, no estimate
+        stages["ablate"]["eta_seconds"], total = None, None
+        stages["ablate"]["unmeasured"] = [f"its rows are known after the evaluation of {ABLATE_DATASET}"]
     for name in STAGES:
         p = pend.get(name, {})
         why = {"screen": "regularized runs (lambdas from the calibration after pretraining)",
                "evaluate": "runs (strengths chosen by the rule after the screen)"}.get(name, "")
         stages[name]["pending"] = ", ".join(f"{d}: {n} {why}" for d, (n, _) in p.items())
+    if ablation is None:
+        stages["ablate"]["pending"] = (f"up to 14 runs per evaluation seed on the best and worst kinds of "
+                                       f"{ABLATE_DATASET} (docs/ab_images.md, Ablation)")
     chosen = {}
     for d in plan.datasets:
         record = choice(plan, root, d, write=False)

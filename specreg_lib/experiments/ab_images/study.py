@@ -16,6 +16,7 @@ results), so killing the study and starting it again resumes every run from its 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from ...training.checkpoint import load_checkpoint
 from ..core.compare import compare
 from ..core.config import resolve_variant
 from ..core.runs import RunResult, run, run_state, snapshot_path
-from ..core.study import read_record
+from ..core.study import diverged, read_record
 from ..core.study import run_all as study_run_all
 from .experiment import (
     AB_IMAGES,
@@ -70,7 +71,20 @@ class StageNotReady(PlanError):
 def run_all(plan: AbImagesPlan, root: Path, configs: list[Any], say: Callable[[str], None]) -> list[RunResult]:
     """:func:`..core.study.run_all` on the image experiment, timings (per stand-in) in the study's folder."""
     return study_run_all(AB_IMAGES, root, configs, study_dir(plan, root), say,
-                         lambda cfg, res: {"dataset": cfg.data.dataset, "n_samples": res.metrics["n_samples"]})
+                         lambda cfg, res: {"dataset": cfg.data.dataset, "n_samples": res.metrics["n_samples"]},
+                         allow_divergence=True)
+
+
+DIVERGED = {m: math.inf for m in METRICS}  # a diverged run's metrics: it fails every guard and is never chosen
+
+
+def run_metrics(plan: AbImagesPlan, root: Path, cfg: Any) -> dict[str, Any] | None:
+    """A finished run's metrics (only re-read), :data:`DIVERGED` for a run that diverged, None while not done."""
+    if diverged(AB_IMAGES, cfg, root, study_dir(plan, root)):
+        return DIVERGED
+    if run_state(AB_IMAGES, cfg, root)[0] != "done":
+        return None
+    return run(AB_IMAGES, cfg, root).metrics
 
 
 # -- stage 1: pretrain ----------------------------------------------------------------------------------------
@@ -202,10 +216,10 @@ def screen_metrics(plan: AbImagesPlan, root: Path, dataset: str) -> dict[tuple, 
         return None
     out = {}
     for p in screen_points(plan, dataset, lambdas):
-        cfg = finetune_config(plan, root, p)
-        if run_state(AB_IMAGES, cfg, root)[0] != "done":
+        m = run_metrics(plan, root, finetune_config(plan, root, p))
+        if m is None:
             return None
-        out[p.row] = run(AB_IMAGES, cfg, root).metrics  # only re-read
+        out[p.row] = m
     return out
 
 
@@ -260,7 +274,9 @@ def run_evaluate(plan: AbImagesPlan, root: Path, say: Callable[[str], None] = pr
 
 def run_study(plan: AbImagesPlan, root: str | Path, stage: str = "all", say: Callable[[str], None] = print
               ) -> list[RunResult]:
-    """Run ``stage`` ("pretrain" | "screen" | "evaluate") or every stage in order ("all")."""
+    """Run ``stage`` ("pretrain" | "screen" | "evaluate" | "ablate") or every stage in order ("all")."""
+    from .ablate import run_ablate
+
     root = Path(root)
     out: list[RunResult] = []
     if stage in ("pretrain", "all"):
@@ -269,6 +285,8 @@ def run_study(plan: AbImagesPlan, root: str | Path, stage: str = "all", say: Cal
         out = run_screen(plan, root, say)
     if stage in ("evaluate", "all"):
         out = run_evaluate(plan, root, say)
+    if stage in ("ablate", "all"):
+        out = run_ablate(plan, root, say)
     return out
 
 
@@ -300,8 +318,9 @@ def ab_table(plan: AbImagesPlan, root: str | Path, dataset: str, alpha: float = 
     configs = evaluate_configs(plan, root, dataset, write=False) or []
     values: dict[tuple, dict[int, dict[str, float]]] = {}
     for cfg in configs:
-        if run_state(AB_IMAGES, cfg, root)[0] == "done":
-            values.setdefault((variant_name(cfg),), {})[cfg.train.seed] = run(AB_IMAGES, cfg, root).metrics
+        m = run_metrics(plan, root, cfg)
+        if m is not None:  # a diverged evaluation run enters as inf: its mean and difference say so
+            values.setdefault((variant_name(cfg),), {})[cfg.train.seed] = m
     floors = noise_floors(plan, root, dataset, write=False)["held_out"] if values else {}
     metrics = [m for m in METRICS if any(m in r for by_seed in values.values() for r in by_seed.values())]
     numeric = {k: {s: {m: float(v[m]) for m in metrics if m in v} for s, v in by_seed.items()}

@@ -29,22 +29,50 @@ def timing_path(experiment: Experiment, cfg: Any, root: Path, study: Path) -> Pa
     return study / "timings" / f"{res.parent.parent.name}-{res.name}.json"
 
 
+def diverged_path(experiment: Experiment, cfg: Any, root: Path, study: Path) -> Path:
+    """``<study>/diverged/<run folder>.json``: the record of a run that skipped most of its steps as non-finite."""
+    return study / "diverged" / f"{run_dir(experiment, cfg, root).name}.json"
+
+
+def diverged(experiment: Experiment, cfg: Any, root: Path, study: Path) -> dict[str, Any] | None:
+    """The divergence record of ``cfg``'s run (what the training loop said), or None if it did not diverge."""
+    return read_record(diverged_path(experiment, cfg, root, study))
+
+
 def run_all(experiment: Experiment, root: Path, configs: list[Any], study: Path, say: Callable[[str], None],
-            timing: Callable[[Any, RunResult], Mapping[str, Any]] = lambda cfg, res: {}) -> list[RunResult]:
+            timing: Callable[[Any, RunResult], Mapping[str, Any]] = lambda cfg, res: {},
+            allow_divergence: bool = False) -> list[RunResult | None]:
     """Run (resume, or re-read) each config; one held by another worker is put off and awaited at the end.
 
     The seconds an evaluation took (wall time less training time) are written to :func:`timing_path` with the
-    fields ``timing(cfg, result)`` adds (e.g. the schedule), for the status estimate."""
-    results: dict[int, RunResult] = {}
+    fields ``timing(cfg, result)`` adds (e.g. the schedule), for the status estimate. ``allow_divergence``: a run
+    the training loop stops as non-finite (``NonFiniteSteps``: a term too strong for the net) is recorded in
+    :func:`diverged_path` and not retried, and its result is None (a screen treats it as failing every guard);
+    otherwise the error ends the study."""
+    from ...training.loop import NonFiniteSteps
+
+    results: dict[int, RunResult | None] = {}
     later = []
 
     def one(k: int, wait: bool) -> None:
         cfg = configs[k]
+        if allow_divergence and diverged(experiment, cfg, root, study):
+            results[k] = None
+            return
         before = run_state(experiment, cfg, root)[0]
         t0 = time.perf_counter()
         if before != "done":
             say(f"[{k + 1}/{len(configs)}] {experiment.label(cfg)}: {before}")
-        results[k] = res = run(experiment, cfg, root, wait=wait)
+        try:
+            results[k] = res = run(experiment, cfg, root, wait=wait)
+        except NonFiniteSteps as err:
+            if not allow_divergence:
+                raise
+            write_json(diverged_path(experiment, cfg, root, study), {"run": run_dir(experiment, cfg, root).name,
+                                                                     "error": str(err)})
+            say(f"[{k + 1}/{len(configs)}] {experiment.label(cfg)}: diverged ({err})")
+            results[k] = None
+            return
         if before in ("missing", "partial", "trained"):
             trained = res.metrics.get("train_seconds", 0.0) if before != "trained" else 0.0
             write_json(timing_path(experiment, cfg, root, study),

@@ -1,0 +1,432 @@
+"""The toy front (issue 21, item 5): spectral log distance against the share of valid checkerboards across lambda,
+for each of the paper's kinds and each image peer, with 3 evaluation seeds at the point a pre-registered rule picks.
+
+Why a front: one ratio at one lambda (0.70 for amp_phase, ``figures/cpu/02_checkerboard_toy``) cannot say whether a
+kind trades structure for spectrum or gets both; a line per kind across lambda can. Built on the ``checkerboard``
+experiment with overrides only (its own profiles and run hashes are untouched): a cheaper setting (32x32
+checkerboards, a 64-channel net, fewer steps; docs/ab_images.md "Toy front" gives the measured cost).
+
+* ``screen`` (seed 0): the baseline, and every kind and peer at the lambdas that give its gradient the strengths
+  ``plan.strengths`` relative to the diffusion gradient at the seed-0 initial net (:func:`calibrate`): a lambda
+  means nothing across kinds, a gradient ratio does.
+* the rule (:data:`RULE`, quoted in the docs) picks one lambda per kind from the complete screen; ``choice.json``
+  records it before any evaluation seed trains.
+* ``evaluate``: the baseline and every kind and peer at its chosen lambda on seeds 1, 2, 3 (latents depend on the
+  seed only, so variants of one seed are paired); :func:`front_table` gives paired differences to the baseline.
+
+Every run goes through ``core.runs.run`` (``<root>/checkerboard/<label>_<hash>/``: resumable, cached); the study's
+own files live in ``<root>/toy_front/<profile>/``. Run it with ``python -m specreg_lib.experiments.toy.front``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...diffusion.balance import term_balance
+from ...errors import InputError
+from ...io import read_json, resolve_repo_path, write_json
+from ..core.compare import compare
+from ..core.config import config_hash
+from ..core.runs import RunResult, results_dir, run_state
+from ..core.study import (
+    NO_MEASUREMENT,
+    choose_setting,
+    count_stage,
+    estimate,
+    format_duration,
+    format_stages,
+    median,
+    read_record,
+    run_all,
+)
+from .experiment import CHECKERBOARD, TOY_GLOSSARY, ToyConfig
+
+BASELINE = "baseline"
+KINDS = ("amp", "amp_phase", "haar", "bior1.3")  # Eqs. 14-16 (TOY_VARIANTS)
+PEERS = ("pixel_l1", "dct_multiscale", "focal_freq", "facl")  # registered kinds (spectral/image_peers.py)
+STAGES = ("screen", "evaluate")
+METRICS = ("log_distance", "valid_fraction", "binariness")
+
+RULE = ("For each kind and peer (amp, amp_phase, haar, bior1.3, pixel_l1, dct_multiscale, focal_freq, facl), among "
+        "its lambdas screened on seed 0, the candidates are those whose valid_fraction is at least the baseline's "
+        "valid_fraction minus the valid_fraction noise floor (the binomial floor of the baseline's rate). The chosen "
+        "lambda is the candidate with the lowest log_distance; log_distance values equal to 4 significant digits "
+        "are a tie, won by the smaller lambda. When no lambda is a candidate, the smallest lambda is chosen and the "
+        "kind is marked \"guard failed\".")
+
+
+class FrontError(InputError, ValueError):
+    """A front plan value outside its choices, or a stage asked for before the one it needs."""
+
+
+@dataclass(frozen=True)
+class FrontPlan:
+    """The front: the checkerboard profile it builds on, its overrides, the kinds, strengths and seeds."""
+
+    profile: str = "smoke"
+    base_profile: str = "smoke"  # the checkerboard experiment's profile every config starts from
+    overrides: tuple[tuple[str, Any], ...] = ()  # dotted overrides of every run
+    kinds: tuple[str, ...] = KINDS
+    peers: tuple[str, ...] = PEERS
+    strengths: tuple[float, ...] = (0.1, 1.0)  # ||grad w L_S|| / ||grad L_diff|| at lambda; rho -> lambda
+    screen_seed: int = 0
+    eval_seeds: tuple[int, ...] = (1, 2, 3)
+    calibration_batches: int = 8  # training batches the gradient ratio is averaged over
+
+    def __post_init__(self) -> None:
+        if not self.strengths or any(not (0 < s < math.inf) for s in self.strengths) or \
+                len(set(self.strengths)) != len(self.strengths):
+            raise FrontError(f"strengths {self.strengths}: need distinct finite values > 0")
+        if not self.eval_seeds or self.screen_seed in self.eval_seeds:
+            raise FrontError(f"eval_seeds {self.eval_seeds} must be non-empty and exclude the screening seed "
+                             f"{self.screen_seed}: a lambda is never scored on the seed that chose it")
+        if self.calibration_batches < 1:
+            raise FrontError(f"calibration_batches must be >= 1, got {self.calibration_batches}")
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return (*self.kinds, *self.peers)
+
+
+# cpu: 32x32 checkerboards (periods 4 and 8: 8 of them fit), a 64-channel net (1.2 M parameters) trained 1,500
+# steps at batch 16 with a 200-step EMA (decay 0.995), 128 samples (valid_fraction in steps of 1/128).
+_CPU = {"data.size": 32, "model.base_channels": 64, "train.steps": 1500, "train.warmup_steps": 100,
+        "train.ema_decay": 0.995, "train.checkpoint_every": 500, "train.progress": False, "sample.n_samples": 128,
+        "threads": 1}
+# smoke: the checkerboard smoke net (16 channels, T=20) at 32 px, 10 steps: the pipeline, not the effect
+_SMOKE = {"data.size": 32, "train.steps": 10, "threads": 1}
+PLANS = {
+    "smoke": FrontPlan("smoke", "smoke", tuple(_SMOKE.items()), eval_seeds=(1, 2), calibration_batches=1),
+    "cpu": FrontPlan("cpu", "cpu", tuple(_CPU.items()), strengths=(0.01, 0.03, 0.1, 0.3, 1.0)),
+}
+
+
+def front_plan(profile: str, **changes: Any) -> FrontPlan:
+    """The named plan (``smoke`` | ``cpu``) with ``changes`` to its fields (e.g. ``peers=()``)."""
+    if profile not in PLANS:
+        raise FrontError(f"unknown profile {profile!r} (--profile): choose one of {', '.join(PLANS)}")
+    return dataclasses.replace(PLANS[profile], **changes)
+
+
+def study_dir(plan: FrontPlan, root: str | Path) -> Path:
+    """``<root>/toy_front/<profile>/``: calibration.json, choice.json and timings/ of the plan."""
+    return Path(root) / "toy_front" / plan.profile
+
+
+def plan_hash(plan: FrontPlan) -> str:
+    return config_hash(dataclasses.asdict(plan))
+
+
+def run_config(plan: FrontPlan, variant: str, lambda_spec: float | None, seed: int) -> ToyConfig:
+    """One run: the baseline (``lambda_spec`` None) or a kind/peer at ``lambda_spec``, the toy's alpha_bar weighting."""
+    over: dict[str, Any] = {**dict(plan.overrides), "train.seed": seed}
+    if variant == BASELINE:
+        over["regularizer"] = None
+    else:
+        over |= {"regularizer": variant, "regularizer.lambda_spec": lambda_spec, "regularizer.weighting": "alpha_bar"}
+    return CHECKERBOARD.config(plan.base_profile, over)
+
+
+# -- calibration: strengths -> lambdas --------------------------------------------------------------------------
+
+
+def calibrate(plan: FrontPlan, root: str | Path, write: bool = True) -> dict[str, Any]:
+    """Per kind, r = mean ||grad w L_S|| / ||grad L_diff|| (lambda 1) at the seed-0 initial net (the one every
+    seed-0 run starts from) over the same batches, noise and steps t; lambda = rho / r to 2 significant digits.
+    Cached in calibration.json (``write=False``: read it, or compute in memory)."""
+    path = study_dir(plan, root) / "calibration.json"
+    record = read_record(path)
+    if record and record.get("plan") == plan_hash(plan):
+        return record
+    ratios = {}
+    for kind in plan.variants:
+        cfg = run_config(plan, kind, 1.0, plan.screen_seed)
+        torch.manual_seed(plan.screen_seed)  # as core.runs._train seeds the initial weights
+        net, loss, data = CHECKERBOARD.build_model(cfg), CHECKERBOARD.build_loss(cfg), CHECKERBOARD.build_data(cfg)
+        r = []
+        for b in range(plan.calibration_batches):
+            g = torch.Generator().manual_seed(b)
+            r.append(term_balance(loss, net, data(cfg.train.batch_size, g), generator=g)["grad_ratio"])
+        ratios[kind] = sum(r) / len(r)
+    lambdas = {k: [float(f"{rho / ratios[k]:.2g}") for rho in plan.strengths] for k in plan.variants}
+    record = {"plan": plan_hash(plan), "strengths": list(plan.strengths), "grad_ratio": ratios, "lambdas": lambdas}
+    if write:
+        write_json(path, record)
+    return record
+
+
+# -- the rule ----------------------------------------------------------------------------------------------------
+
+
+def valid_floor(valid_fraction: float, n: int) -> float:
+    """Noise floor of a difference of two valid fractions at ``n`` samples each, both at the baseline's rate:
+    sqrt(2 p (1 - p) / n), p = (k + 1) / (n + 2) with k = round(valid_fraction n) valid samples (Laplace's rule,
+    so a baseline at 0 or 100% still has a floor). Held-out data are all valid (floor 0), so the floor is binomial."""
+    k = round(valid_fraction * n)
+    p = (k + 1) / (n + 2)
+    return math.sqrt(2 * p * (1 - p) / n)
+
+
+def choose(screen: Mapping[float, Mapping[str, float]], baseline: Mapping[str, float], floor: float
+           ) -> dict[str, Any]:
+    """:data:`RULE` for one kind: ``screen`` lambda -> its seed-0 metrics. valid_fraction is "higher is better",
+    so the guard is the invalid share 1 - valid_fraction ("at most the baseline's plus the floor")."""
+    def inv(m: Mapping[str, float]) -> dict[str, float]:
+        return {"invalid": 1.0 - m["valid_fraction"], "log_distance": m["log_distance"]}
+
+    return choose_setting({lam: inv(m) for lam, m in screen.items()}, inv(baseline), floor, guard="invalid",
+                          target="log_distance")
+
+
+# -- stages ------------------------------------------------------------------------------------------------------
+
+
+def _metrics(cfg: ToyConfig, root: Path) -> dict[str, Any] | None:
+    """A finished run's metrics.json, or None (reads only)."""
+    if run_state(CHECKERBOARD, cfg, root)[0] != "done":
+        return None
+    return read_json(results_dir(CHECKERBOARD, cfg, root) / "metrics.json")
+
+
+def screen_configs(plan: FrontPlan, lambdas: Mapping[str, list[float]]) -> list[tuple[str, float | None, ToyConfig]]:
+    """(variant, lambda, config) of every seed-0 run: the baseline, then each kind at each of its lambdas."""
+    out = [(BASELINE, None, run_config(plan, BASELINE, None, plan.screen_seed))]
+    return out + [(k, lam, run_config(plan, k, lam, plan.screen_seed)) for k in plan.variants for lam in lambdas[k]]
+
+
+def screen_metrics(plan: FrontPlan, root: Path, write: bool = False) -> dict[tuple[str, float | None], Any]:
+    """(variant, lambda) -> metrics of the finished screening runs (missing ones left out)."""
+    lambdas = calibrate(plan, root, write)["lambdas"]
+    out = {}
+    for v, lam, cfg in screen_configs(plan, lambdas):
+        m = _metrics(cfg, root)
+        if m is not None:
+            out[(v, lam)] = m
+    return out
+
+
+def choice(plan: FrontPlan, root: Path, write: bool = True) -> dict[str, Any] | None:
+    """The rule's choice per kind (choice.json, written once from the complete screen), or None while the screen is
+    incomplete; ``write=False`` reads choice.json or computes the same choice in memory."""
+    path = study_dir(plan, root) / "choice.json"
+    record = read_record(path)
+    if record and record.get("plan") == plan_hash(plan):
+        return record
+    lambdas = calibrate(plan, root, write)["lambdas"]
+    metrics = screen_metrics(plan, root, write)
+    if len(metrics) < len(screen_configs(plan, lambdas)):
+        return None
+    base = metrics[(BASELINE, None)]
+    floor = valid_floor(base["valid_fraction"], run_config(plan, BASELINE, None, plan.screen_seed).sample.n_samples)
+    chosen = {k: choose({lam: metrics[(k, lam)] for lam in lambdas[k]}, base, floor) for k in plan.variants}
+    for k, c in chosen.items():
+        c["strength"] = plan.strengths[lambdas[k].index(c["lambda"])]
+    record = {"plan": plan_hash(plan), "rule": RULE, "valid_floor": floor, "chosen": chosen,
+              "baseline": {m: base[m] for m in METRICS},
+              "screen": [{"variant": v, "lambda": lam, **{m: x[m] for m in METRICS}} for (v, lam), x in metrics.items()]}
+    if write:
+        write_json(path, record)
+    return record
+
+
+def eval_configs(plan: FrontPlan, record: Mapping[str, Any]) -> list[tuple[str, ToyConfig]]:
+    """(variant, config) of the evaluation runs at the chosen lambdas; seeds outermost, so a partial stage already
+    holds complete pairs."""
+    return [(v, run_config(plan, v, None if v == BASELINE else record["chosen"][v]["lambda"], s))
+            for s in plan.eval_seeds for v in (BASELINE, *plan.variants)]
+
+
+def _timing(cfg: ToyConfig, res: RunResult) -> dict[str, Any]:
+    return {"sampler": cfg.sample.sampler, "n_samples": cfg.sample.n_samples}
+
+
+def run_front(plan: FrontPlan, root: str | Path, stage: str = "all", say: Callable[[str], None] = print
+              ) -> list[RunResult]:
+    """Run ``stage`` ("screen" | "evaluate") or both in order ("all"); every run resumes or is only re-read."""
+    root, study, out = Path(root), study_dir(plan, Path(root)), []
+    if stage not in (*STAGES, "all"):
+        raise FrontError(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)}, all")
+    if stage in ("screen", "all"):
+        configs = [c for _, _, c in screen_configs(plan, calibrate(plan, root)["lambdas"])]
+        out = run_all(CHECKERBOARD, root, configs, study, say, _timing)
+    if stage in ("evaluate", "all"):
+        record = choice(plan, root)
+        if record is None:
+            raise FrontError("the evaluation seeds run at the lambdas the rule chooses from the complete screen; "
+                             "run --stage screen first (or --stage all)")
+        out = run_all(CHECKERBOARD, root, [c for _, c in eval_configs(plan, record)], study, say, _timing)
+    return out
+
+
+# -- status ------------------------------------------------------------------------------------------------------
+
+
+def front_status(plan: FrontPlan, root: str | Path) -> dict[str, Any]:
+    """Per stage: runs and evaluations done / left, steps left, measured s/step and an estimate. Writes nothing."""
+    root = Path(root)
+    steps = run_config(plan, BASELINE, None, plan.screen_seed).train.steps
+    lambdas = calibrate(plan, root, write=False)["lambdas"]
+    record = choice(plan, root, write=False)
+    n_eval = len(plan.eval_seeds) * (1 + len(plan.variants))
+    evals = [c for _, c in eval_configs(plan, record)] if record else []
+    pending = 0 if record else n_eval
+
+    def count(configs: list[ToyConfig], runs: int) -> dict[str, Any]:
+        return count_stage(CHECKERBOARD, root, configs, runs, runs * steps, {"ancestral": runs} if runs else {},
+                           lambda cfg: cfg.sample.sampler)
+
+    stages = {"screen": count([c for _, _, c in screen_configs(plan, lambdas)], 0), "evaluate": count(evals, pending)}
+    timing = [read_json(p) for p in sorted((study_dir(plan, root) / "timings").glob("*.json"))]
+    per_eval = {"ancestral": median([t["eval_seconds"] for t in timing])}
+    rate = median(stages["screen"]["rates"] + stages["evaluate"]["rates"])
+    total = estimate(stages, per_eval, lambda name, st: rate)
+    stages["screen"]["pending"] = ""
+    stages["evaluate"]["pending"] = f"{pending} runs (lambdas chosen by the rule after the screen)" if pending else ""
+    return {"profile": plan.profile, "stages": stages, "lambdas": lambdas, "eta_seconds": total,
+            "chosen": None if record is None else {k: v["lambda"] for k, v in record["chosen"].items()}}
+
+
+def format_front_status(status: Mapping[str, Any]) -> str:
+    lines = format_stages(f"toy front, profile {status['profile']}", status["stages"], STAGES)
+    if status["chosen"]:
+        lines.append("chosen lambdas: " + ", ".join(f"{k} {v:g}" for k, v in status["chosen"].items()))
+    eta = status["eta_seconds"]
+    lines.append(f"all stages: {NO_MEASUREMENT if eta is None else format_duration(eta)} left")
+    return "\n".join(lines)
+
+
+# -- table and figure (read only) ---------------------------------------------------------------------------------
+
+
+def _eval_values(plan: FrontPlan, root: Path) -> tuple[dict[str, dict[int, dict[str, float]]], Any]:
+    """variant -> seed -> metrics of the finished evaluation runs, and the choice record (or None)."""
+    record = choice(plan, root, write=False)
+    values: dict[str, dict[int, dict[str, float]]] = {}
+    for v, cfg in eval_configs(plan, record) if record else []:
+        m = _metrics(cfg, root)
+        if m is not None:
+            values.setdefault(v, {})[cfg.train.seed] = {k: float(m[k]) for k in METRICS}
+    return values, record
+
+
+def front_table(plan: FrontPlan, root: str | Path, alpha: float = 0.05) -> Any:
+    """One row per (variant, metric) of the evaluation seeds: the chosen lambda and strength, the mean over seeds
+    with its SE, and the paired difference to the baseline of the same seed with its SE and p (``core.compare``)."""
+    import pandas as pd
+
+    values, record = _eval_values(plan, Path(root))
+    long = compare(values, METRICS, TOY_GLOSSARY, reference=BASELINE, alpha=alpha)
+    rows = []
+    for r in long.to_dict("records"):
+        c = None if r["row"] == BASELINE else record["chosen"][r["row"]]
+        rows.append({"variant": r["row"], "lambda": None if c is None else c["lambda"],
+                     "strength": None if c is None else c["strength"],
+                     "guard_failed": None if c is None else c["guard_failed"], "metric": r["metric"], "seeds": r["n"],
+                     "mean": r["mean"], "se": r["se"], "diff": r["diff"], "diff_se": r["diff_se"], "p": r["p"],
+                     "direction": r["direction"], "note": r["note"]})
+    return pd.DataFrame(rows)
+
+
+def front_figure(plan: FrontPlan, root: str | Path) -> Any:
+    """log_distance (x) against valid_fraction (y): one line per kind/peer across its seed-0 lambdas (each point
+    labelled with its lambda), the seed-0 baseline as a star, and the evaluation seeds' means +- SE at the chosen
+    points (squares; the baseline's in black)."""
+    import matplotlib.pyplot as plt
+
+    root = Path(root)
+    screen, table = screen_metrics(plan, root), front_table(plan, root)
+    fig, ax = plt.subplots(figsize=(8, 6))
+    colours = plt.get_cmap("tab10")
+    for i, v in enumerate(plan.variants):
+        pts = sorted((lam, m) for (k, lam), m in screen.items() if k == v)
+        if not pts:
+            continue
+        x, y = [m["log_distance"] for _, m in pts], [m["valid_fraction"] for _, m in pts]
+        ax.plot(x, y, "o" + ("-" if v in plan.kinds else "--"), color=colours(i), label=v, ms=4, lw=1)
+        for lam, xi, yi in zip([p[0] for p in pts], x, y, strict=True):
+            ax.annotate(f"{lam:g}", (xi, yi), fontsize=6, color=colours(i), xytext=(3, 2), textcoords="offset points")
+    if (BASELINE, None) in screen:
+        b = screen[(BASELINE, None)]
+        ax.plot(b["log_distance"], b["valid_fraction"], "k*", ms=12, label="baseline (seed 0)")
+    by = {(r["variant"], r["metric"]): r for r in table.to_dict("records")}
+    for i, v in enumerate((BASELINE, *plan.variants)):
+        if (v, "log_distance") not in by:
+            continue
+        x, y = by[(v, "log_distance")], by[(v, "valid_fraction")]
+        ax.errorbar(x["mean"], y["mean"], xerr=_bar(x["se"]), yerr=_bar(y["se"]), fmt="s", ms=7, capsize=3,
+                    color="k" if v == BASELINE else colours(i - 1), mec="k",
+                    label=f"seeds {','.join(map(str, plan.eval_seeds))} mean ± SE" if v == BASELINE else None)
+    ax.set_xlabel("spectral log distance to the ground truth (decades, lower is better)")
+    ax.set_ylabel("valid checkerboard fraction (higher is better)")
+    note = "" if plan.profile != "smoke" else "\nsmoke: a tiny net trained 10 steps shows the pipeline, not the effect"
+    ax.set_title(f"toy front ({plan.profile}): lines = seed-0 screen across lambda (labelled); squares = chosen "
+                 f"points{note}", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def _bar(se: float) -> float | None:
+    return se if math.isfinite(se) else None
+
+
+# -- the door ----------------------------------------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="smoke", choices=tuple(PLANS), help="smoke: seconds; cpu: the front")
+    p.add_argument("--stage", default="all", choices=(*STAGES, "all"), help="run one stage, or both in order")
+    p.add_argument("--root", default="checkpoints", help="run folders and the front's files (relative: from the "
+                   "repository root)")
+    p.add_argument("--status", action="store_true", help="print what is done / left per stage, then exit")
+    p.add_argument("--dry-run", action="store_true", help="list the runs known now, then exit")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Print the status; then (unless --status / --dry-run) run the stage(s) and print the table."""
+    plan, root = front_plan(args.profile), resolve_repo_path(args.root)
+    run_config(plan, BASELINE, None, plan.screen_seed)  # every config value is checked before any work
+    status = front_status(plan, root)
+    print(json.dumps(status, indent=1) if args.json else format_front_status(status), flush=True)
+    if args.status:
+        return 0
+    if args.dry_run:
+        for v, lam, cfg in screen_configs(plan, status["lambdas"]):
+            print(f"screen: {CHECKERBOARD.label(cfg)} ({cfg.train.steps} steps)")
+        record = choice(plan, root, write=False)
+        for _, cfg in eval_configs(plan, record) if record else []:
+            print(f"evaluate: {CHECKERBOARD.label(cfg)} ({cfg.train.steps} steps)")
+        if record is None:
+            print("evaluate: the runs are known once the screen is complete (the rule chooses their lambdas)")
+        return 0
+    run_front(plan, root, args.stage, say=lambda line: print(line, flush=True))
+    if args.stage in ("evaluate", "all"):
+        print(front_table(plan, root).to_string(index=False))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m specreg_lib.experiments.toy.front``: an :class:`InputError` is one line on stderr and exit 2."""
+    parser = argparse.ArgumentParser(prog="python -m specreg_lib.experiments.toy.front", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    try:
+        return execute(parser.parse_args(argv))
+    except InputError as err:
+        print(f"toy front: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
