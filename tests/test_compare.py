@@ -110,3 +110,16 @@ def test_wide_table_and_headline():
     assert head == {"baseline_err": pytest.approx(2.0), "amp_weighted_err": pytest.approx(7 / 6)}
     assert gloss["amp_weighted_err"] == {"meaning": "amp_weighted: an error (mean over 3 seeds)", "better": "lower"}
     assert describe("x", "size", GLOSSARY, 1)["meaning"] == "x: a size (mean over 1 seed)"
+
+
+def test_detected_needs_both_a_small_p_and_a_difference_beyond_the_floor() -> None:
+    from specreg_lib.experiments.core.compare import detected, finite
+
+    assert detected({"p": 0.01, "diff": -0.3, "floor": 0.2})
+    assert not detected({"p": 0.01, "diff": -0.1, "floor": 0.2})  # significant but within the floor
+    assert not detected({"p": 0.2, "diff": -0.3, "floor": 0.2})  # beyond the floor but not significant
+    assert not detected({"p": 0.04, "diff": 0.3, "floor": 0.2}, alpha=0.01)
+    assert not detected({"p": float("nan"), "diff": 1.0, "floor": 0.1})  # one pair: no p
+    assert not detected({"p": 0.01, "diff": 1.0, "floor": None})  # no floor: no claim
+    assert [finite(x) for x in (1, 2.5, True, None, float("inf"), float("nan"), "1")] == [
+        True, True, False, False, False, False, False]

@@ -8,7 +8,6 @@ pandas tables, matplotlib figures and plain sentences; saving them is the notebo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,10 @@ from matplotlib.ticker import NullFormatter
 
 from ..audio.experiment import DIFFWAVE
 from ..audio.figures import PAPER_TABLE2, STANDIN
-from ..core.compare import describe, direction
+from ..core.compare import describe, detected, direction, finite
 from ..core.runs import RunResult, run, run_state
-from .plan import BASELINE, STAGES, AbAudioPlan
+from ..core.study import commands_left as study_commands_left
+from .plan import BASELINE, AbAudioPlan
 from .study import evaluate_configs
 
 MULTIVOICE = ("multi-voice espeak-ng/flite speech and a 12 x 32 DiffWave pretrained here, not LJSpeech and LMNT's "
@@ -34,18 +34,12 @@ def stand_in_label(plan: AbAudioPlan) -> str:
     return STANDIN if plan.corpus == "standin" else MULTIVOICE
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, int | float) and math.isfinite(float(x))
 
 
 def _lam(lam: Any) -> str:
-    return "-" if not _finite(lam) else f"{lam:g}"
+    return "-" if not finite(lam) else f"{lam:g}"
 
 
-def detected(row: Mapping[str, Any], alpha: float = ALPHA) -> bool:
-    """The study's criterion for an effect: p < alpha AND |paired difference| above the metric's noise floor."""
-    floor, diff, p = row.get("floor"), row.get("diff"), row.get("p")
-    return _finite(p) and p < alpha and _finite(floor) and _finite(diff) and abs(diff) > floor
 
 
 def table2_layout(table: Any, alpha: float = ALPHA) -> Any:
@@ -71,17 +65,17 @@ def table2_layout(table: Any, alpha: float = ALPHA) -> Any:
                     continue
                 r = cells.loc[m]
                 paper = PAPER_TABLE2.get(key, {}).get(m)
-                row[m] = (f"{r['mean']:.4g}" if _finite(r["mean"]) else "-") + (
+                row[m] = (f"{r['mean']:.4g}" if finite(r["mean"]) else "-") + (
                     f" (paper {paper[0]:.4g})" if paper else "")
                 d, se, p = r["diff"], r["diff_se"], r["p"]
-                row[f"Δ{m}"] = "" if variant == BASELINE or not _finite(d) else (
-                    f"{d:+.2g}" + (f" ± {se:.2g}" if _finite(se) else " (1 pair)") + (f", p={p:.2g}" if _finite(p)
+                row[f"Δ{m}"] = "" if variant == BASELINE or not finite(d) else (
+                    f"{d:+.2g}" + (f" ± {se:.2g}" if finite(se) else " (1 pair)") + (f", p={p:.2g}" if finite(p)
                                                                                       else "")
                     + (" *" if detected(r, alpha) else ""))
             rows.append(row)
         floors = part.groupby("metric", sort=False)["floor"].first()
         rows.append({"schedule": schedule, "method": "noise floor", "λ": "", "seeds": "",
-                     **{m: (f"{floors[m]:.2g}" if _finite(floors.get(m)) else "-") for m in metrics},
+                     **{m: (f"{floors[m]:.2g}" if finite(floors.get(m)) else "-") for m in metrics},
                      **{f"Δ{m}": "" for m in metrics}})
     out = pd.DataFrame(rows)
     return out[["schedule", "method", "λ", "seeds", *[c for m in metrics for c in (m, f"Δ{m}")]]]
@@ -116,7 +110,7 @@ def conclusion(table: Any, choice: Mapping[str, Any] | None = None, alpha: float
         else:
             why = " (one seed: a paired test needs at least two)" if seeds < 2 else ""
             lines.append(head + f"no effect detectable at this scale{why}.")
-    tests = int(sum(_finite(p) for p in rows["p"]))
+    tests = int(sum(finite(p) for p in rows["p"]))
     summary = [f"{n_effects} of {n_rows} variant-schedule rows differ from the baseline beyond the noise floor "
                f"with p < {alpha:g}."]
     if tests:
@@ -136,7 +130,7 @@ def headline(table: Any) -> tuple[dict[str, float], dict[str, dict[str, str]]]:
     ones), and ``effects_detected`` = the (variant, schedule, metric) rows that pass :func:`detected`."""
     head, gloss = {}, {}
     for r in table.to_dict("records") if len(table) else []:
-        if _finite(r["mean"]) and r["metric"] in DIFFWAVE.glossary:
+        if finite(r["mean"]) and r["metric"] in DIFFWAVE.glossary:
             key = f"{r['variant']}_{r['schedule']}_{r['metric']}"
             head[key] = float(r["mean"])
             gloss[key] = describe(f"{r['variant']} ({r['schedule']} schedule)", r["metric"], DIFFWAVE.glossary,
@@ -193,16 +187,5 @@ def example_runs(plan: AbAudioPlan, root: str | Path, schedule: str = "fast") ->
 
 
 def commands_left(status: Mapping[str, Any], runs_root: str = "checkpoints") -> list[str]:
-    """The commands that finish the study from :func:`.status.ab_status` (docs/ab_audio.md, "Running it"):
-    the pretraining alone while it has runs left, then one worker per core; [] when nothing is left."""
-    profile = status["profile"]
-    base = f"specreg ab-audio --profile {profile}" + ("" if runs_root == "checkpoints" else f" --root {runs_root}")
-    left = [s for s in STAGES if status["stages"][s]["runs_left"] or status["stages"][s]["evaluations_done"]
-            < status["stages"][s]["evaluations"]]
-    if not left:
-        return []
-    if left[0] == "pretrain":
-        return [f"{base} --status", f"nohup {base} --stage pretrain > logs/ab_pre.log 2>&1 &",
-                "# after the pretraining, one worker per core:",
-                f"nohup {base} > logs/ab_1.log 2>&1 &", f"nohup {base} > logs/ab_2.log 2>&1 &"]
-    return [f"{base} --status", f"nohup {base} > logs/ab_1.log 2>&1 &", f"nohup {base} > logs/ab_2.log 2>&1 &"]
+    """The commands that finish the study from :func:`.status.ab_status` (``core.study.commands_left``)."""
+    return study_commands_left("specreg ab-audio", status, runs_root, "ab")

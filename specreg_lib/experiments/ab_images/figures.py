@@ -8,7 +8,6 @@ notebook's job (notebooks/10_ab_images.ipynb). Nothing here writes a file or tra
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,13 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 
 from ...metrics.spectra import radial_power_spectrum
-from ..ab_audio.figures import detected  # the shared criterion (p < alpha AND |diff| > floor); see core/compare
-from ..core.compare import describe, direction
+from ..core.compare import describe, detected, direction, finite
 from ..core.runs import RunResult, run, run_state
+from ..core.study import commands_left as study_commands_left
 from ..core.study import read_record
 from .experiment import AB_GLOSSARY, AB_IMAGES, STANDINS, reference_images
 from .plan import BASELINE, KINDS, AbImagesPlan, ab_images_plan, study_dir
-from .study import choice, evaluate_configs, lambdas_of, variant_name
+from .study import choice, evaluate_configs, lambdas_of, noise_floors, variant_name
 
 ALPHA = 0.05  # the p-value a difference must stay below (docs/ab_images.md, Protocol step 5)
 TABLE_METRICS = ("log_distance", "feature_distance", "hf_error", "laplacian_error", "copy_share")  # the ratios'
@@ -47,12 +46,10 @@ def stand_in_label(plan: AbImagesPlan, dataset: str) -> str:
     return f"{dataset} at {plan.resolution} px ({STANDINS[dataset].description}), not the paper's datasets"
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(float(x))
 
 
 def _num(x: Any, fmt: str = ".4g") -> str:
-    return format(float(x), fmt) if _finite(x) else "-"
+    return format(float(x), fmt) if finite(x) else "-"
 
 
 def _is_kind(variant: str) -> bool:
@@ -66,9 +63,9 @@ def _is_kind(variant: str) -> bool:
 def _delta(r: Mapping[str, Any], alpha: float) -> str:
     """"paired difference ± SE, p" with ``*`` for an effect; "(1 pair)" where no SE exists."""
     d, se, p = r["diff"], r["diff_se"], r["p"]
-    if not _finite(d):
+    if not finite(d):
         return ""
-    return (f"{d:+.2g}" + (f" ± {se:.2g}" if _finite(se) else " (1 pair)") + (f", p={p:.2g}" if _finite(p) else "")
+    return (f"{d:+.2g}" + (f" ± {se:.2g}" if finite(se) else " (1 pair)") + (f", p={p:.2g}" if finite(p) else "")
             + (" *" if detected(r, alpha) else ""))
 
 
@@ -159,7 +156,7 @@ def _versus_sentence(dataset: str, rows: Any) -> str | None:
     """The best paper kind against the best peer and the control on mean log_distance (unpaired: the gap of two
     seed means, set against the log_distance noise floor)."""
     ld = rows[rows["metric"] == "log_distance"]
-    ld = ld[[_finite(v) for v in ld["mean"]]]
+    ld = ld[[finite(v) for v in ld["mean"]]]
     kinds = ld[[_is_kind(v) for v in ld["variant"]]]
     peers = ld[[not _is_kind(v) and v.split("/")[0] != CONTROL for v in ld["variant"]]]
     control = ld[[v.split("/")[0] == CONTROL for v in ld["variant"]]]
@@ -172,7 +169,7 @@ def _versus_sentence(dataset: str, rows: Any) -> str | None:
         if len(group):
             other = group.loc[group["mean"].idxmin()]
             gap = float(best["mean"] - other["mean"])
-            side = "within" if not _finite(floor) or abs(gap) <= floor else "beyond"
+            side = "within" if not finite(floor) or abs(gap) <= floor else "beyond"
             parts.append(f"{abs(gap):.2g} {'below' if gap < 0 else 'above'} {what} {other['variant']} "
                          f"({other['mean']:.4g}; {side} the noise floor {_num(floor, '.2g')})")
     return (f"{dataset}, log_distance (lower is better): the best paper kind {best['variant']} "
@@ -193,7 +190,7 @@ def conclusion(tables: Mapping[str, Any], alpha: float = ALPHA) -> str:
             continue
         sentences = [_variant_sentence(dataset, part, alpha) for _, part in rows.groupby("variant", sort=False)]
         in_table = rows[rows["metric"].isin(TABLE_METRICS)]
-        tests = int(sum(_finite(p) for p in in_table["p"]))
+        tests = int(sum(finite(p) for p in in_table["p"]))
         n_eff = sum(found for _, found in sentences)
         lines.append(f"{dataset}: {n_eff} of {len(sentences)} variants differ from the baseline beyond the noise floor "
                      f"with p < {alpha:g}" + (f"; of the {tests} paired tests, about {alpha * tests:.1f} would pass "
@@ -216,7 +213,7 @@ def headline(tables: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, dic
             if r["metric"] not in TABLE_METRICS:
                 continue
             effects += r["variant"] != BASELINE and detected(r)
-            if _finite(r["mean"]):
+            if finite(r["mean"]):
                 key = f"{dataset}_{r['variant'].replace('/', '_')}_{r['metric']}"
                 head[key] = float(r["mean"])
                 gloss[key] = describe(f"{dataset}, {r['variant']}", r["metric"], AB_GLOSSARY, int(r["seeds"]))
@@ -226,11 +223,17 @@ def headline(tables: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, dic
     return head, gloss
 
 
+def train_data(plan: AbImagesPlan, root: str | Path, tables: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Stand-in -> what fresh training-source images score against the held-out reference (``noise_floors``'s
+    "train_data"), for the stand-ins with evaluation rows only (so a study without runs builds nothing)."""
+    return {d: noise_floors(plan, Path(root), d, write=False)["train_data"] for d, t in tables.items() if len(t)}
+
+
 def difference_spread(table: Any, metric: str = "log_distance") -> dict[str, float] | None:
     """How far the variants are from the baseline in ``metric``: min and max |paired difference| and the noise
     floor (None without a finite difference)."""
     part = table[(table["metric"] == metric) & (table["variant"] != BASELINE)] if len(table) else table
-    diffs = [abs(float(d)) for d in part["diff"] if _finite(d)] if len(part) else []
+    diffs = [abs(float(d)) for d in part["diff"] if finite(d)] if len(part) else []
     if not diffs:
         return None
     return {"min": min(diffs), "max": max(diffs), "floor": float(part["floor"].iloc[0])}
@@ -351,15 +354,5 @@ def spectra_figure(plan: AbImagesPlan, root: str | Path, dataset: str) -> plt.Fi
 
 
 def commands_left(status: Mapping[str, Any], runs_root: str = "checkpoints") -> list[str]:
-    """The commands that finish the study from :func:`.status.ab_status` (docs/ab_images.md, "Running it"): the
-    pretraining alone while it has runs left, then one worker per core; [] when nothing is left."""
-    base = f"specreg ab-images --profile {status['profile']}" + ("" if runs_root == "checkpoints"
-                                                                  else f" --root {runs_root}")
-    left = [s for s, st in status["stages"].items() if st["runs_left"] or st["evaluations_done"] < st["evaluations"]]
-    if not left:
-        return []
-    workers = [f"nohup {base} > logs/abi_1.log 2>&1 &", f"nohup {base} > logs/abi_2.log 2>&1 &"]
-    if left[0] == "pretrain":
-        return [f"{base} --status", f"nohup {base} --stage pretrain > logs/abi_pre.log 2>&1 &",
-                "# after the pretraining, one worker per core:", *workers]
-    return [f"{base} --status", *workers]
+    """The commands that finish the study from :func:`.status.ab_status` (``core.study.commands_left``)."""
+    return study_commands_left("specreg ab-images", status, runs_root, "abi")

@@ -71,6 +71,18 @@ def direction(diff: float, p: float, better: str, alpha: float = 0.05) -> str:
     return "better" if (diff > 0) == (better == "higher") else "worse"
 
 
+def finite(x: Any) -> bool:
+    """A real, finite number (not None, a bool, NaN or inf): a table cell a statistic can be read from."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+def detected(row: Mapping[str, Any], alpha: float = 0.05) -> bool:
+    """The A/B studies' criterion for an effect: p < alpha AND |paired difference| above the metric's noise floor
+    (a row of a study's table: ``p``, ``diff``, ``floor``)."""
+    floor, diff, p = row.get("floor"), row.get("diff"), row.get("p")
+    return finite(p) and p < alpha and finite(floor) and finite(diff) and abs(diff) > floor
+
+
 def compare(values: Values, metrics: Sequence[str], glossary: Glossary,
             reference: Key | Callable[[Key], Key] | None = None, alpha: float = 0.05) -> Any:
     """Long DataFrame (``COLUMNS``), one row per (row key, metric) in the order given: seed statistics and the paired

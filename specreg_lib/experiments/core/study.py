@@ -196,3 +196,18 @@ def format_stages(title: str, stages: Mapping[str, dict[str, Any]], order: tuple
 def read_record(path: Path) -> dict[str, Any] | None:
     """A study file (choice.json, floors.json, ...) or None when absent; a corrupt one names itself."""
     return read_json(path, f"delete {path} to make it again") if path.is_file() else None
+
+
+def commands_left(command: str, status: Mapping[str, Any], runs_root: str = "checkpoints", log: str = "ab"
+                  ) -> list[str]:
+    """The commands that finish a study from its ``--status`` dict (``command``: e.g. "specreg ab-audio"): the
+    pretraining alone while it has runs left, then one worker per core; [] when nothing is left."""
+    base = f"{command} --profile {status['profile']}" + ("" if runs_root == "checkpoints" else f" --root {runs_root}")
+    left = [s for s, st in status["stages"].items() if st["runs_left"] or st["evaluations_done"] < st["evaluations"]]
+    if not left:
+        return []
+    workers = [f"nohup {base} > logs/{log}_1.log 2>&1 &", f"nohup {base} > logs/{log}_2.log 2>&1 &"]
+    if left[0] == "pretrain":
+        return [f"{base} --status", f"nohup {base} --stage pretrain > logs/{log}_pre.log 2>&1 &",
+                "# after the pretraining, one worker per core:", *workers]
+    return [f"{base} --status", *workers]
