@@ -23,6 +23,7 @@ import json
 
 from ...io import resolve_repo_path
 from ..audio.experiment import DIFFWAVE
+from ..core.study import add_study_arguments
 from .plan import STAGES, ab_audio_plan, finetune_config, pretrain_config, screen_points
 from .status import ab_status, format_ab_status
 from .study import ab_table, evaluate_configs, peer_lambdas, run_study
@@ -30,14 +31,7 @@ from .study import ab_table, evaluate_configs, peer_lambdas, run_study
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``ab-audio`` options."""
-    p.add_argument("--profile", default="smoke", choices=("smoke", "cpu"),
-                   help="smoke: a tiny net, a few steps per stage, seconds; cpu: the study (docs/ab_audio.md)")
-    p.add_argument("--stage", default="all", choices=(*STAGES, "all"), help="run one stage, or all in order")
-    p.add_argument("--root", default="checkpoints",
-                   help="run folders and the study's files (relative: from the repository root)")
-    p.add_argument("--status", action="store_true", help="print what is done / left per stage, then exit")
-    p.add_argument("--dry-run", action="store_true", help="list the runs of each stage known now, then exit")
-    p.add_argument("--json", action="store_true", help="print the status as JSON instead of a table")
+    add_study_arguments(p, "docs/ab_audio.md", STAGES)
 
 
 def execute(args: argparse.Namespace) -> int:

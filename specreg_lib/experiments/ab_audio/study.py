@@ -29,7 +29,7 @@ from ...training.checkpoint import load_checkpoint
 from ..audio.experiment import DIFFWAVE
 from ..core.compare import compare
 from ..core.runs import RunResult, run, run_state, snapshot_path
-from ..core.study import read_record
+from ..core.study import read_record, run_stages
 from ..core.study import run_all as study_run_all
 from .plan import (
     BASELINE,
@@ -223,14 +223,9 @@ def run_study(plan: AbAudioPlan, root: str | Path, stage: str = "all", say: Call
               ) -> list[RunResult]:
     """Run ``stage`` ("pretrain" | "screen" | "evaluate") or every stage in order ("all")."""
     root = Path(root)
-    out: list[RunResult] = []
-    if stage in ("pretrain", "all"):
-        run_pretrain(plan, root, say)
-    if stage in ("screen", "all"):
-        out = run_screen(plan, root, say)
-    if stage in ("evaluate", "all"):
-        out = run_evaluate(plan, root, say)
-    return out
+    return run_stages({"pretrain": lambda: run_pretrain(plan, root, say) and [],
+                       "screen": lambda: run_screen(plan, root, say),
+                       "evaluate": lambda: run_evaluate(plan, root, say)}, stage)
 
 
 # -- the table ------------------------------------------------------------------------------------------------

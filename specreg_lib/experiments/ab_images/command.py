@@ -1,5 +1,5 @@
-"""``specreg ab-images``: Table 1's protocol at CPU scale on two offline stand-ins (pretrain -> screen -> evaluate),
-resumable; ``--status`` shows what is done and left per stage with an estimate from measured times.
+"""``specreg ab-images``: Table 1's protocol at CPU scale on two offline stand-ins (pretrain -> screen -> evaluate ->
+ablate), resumable; ``--status`` shows what is done and left per stage with an estimate from measured times.
 
 Examples:
 
@@ -21,6 +21,7 @@ import argparse
 import json
 
 from ...io import resolve_repo_path
+from ..core.study import add_study_arguments
 from .experiment import AB_IMAGES, STANDINS
 from .plan import STAGES, ab_images_plan, finetune_config, pretrain_config, screen_points
 from .status import ab_status, format_ab_status
@@ -29,15 +30,8 @@ from .study import ab_table, evaluate_configs, lambdas_of, run_study
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``ab-images`` options."""
-    p.add_argument("--profile", default="smoke", choices=("smoke", "cpu"),
-                   help="smoke: a tiny net, a few steps per stage, seconds; cpu: the study (docs/ab_images.md)")
-    p.add_argument("--stage", default="all", choices=(*STAGES, "all"), help="run one stage, or all in order")
+    add_study_arguments(p, "docs/ab_images.md", STAGES)
     p.add_argument("--dataset", default="all", choices=(*STANDINS, "all"), help="one stand-in, or both")
-    p.add_argument("--root", default="checkpoints",
-                   help="run folders and the study's files (relative: from the repository root)")
-    p.add_argument("--status", action="store_true", help="print what is done / left per stage, then exit")
-    p.add_argument("--dry-run", action="store_true", help="list the runs of each stage known now, then exit")
-    p.add_argument("--json", action="store_true", help="print the status as JSON instead of a table")
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ from ...training.checkpoint import load_checkpoint
 from ..core.compare import compare
 from ..core.config import resolve_variant
 from ..core.runs import RunResult, run, run_state, snapshot_path
-from ..core.study import diverged, read_record
+from ..core.study import diverged, read_record, run_stages
 from ..core.study import run_all as study_run_all
 from .experiment import (
     AB_IMAGES,
@@ -278,16 +278,10 @@ def run_study(plan: AbImagesPlan, root: str | Path, stage: str = "all", say: Cal
     from .ablate import run_ablate
 
     root = Path(root)
-    out: list[RunResult] = []
-    if stage in ("pretrain", "all"):
-        run_pretrain(plan, root, say)
-    if stage in ("screen", "all"):
-        out = run_screen(plan, root, say)
-    if stage in ("evaluate", "all"):
-        out = run_evaluate(plan, root, say)
-    if stage in ("ablate", "all"):
-        out = run_ablate(plan, root, say)
-    return out
+    return run_stages({"pretrain": lambda: run_pretrain(plan, root, say) and [],
+                       "screen": lambda: run_screen(plan, root, say),
+                       "evaluate": lambda: run_evaluate(plan, root, say),
+                       "ablate": lambda: run_ablate(plan, root, say)}, stage)
 
 
 # -- the table ------------------------------------------------------------------------------------------------

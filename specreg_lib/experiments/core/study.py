@@ -88,6 +88,27 @@ def run_all(experiment: Experiment, root: Path, configs: list[Any], study: Path,
     return [results[k] for k in range(len(configs))]
 
 
+def run_stages(stages: Mapping[str, Callable[[], Any]], stage: str) -> list[Any]:
+    """Run ``stage`` (a key of ``stages``, in order) or every stage ("all"); the last stage's results."""
+    out: list[Any] = []
+    for name, fn in stages.items():
+        if stage in (name, "all"):
+            out = fn()
+    return out
+
+
+def add_study_arguments(p: Any, doc: str, stages: tuple[str, ...]) -> None:
+    """The options every study door has: --profile, --stage, --root, --status, --dry-run, --json."""
+    p.add_argument("--profile", default="smoke", choices=("smoke", "cpu"),
+                   help=f"smoke: a tiny net, a few steps per stage, seconds; cpu: the study ({doc})")
+    p.add_argument("--stage", default="all", choices=(*stages, "all"), help="run one stage, or all in order")
+    p.add_argument("--root", default="checkpoints",
+                   help="run folders and the study's files (relative: from the repository root)")
+    p.add_argument("--status", action="store_true", help="print what is done / left per stage, then exit")
+    p.add_argument("--dry-run", action="store_true", help="list the runs of each stage known now, then exit")
+    p.add_argument("--json", action="store_true", help="print the status as JSON instead of a table")
+
+
 def sig4(x: float) -> float:
     """``x`` to 4 significant digits: the resolution at which two target values count as a tie."""
     return float(f"{x:.4g}")
