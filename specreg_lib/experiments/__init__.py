@@ -41,6 +41,7 @@ from .core import (
 from .edm import PRESETS as EDM_PRESETS
 from .edm import EDMFinetuneConfig, EDMFinetuneExperiment, edm_experiment, table1_command
 from .toy import CHECKERBOARD, POWER_SPECTRA, ToyConfig, ToyExperiment
+from .toy import front as toy_front_command
 
 # The registry every door reads: experiment name -> Experiment (the kit knows them only from here)
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (CHECKERBOARD, POWER_SPECTRA, DIFFWAVE,
@@ -55,6 +56,9 @@ COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "ab-images": (ab_images_command, "Table 1's protocol at CPU scale on offline stand-ins: pretrain -> screen "
                                      "strengths on seed 0 -> 3 evaluation seeds, paired differences, peers; "
                                      "resumable; --status"),
+    "toy-front": (toy_front_command, "the checkerboard toy's front: log distance against valid checkerboards across "
+                                     "lambda for each kind and peer, 3 seeds at the rule's choice; resumable; "
+                                     "--status"),
 }
 
 __all__ = [

@@ -40,14 +40,17 @@ from ..core.config import config_hash
 from ..core.runs import RunResult, results_dir, run_state
 from ..core.study import (
     NO_MEASUREMENT,
+    add_study_arguments,
     choose_setting,
     count_stage,
+    diverged,
     estimate,
     format_duration,
     format_stages,
     median,
     read_record,
     run_all,
+    run_stages,
 )
 from .experiment import CHECKERBOARD, TOY_GLOSSARY, ToyConfig
 
@@ -56,6 +59,8 @@ KINDS = ("amp", "amp_phase", "haar", "bior1.3")  # Eqs. 14-16 (TOY_VARIANTS)
 PEERS = ("pixel_l1", "dct_multiscale", "focal_freq", "facl")  # registered kinds (spectral/image_peers.py)
 STAGES = ("screen", "evaluate")
 METRICS = ("log_distance", "valid_fraction", "binariness")
+# a run the training loop stopped as non-finite (a term too strong for the net): fails every guard, never chosen
+DIVERGED = {"log_distance": math.inf, "valid_fraction": -math.inf, "binariness": -math.inf}
 
 RULE = ("For each kind and peer (amp, amp_phase, haar, bior1.3, pixel_l1, dct_multiscale, focal_freq, facl), among "
         "its lambdas screened on seed 0, the candidates are those whose valid_fraction is at least the baseline's "
@@ -98,16 +103,17 @@ class FrontPlan:
         return (*self.kinds, *self.peers)
 
 
-# cpu: 32x32 checkerboards (periods 4 and 8: 8 of them fit), a 64-channel net (1.2 M parameters) trained 1,500
-# steps at batch 16 with a 200-step EMA (decay 0.995), 128 samples (valid_fraction in steps of 1/128).
-_CPU = {"data.size": 32, "model.base_channels": 64, "train.steps": 1500, "train.warmup_steps": 100,
+# cpu: 32x32 checkerboards (periods 4 and 8), a 64-channel net (1.2 M parameters) trained 6,000 steps at batch 16
+# with a 200-step EMA (decay 0.995), 128 samples (valid_fraction in steps of 1/128). Fewer steps learn no
+# checkerboard at all (seed-0 baseline probes: 0 of 128 valid at 1,500 and 3,000 steps, 61 of 128 at 6,000).
+_CPU = {"data.size": 32, "model.base_channels": 64, "train.steps": 6000, "train.warmup_steps": 100,
         "train.ema_decay": 0.995, "train.checkpoint_every": 500, "train.progress": False, "sample.n_samples": 128,
         "threads": 1}
 # smoke: the checkerboard smoke net (16 channels, T=20) at 32 px, 10 steps: the pipeline, not the effect
 _SMOKE = {"data.size": 32, "train.steps": 10, "threads": 1}
 PLANS = {
     "smoke": FrontPlan("smoke", "smoke", tuple(_SMOKE.items()), eval_seeds=(1, 2), calibration_batches=1),
-    "cpu": FrontPlan("cpu", "cpu", tuple(_CPU.items()), strengths=(0.01, 0.03, 0.1, 0.3, 1.0)),
+    "cpu": FrontPlan("cpu", "cpu", tuple(_CPU.items()), strengths=(0.01, 0.05, 0.2, 1.0)),
 }
 
 
@@ -191,8 +197,10 @@ def choose(screen: Mapping[float, Mapping[str, float]], baseline: Mapping[str, f
 # -- stages ------------------------------------------------------------------------------------------------------
 
 
-def _metrics(cfg: ToyConfig, root: Path) -> dict[str, Any] | None:
-    """A finished run's metrics.json, or None (reads only)."""
+def _metrics(plan: FrontPlan, cfg: ToyConfig, root: Path) -> dict[str, Any] | None:
+    """A finished run's metrics.json, :data:`DIVERGED` for a run that diverged, or None (reads only)."""
+    if diverged(CHECKERBOARD, cfg, root, study_dir(plan, root)):
+        return dict(DIVERGED)
     if run_state(CHECKERBOARD, cfg, root)[0] != "done":
         return None
     return read_json(results_dir(CHECKERBOARD, cfg, root) / "metrics.json")
@@ -204,26 +212,29 @@ def screen_configs(plan: FrontPlan, lambdas: Mapping[str, list[float]]) -> list[
     return out + [(k, lam, run_config(plan, k, lam, plan.screen_seed)) for k in plan.variants for lam in lambdas[k]]
 
 
-def screen_metrics(plan: FrontPlan, root: Path, write: bool = False) -> dict[tuple[str, float | None], Any]:
-    """(variant, lambda) -> metrics of the finished screening runs (missing ones left out)."""
-    lambdas = calibrate(plan, root, write)["lambdas"]
+def screen_metrics(plan: FrontPlan, root: Path, lambdas: Mapping[str, list[float]] | None = None
+                   ) -> dict[tuple[str, float | None], Any]:
+    """(variant, lambda) -> metrics of the finished screening runs (missing ones left out); reads only."""
+    lambdas = lambdas or calibrate(plan, root, write=False)["lambdas"]
     out = {}
     for v, lam, cfg in screen_configs(plan, lambdas):
-        m = _metrics(cfg, root)
+        m = _metrics(plan, cfg, root)
         if m is not None:
             out[(v, lam)] = m
     return out
 
 
-def choice(plan: FrontPlan, root: Path, write: bool = True) -> dict[str, Any] | None:
+def choice(plan: FrontPlan, root: Path, write: bool = True, lambdas: Mapping[str, list[float]] | None = None
+           ) -> dict[str, Any] | None:
     """The rule's choice per kind (choice.json, written once from the complete screen), or None while the screen is
-    incomplete; ``write=False`` reads choice.json or computes the same choice in memory."""
+    incomplete; ``write=False`` reads choice.json or computes the same choice in memory (``lambdas``: the
+    calibration's, when the caller has them)."""
     path = study_dir(plan, root) / "choice.json"
     record = read_record(path)
     if record and record.get("plan") == plan_hash(plan):
         return record
-    lambdas = calibrate(plan, root, write)["lambdas"]
-    metrics = screen_metrics(plan, root, write)
+    lambdas = lambdas or calibrate(plan, root, write)["lambdas"]
+    metrics = screen_metrics(plan, root, lambdas)
     if len(metrics) < len(screen_configs(plan, lambdas)):
         return None
     base = metrics[(BASELINE, None)]
@@ -233,7 +244,8 @@ def choice(plan: FrontPlan, root: Path, write: bool = True) -> dict[str, Any] | 
         c["strength"] = plan.strengths[lambdas[k].index(c["lambda"])]
     record = {"plan": plan_hash(plan), "rule": RULE, "valid_floor": floor, "chosen": chosen,
               "baseline": {m: base[m] for m in METRICS},
-              "screen": [{"variant": v, "lambda": lam, **{m: x[m] for m in METRICS}} for (v, lam), x in metrics.items()]}
+              "screen": [{"variant": v, "lambda": lam, **{m: x[m] for m in METRICS}}
+                         for (v, lam), x in metrics.items()]}
     if write:
         write_json(path, record)
     return record
@@ -253,19 +265,23 @@ def _timing(cfg: ToyConfig, res: RunResult) -> dict[str, Any]:
 def run_front(plan: FrontPlan, root: str | Path, stage: str = "all", say: Callable[[str], None] = print
               ) -> list[RunResult]:
     """Run ``stage`` ("screen" | "evaluate") or both in order ("all"); every run resumes or is only re-read."""
-    root, study, out = Path(root), study_dir(plan, Path(root)), []
+    root, study = Path(root), study_dir(plan, Path(root))
     if stage not in (*STAGES, "all"):
         raise FrontError(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)}, all")
-    if stage in ("screen", "all"):
+
+    def screen() -> list[RunResult | None]:
         configs = [c for _, _, c in screen_configs(plan, calibrate(plan, root)["lambdas"])]
-        out = run_all(CHECKERBOARD, root, configs, study, say, _timing)
-    if stage in ("evaluate", "all"):
+        return run_all(CHECKERBOARD, root, configs, study, say, _timing, allow_divergence=True)
+
+    def evaluate() -> list[RunResult | None]:
         record = choice(plan, root)
         if record is None:
             raise FrontError("the evaluation seeds run at the lambdas the rule chooses from the complete screen; "
                              "run --stage screen first (or --stage all)")
-        out = run_all(CHECKERBOARD, root, [c for _, c in eval_configs(plan, record)], study, say, _timing)
-    return out
+        configs = [c for _, c in eval_configs(plan, record)]
+        return run_all(CHECKERBOARD, root, configs, study, say, _timing, allow_divergence=True)
+
+    return run_stages({"screen": screen, "evaluate": evaluate}, stage)
 
 
 # -- status ------------------------------------------------------------------------------------------------------
@@ -276,7 +292,7 @@ def front_status(plan: FrontPlan, root: str | Path) -> dict[str, Any]:
     root = Path(root)
     steps = run_config(plan, BASELINE, None, plan.screen_seed).train.steps
     lambdas = calibrate(plan, root, write=False)["lambdas"]
-    record = choice(plan, root, write=False)
+    record = choice(plan, root, write=False, lambdas=lambdas)
     n_eval = len(plan.eval_seeds) * (1 + len(plan.variants))
     evals = [c for _, c in eval_configs(plan, record)] if record else []
     pending = 0 if record else n_eval
@@ -301,7 +317,8 @@ def format_front_status(status: Mapping[str, Any]) -> str:
     if status["chosen"]:
         lines.append("chosen lambdas: " + ", ".join(f"{k} {v:g}" for k, v in status["chosen"].items()))
     eta = status["eta_seconds"]
-    lines.append(f"all stages: {NO_MEASUREMENT if eta is None else format_duration(eta)} left")
+    lines.append(f"all stages: ETA unknown, {NO_MEASUREMENT}" if eta is None else
+                 f"all stages: {format_duration(eta)} left (from this front's own measured step and evaluation times)")
     return "\n".join(lines)
 
 
@@ -313,8 +330,8 @@ def _eval_values(plan: FrontPlan, root: Path) -> tuple[dict[str, dict[int, dict[
     record = choice(plan, root, write=False)
     values: dict[str, dict[int, dict[str, float]]] = {}
     for v, cfg in eval_configs(plan, record) if record else []:
-        m = _metrics(cfg, root)
-        if m is not None:
+        m = _metrics(plan, cfg, root)
+        if m is not None:  # a diverged run enters as +-inf: its mean and difference say so
             values.setdefault(v, {})[cfg.train.seed] = {k: float(m[k]) for k in METRICS}
     return values, record
 
@@ -348,7 +365,7 @@ def front_figure(plan: FrontPlan, root: str | Path) -> Any:
     fig, ax = plt.subplots(figsize=(8, 6))
     colours = plt.get_cmap("tab10")
     for i, v in enumerate(plan.variants):
-        pts = sorted((lam, m) for (k, lam), m in screen.items() if k == v)
+        pts = sorted((lam, m) for (k, lam), m in screen.items() if k == v and math.isfinite(m["log_distance"]))
         if not pts:
             continue
         x, y = [m["log_distance"] for _, m in pts], [m["valid_fraction"] for _, m in pts]
@@ -363,6 +380,8 @@ def front_figure(plan: FrontPlan, root: str | Path) -> Any:
         if (v, "log_distance") not in by:
             continue
         x, y = by[(v, "log_distance")], by[(v, "valid_fraction")]
+        if not (math.isfinite(x["mean"]) and math.isfinite(y["mean"])):
+            continue  # a diverged seed: the table says so
         ax.errorbar(x["mean"], y["mean"], xerr=_bar(x["se"]), yerr=_bar(y["se"]), fmt="s", ms=7, capsize=3,
                     color="k" if v == BASELINE else colours(i - 1), mec="k",
                     label=f"seeds {','.join(map(str, plan.eval_seeds))} mean ± SE" if v == BASELINE else None)
@@ -384,13 +403,8 @@ def _bar(se: float) -> float | None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="smoke", choices=tuple(PLANS), help="smoke: seconds; cpu: the front")
-    p.add_argument("--stage", default="all", choices=(*STAGES, "all"), help="run one stage, or both in order")
-    p.add_argument("--root", default="checkpoints", help="run folders and the front's files (relative: from the "
-                   "repository root)")
-    p.add_argument("--status", action="store_true", help="print what is done / left per stage, then exit")
-    p.add_argument("--dry-run", action="store_true", help="list the runs known now, then exit")
-    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    """The front's options: those of every study door (``core.study.add_study_arguments``)."""
+    add_study_arguments(p, "docs/ab_images.md, Toy front", STAGES)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -402,9 +416,9 @@ def execute(args: argparse.Namespace) -> int:
     if args.status:
         return 0
     if args.dry_run:
-        for v, lam, cfg in screen_configs(plan, status["lambdas"]):
+        for _, _, cfg in screen_configs(plan, status["lambdas"]):
             print(f"screen: {CHECKERBOARD.label(cfg)} ({cfg.train.steps} steps)")
-        record = choice(plan, root, write=False)
+        record = choice(plan, root, write=False, lambdas=status["lambdas"])
         for _, cfg in eval_configs(plan, record) if record else []:
             print(f"evaluate: {CHECKERBOARD.label(cfg)} ({cfg.train.steps} steps)")
         if record is None:

@@ -1,0 +1,226 @@
+"""The toy front (experiments/toy/front.py): the rule on hand-worked cases and its closed-form floor, the rule as
+the docs state it, every kind and peer in the toy's loss, and a smoke front end to end (screen -> choice ->
+evaluation seeds -> paired table, status, figure) checked against the run folders' own metrics files."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from specreg_lib.errors import InputError
+from specreg_lib.experiments.core.runs import results_dir, run_state
+from specreg_lib.experiments.core.study import diverged_path
+from specreg_lib.experiments.toy import CHECKERBOARD
+from specreg_lib.experiments.toy.front import (
+    BASELINE,
+    DIVERGED,
+    KINDS,
+    PEERS,
+    RULE,
+    FrontError,
+    calibrate,
+    choose,
+    eval_configs,
+    front_figure,
+    front_plan,
+    front_status,
+    front_table,
+    main,
+    run_config,
+    run_front,
+    screen_configs,
+    screen_metrics,
+    study_dir,
+    valid_floor,
+)
+from specreg_lib.io import read_json
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "ab_images.md"
+
+
+# -- the rule -------------------------------------------------------------------------------------------------------
+
+
+def _m(valid: float, log_distance: float) -> dict[str, float]:
+    return {"valid_fraction": valid, "log_distance": log_distance}
+
+
+def test_rule_keeps_lambdas_within_the_floor_and_takes_the_lowest_log_distance() -> None:
+    base = _m(0.75, 1.2)
+    screen = {0.1: _m(0.75, 1.1), 1.0: _m(0.5, 0.9), 10.0: _m(0.25, 0.4)}
+    # floor 0.25: valid >= 0.5 passes (0.5 is exactly on the bound), 0.25 does not; lowest log distance: lambda 1
+    out = choose(screen, base, 0.25)
+    assert out["candidates"] == [0.1, 1.0] and out["lambda"] == 1.0 and not out["guard_failed"]
+    # floor 0: only lambda 0.1 keeps the baseline's validity
+    assert choose(screen, base, 0.0)["lambda"] == 0.1
+
+
+def test_rule_tie_and_guard_failure() -> None:
+    base = _m(1.0, 2.0)
+    tie = {0.3: _m(1.0, 0.81234), 3.0: _m(1.0, 0.81231)}  # equal to 4 significant digits: the smaller lambda
+    assert choose(tie, base, 0.0)["lambda"] == 0.3
+    bad = {0.3: _m(0.5, 0.5), 3.0: _m(0.25, 0.1)}  # both below 1 - 0.125
+    out = choose(bad, base, 0.125)
+    assert out == {"lambda": 0.3, "guard_failed": True, "limit": 0.125, "candidates": []}
+
+
+def test_a_diverged_run_is_never_chosen(tmp_path) -> None:
+    base = _m(0.5, 1.2)
+    assert choose({0.1: _m(0.5, 1.0), 1.0: DIVERGED}, base, 0.1)["lambda"] == 0.1
+    assert choose({0.1: DIVERGED, 1.0: DIVERGED}, base, 0.1)["guard_failed"]
+    # a divergence record in the front's folder makes that run's metrics DIVERGED, without any run folder
+    plan = front_plan("smoke", kinds=("amp",), peers=())
+    cfg = run_config(plan, "amp", 5.0, 0)
+    path = diverged_path(CHECKERBOARD, cfg, tmp_path, study_dir(plan, tmp_path))
+    path.parent.mkdir(parents=True)
+    path.write_text('{"error": "non-finite"}', encoding="utf-8")
+    assert screen_metrics(plan, tmp_path, {"amp": [0.5, 5.0]}) == {("amp", 5.0): DIVERGED}
+
+
+def test_valid_floor_closed_form() -> None:
+    # n = 8, 4 valid: p = 5/10, floor = sqrt(2 * 0.25 / 8) = 0.25
+    assert valid_floor(0.5, 8) == pytest.approx(0.25, abs=1e-15)
+    # all 128 valid: p = 129/130 (Laplace), floor = sqrt(2 * 129 / 130^2 / 128) = 0.0109216... (never 0)
+    assert valid_floor(1.0, 128) == pytest.approx(math.sqrt(2 * 129 / 130 ** 2 / 128), rel=1e-12)
+    assert valid_floor(1.0, 128) == pytest.approx(0.010921, abs=1e-6)
+
+
+def test_docs_quote_the_rule_verbatim() -> None:
+    text = " ".join(DOCS.read_text(encoding="utf-8").split())
+    assert " ".join(RULE.split()) in text
+    section = text.split("## Toy front", 1)[1].split("## Still to come", 1)[0]
+    assert " ".join(RULE.split()) in section
+
+
+def test_plan_refuses_scoring_on_the_screening_seed() -> None:
+    with pytest.raises(FrontError, match="exclude the screening seed") as err:
+        front_plan("smoke", eval_seeds=(0, 1))
+    assert isinstance(err.value, InputError) and isinstance(err.value, ValueError)
+    with pytest.raises(FrontError, match="choose one of smoke, cpu"):
+        front_plan("paper")
+
+
+def test_cpu_plan_leaves_the_checkerboard_profiles_alone() -> None:
+    """The front's runs are overrides: the checkerboard cpu baseline keeps its hash; the front's is another."""
+    plan = front_plan("cpu")
+    own = CHECKERBOARD.config("cpu", {"regularizer": None, "train.seed": 1})
+    front = run_config(plan, BASELINE, None, 1)
+    assert own.data.size == 64 and front.data.size == 32 and front.threads == 1
+    assert CHECKERBOARD.run_hash(own) != CHECKERBOARD.run_hash(front)
+    n_runs = 1 + len(plan.variants) * len(plan.strengths) + len(plan.eval_seeds) * (1 + len(plan.variants))
+    assert n_runs == 60
+
+
+def test_every_kind_and_peer_runs_in_the_toy_loss(tmp_path) -> None:
+    """Calibration builds each variant's DDPMLoss (alpha_bar weighting) on the toy's (B, 1, H, W) batches: a finite
+    gradient ratio r > 0 each, and lambda = strength / r to 2 significant digits."""
+    plan = front_plan("smoke")
+    record = calibrate(plan, tmp_path, write=False)
+    assert not (study_dir(plan, tmp_path) / "calibration.json").exists()  # write=False writes nothing
+    assert set(record["grad_ratio"]) == set(KINDS) | set(PEERS)
+    for kind, r in record["grad_ratio"].items():
+        assert math.isfinite(r) and r > 0, kind
+        cfg = run_config(plan, kind, 1.0, 0)
+        assert cfg.regularizer.weighting.kind == "alpha_bar" and cfg.data.size == 32
+        for rho, lam in zip(plan.strengths, record["lambdas"][kind], strict=True):
+            assert abs(lam * r / rho - 1) <= 0.05, (kind, rho, lam, r)  # 2 significant digits: within 5%
+
+
+# -- the smoke front end to end ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke_front(tmp_path_factory):
+    """One kind and one peer (the calibration test covers all eight): 1 + 2 x 2 screen runs, 2 x 3 evaluation runs."""
+    root = tmp_path_factory.mktemp("front")
+    plan = front_plan("smoke", kinds=("amp_phase",), peers=("focal_freq",))
+    run_front(plan, root, "all", say=lambda line: None)
+    return plan, root
+
+
+def _metrics(cfg, root) -> dict:
+    return read_json(results_dir(CHECKERBOARD, cfg, root) / "metrics.json")
+
+
+def test_smoke_front_choice_follows_the_rule_from_the_run_files(smoke_front) -> None:
+    plan, root = smoke_front
+    record = read_json(study_dir(plan, root) / "choice.json")
+    lambdas = read_json(study_dir(plan, root) / "calibration.json")["lambdas"]
+    screen = screen_configs(plan, lambdas)
+    assert len(screen) == 1 + 2 * len(plan.strengths)
+    base = _metrics(screen[0][2], root)
+    n = screen[0][2].sample.n_samples
+    p = (round(base["valid_fraction"] * n) + 1) / (n + 2)
+    floor = math.sqrt(2 * p * (1 - p) / n)
+    assert record["valid_floor"] == pytest.approx(floor)
+    for kind in plan.variants:
+        rows = [(lam, _metrics(cfg, root)) for v, lam, cfg in screen if v == kind]
+        ok = [(float(f"{m['log_distance']:.4g}"), lam) for lam, m in rows
+              if m["valid_fraction"] >= base["valid_fraction"] - floor]
+        want = min(ok)[1] if ok else min(lam for lam, _ in rows)
+        assert record["chosen"][kind]["lambda"] == want
+        assert record["chosen"][kind]["strength"] == plan.strengths[lambdas[kind].index(want)]
+
+
+def test_smoke_front_table_pairs_each_seed_with_its_baseline(smoke_front) -> None:
+    plan, root = smoke_front
+    record = read_json(study_dir(plan, root) / "choice.json")
+    runs = {(v, cfg.train.seed): cfg for v, cfg in eval_configs(plan, record)}
+    for (v, _), cfg in runs.items():
+        assert run_state(CHECKERBOARD, cfg, root)[0] == "done"
+        assert (cfg.regularizer is None) == (v == BASELINE)
+        if v != BASELINE:
+            assert cfg.regularizer.lambda_spec == record["chosen"][v]["lambda"]
+    table = front_table(plan, root)
+    assert set(table["variant"]) == {BASELINE, *plan.variants}
+    for kind in plan.variants:
+        for metric in ("log_distance", "valid_fraction", "binariness"):
+            d = [_metrics(runs[(kind, s)], root)[metric] - _metrics(runs[(BASELINE, s)], root)[metric]
+                 for s in plan.eval_seeds]
+            row = table[(table["variant"] == kind) & (table["metric"] == metric)].iloc[0]
+            assert row["seeds"] == 2 and row["diff"] == pytest.approx((d[0] + d[1]) / 2, abs=1e-12)
+            # two pairs: SE = |d1 - d2| / 2; t has 1 dof (Cauchy): p = 1 - (2 / pi) atan(|t|)
+            assert row["diff_se"] == pytest.approx(abs(d[0] - d[1]) / 2, abs=1e-12)
+            if d[0] != d[1]:
+                t = row["diff"] / row["diff_se"]
+                assert row["p"] == pytest.approx(1 - 2 / math.pi * math.atan(abs(t)), rel=1e-6)
+
+
+def test_smoke_front_resumes_and_reports_nothing_left(smoke_front) -> None:
+    plan, root = smoke_front
+    files = sorted((root / "checkerboard").glob("*/results/*/metrics.json"))
+    stamps = [f.stat().st_mtime_ns for f in files]
+    run_front(plan, root, "all", say=lambda line: None)  # everything is only re-read
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    status = front_status(plan, root)
+    for name in ("screen", "evaluate"):
+        st = status["stages"][name]
+        assert st["runs_left"] == 0 and st["steps_left"] == 0 and st["evaluations_done"] == st["evaluations"]
+    assert status["stages"]["evaluate"]["evaluations"] == len(plan.eval_seeds) * 3 and status["eta_seconds"] == 0
+
+
+def test_smoke_front_figure_draws_the_screen_lines(smoke_front, tmp_path) -> None:
+    plan, root = smoke_front
+    lambdas = read_json(study_dir(plan, root) / "calibration.json")["lambdas"]
+    fig = front_figure(plan, root)
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    for kind in plan.variants:
+        cfgs = [cfg for v, _, cfg in screen_configs(plan, lambdas) if v == kind]  # in lambda order
+        assert list(lines[kind].get_xdata()) == [_metrics(c, root)["log_distance"] for c in cfgs]
+        assert list(lines[kind].get_ydata()) == [_metrics(c, root)["valid_fraction"] for c in cfgs]
+    labels = {t.get_text() for t in ax.texts}
+    assert {f"{lam:g}" for kind in plan.variants for lam in lambdas[kind]} <= labels
+    fig.savefig(tmp_path / "front.png")
+    assert (tmp_path / "front.png").stat().st_size > 10_000
+
+
+def test_door_status_and_a_stage_asked_for_too_early(tmp_path, capsys) -> None:
+    assert main(["--profile", "smoke", "--root", str(tmp_path), "--status"]) == 0
+    assert "toy front, profile smoke" in capsys.readouterr().out
+    assert main(["--profile", "smoke", "--root", str(tmp_path), "--stage", "evaluate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(r"toy front: error: .*run --stage screen first.*", err) and "\n" not in err
