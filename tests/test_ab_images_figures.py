@@ -167,3 +167,32 @@ def test_commands_left(left, want) -> None:
     stages = {s: {"runs_left": int(s == left), "evaluations_done": 1, "evaluations": 1}
               for s in ("pretrain", "screen", "evaluate")}
     assert commands_left({"profile": "cpu", "stages": stages}) == want
+
+
+def test_ablation_sentences_and_layout_follow_the_numbers() -> None:
+    import pandas as pd
+
+    from specreg_lib.experiments.ab_images.figures import ablation_layout, ablation_sentences
+
+    def r(row, against, metric, diff, p, floor=0.01, se=0.002, mean=0.5):
+        return {"row": row, "against": against, "lambda": 0.3, "metric": metric, "seeds": 3, "mean": mean,
+                "diff": diff, "diff_se": se, "p": p, "direction": "", "floor": floor, "exceeds_floor": None}
+
+    table = pd.DataFrame([
+        r("amp/weighted: five steps", "variant", "log_distance", 0.05, 0.01),  # worse, beyond the floor, p small
+        r("amp/weighted: five steps", "variant", "feature_distance", 0.002, 0.01),  # p small but within the floor
+        r("amp/weighted: five steps", "reference", "log_distance", -0.001, 0.5),
+        r("haar/weighted: levels 3", "variant", "log_distance", -0.03, 0.02),  # better
+        r("haar/weighted: levels 3", "variant", "feature_distance", 0.5, 0.3, floor=0.1),  # not significant
+    ])
+    assert ablation_sentences(table).splitlines() == [
+        "amp/weighted: five steps (3 seeds), against the variant at its chosen setting: log_distance worse "
+        "(Δ +0.05 ± 0.002, p = 0.01, floor 0.01); feature_distance no effect (Δ +0.002, p = 0.01, floor 0.01).",
+        "haar/weighted: levels 3 (3 seeds), against the variant at its chosen setting: log_distance better "
+        "(Δ -0.03 ± 0.002, p = 0.02, floor 0.01); feature_distance no effect (Δ +0.5, p = 0.3, floor 0.1).",
+    ]
+    lay = ablation_layout(table).set_index("row")
+    assert lay.loc["amp/weighted: five steps", "Δlog_distance vs variant"] == "+0.05 ± 0.002, p=0.01 *"
+    assert lay.loc["amp/weighted: five steps", "Δlog_distance vs baseline"] == "-0.001 ± 0.002, p=0.5"
+    assert lay.loc["haar/weighted: levels 3", "Δfeature_distance vs variant"] == "+0.5 ± 0.002, p=0.3"
+    assert ablation_sentences(table.iloc[:0]) == "No ablation run has finished yet."

@@ -350,6 +350,58 @@ def spectra_figure(plan: AbImagesPlan, root: str | Path, dataset: str) -> plt.Fi
     return fig
 
 
+# -- the ablation -------------------------------------------------------------------------------------------
+
+ABLATION_METRICS = ("log_distance", "feature_distance")  # the rule's target and guard
+
+
+def ablation_layout(table: Any, alpha: float = ALPHA) -> Any:
+    """One row per ablation row (``ablate.ablation_table``): its lambda and seeds, and per metric of
+    :data:`ABLATION_METRICS` the mean and two ``Δ`` cells: against the variant at its chosen setting (what the change
+    does) and against its reference baseline (what is left of the effect), "± SE, p", ``*`` for an effect."""
+    import pandas as pd
+
+    if not len(table):
+        return pd.DataFrame()
+    out = []
+    for name, part in table.groupby("row", sort=False):
+        row: dict[str, Any] = {"row": name, "λ": _num(part["lambda"].iloc[0], "g"), "seeds": int(part["seeds"].max())}
+        for m in ABLATION_METRICS:
+            cells = {r["against"]: r for r in part[part["metric"] == m].to_dict("records")}
+            if not cells:
+                continue
+            row[m] = _num(next(iter(cells.values()))["mean"])
+            row[f"Δ{m} vs variant"] = _delta(cells["variant"], alpha) if "variant" in cells else ""
+            row[f"Δ{m} vs baseline"] = _delta(cells["reference"], alpha) if "reference" in cells else ""
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def ablation_sentences(table: Any, alpha: float = ALPHA) -> str:
+    """One sentence per ablation row, generated from the numbers: what the change does to the log distance and the
+    feature distance against the variant at its chosen setting (an effect: p < alpha and beyond the floor)."""
+    if not len(table):
+        return "No ablation run has finished yet."
+    lines = []
+    for name, part in table.groupby("row", sort=False):
+        vs = {r["metric"]: r for r in part[part["against"] == "variant"].to_dict("records")}
+        said = []
+        for m in ABLATION_METRICS:
+            r = vs.get(m)
+            if r is None or not finite(r["diff"]):
+                continue
+            if detected(r, alpha):
+                said.append(f"{m} {_word(m, r['diff'], r['p'], alpha)} (Δ {r['diff']:+.2g} ± {r['diff_se']:.2g}, "
+                            f"p = {r['p']:.2g}, floor {r['floor']:.2g})")
+            else:
+                said.append(f"{m} no effect (Δ {r['diff']:+.2g}, p = {_num(r['p'], '.2g')}, floor "
+                            f"{_num(r['floor'], '.2g')})")
+        seeds = int(part["seeds"].max())
+        lines.append(f"{name} ({seeds} seed{'s' * (seeds != 1)}), against the variant at its chosen setting: "
+                     + ("; ".join(said) if said else "no paired difference yet") + ".")
+    return "\n".join(lines)
+
+
 # -- what is left ---------------------------------------------------------------------------------------------
 
 
