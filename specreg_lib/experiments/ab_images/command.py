@@ -23,9 +23,10 @@ import json
 from ...io import resolve_repo_path
 from ..core.study import add_study_arguments
 from .experiment import AB_IMAGES, STANDINS
+from .pipeline import run_study
 from .plan import STAGES, ab_images_plan, finetune_config, pretrain_config, screen_points
 from .status import ab_status, format_ab_status
-from .study import ab_table, evaluate_configs, lambdas_of, run_study
+from .study import ab_table, evaluate_configs, lambdas_of
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -33,7 +33,7 @@ from ...training.checkpoint import load_checkpoint
 from ..core.compare import compare
 from ..core.config import resolve_variant
 from ..core.runs import RunResult, run, run_state, snapshot_path
-from ..core.study import diverged, read_record, run_stages
+from ..core.study import diverged, read_record
 from ..core.study import run_all as study_run_all
 from .experiment import (
     AB_IMAGES,
@@ -270,18 +270,6 @@ def run_evaluate(plan: AbImagesPlan, root: Path, say: Callable[[str], None] = pr
                                 "complete screen; run --stage screen first (or --stage all)")
         out += run_all(plan, root, configs, say)
     return out
-
-
-def run_study(plan: AbImagesPlan, root: str | Path, stage: str = "all", say: Callable[[str], None] = print
-              ) -> list[RunResult]:
-    """Run ``stage`` ("pretrain" | "screen" | "evaluate" | "ablate") or every stage in order ("all")."""
-    from .ablate import run_ablate
-
-    root = Path(root)
-    return run_stages({"pretrain": lambda: run_pretrain(plan, root, say) and [],
-                       "screen": lambda: run_screen(plan, root, say),
-                       "evaluate": lambda: run_evaluate(plan, root, say),
-                       "ablate": lambda: run_ablate(plan, root, say)}, stage)
 
 
 # -- the table ------------------------------------------------------------------------------------------------
