@@ -263,3 +263,11 @@ def test_a_diverged_run_is_recorded_once_and_never_retried(tmp_path, monkeypatch
     assert calls == [1, 2]  # recorded: not retried
     with pytest.raises(NonFiniteSteps):  # a study that does not allow divergence stops on it
         core_study.run_all(AB_IMAGES, tmp_path / "other", cfgs, tmp_path / "s2", lambda _: None)
+
+
+def test_workers_on_one_stand_in_share_the_study_files_with_the_whole_plan() -> None:
+    from specreg_lib.experiments.ab_images.plan import plan_hash
+
+    plan = ab_images_plan("cpu")
+    assert plan_hash(ab_images_plan("cpu", datasets=("photos",))) == plan_hash(plan)
+    assert plan_hash(ab_images_plan("cpu", strengths=(0.1, 1.0))) != plan_hash(plan)  # a decision input: a new key

@@ -218,5 +218,7 @@ def eval_points(plan: AbImagesPlan, dataset: str, chosen: dict[str, dict[str, An
 
 
 def plan_hash(plan: AbImagesPlan) -> str:
-    """A short hash of the plan (what its calibration.json and choice.json were made under)."""
-    return config_hash(dataclasses.asdict(plan))
+    """A short hash of the plan (what its calibration-, choice- and ablation-<dataset>.json were made under). The
+    stand-ins a worker runs (``--dataset``) are left out: they change no per-stand-in decision, so workers on one
+    stand-in and on both share these files."""
+    return config_hash({k: v for k, v in dataclasses.asdict(plan).items() if k != "datasets"})
