@@ -157,8 +157,10 @@ def calibrate(plan: FrontPlan, root: str | Path, write: bool = True) -> dict[str
     ratios = {}
     for kind in plan.variants:
         cfg = run_config(plan, kind, 1.0, plan.screen_seed)
-        torch.manual_seed(plan.screen_seed)  # as core.runs._train seeds the initial weights
-        net, loss, data = CHECKERBOARD.build_model(cfg), CHECKERBOARD.build_loss(cfg), CHECKERBOARD.build_data(cfg)
+        with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
+            torch.manual_seed(plan.screen_seed)  # as core.runs._train seeds the initial weights
+            net = CHECKERBOARD.build_model(cfg)
+        loss, data = CHECKERBOARD.build_loss(cfg), CHECKERBOARD.build_data(cfg)
         r = []
         for b in range(plan.calibration_batches):
             g = torch.Generator().manual_seed(b)
