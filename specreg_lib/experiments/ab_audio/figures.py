@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
-import numpy as np
-from matplotlib.ticker import NullFormatter
 
 from ..audio.experiment import DIFFWAVE
 from ..audio.figures import PAPER_TABLE2, STANDIN
 from ..core.compare import describe, detected, direction, finite
+from ..core.figures import screen_panel
 from ..core.runs import RunResult, run, run_state
 from ..core.study import commands_left as study_commands_left
 from .plan import BASELINE, AbAudioPlan
@@ -153,19 +152,8 @@ def lambda_curves(record: Mapping[str, Any], metrics: tuple[str, ...] = ("mr_stf
         chosen = record["chosen"][kind]
         for i, m in enumerate(metrics):
             ax = axes[i][j]
-            ys = [s.get(m) if s.get(m) is not None else np.nan for _, s in pts]
-            ax.plot(lams, ys, "o-", ms=3, lw=1)
-            if record["baseline"].get(m) is not None:
-                ax.axhline(record["baseline"][m], color="0.4", ls="--", lw=0.8, label="baseline")
-            if m == "fd_mel":
-                ax.axhline(chosen["limit"], color="0.4", ls=":", lw=0.8, label="guard: baseline + floor")
-            k = lams.index(chosen["lambda"])
-            ax.plot([lams[k]], [ys[k]], "o", ms=9, mfc="none", mec="red", label="chosen")
-            ax.set_xscale("log")
-            ax.set_xticks(lams, [f"{lam:g}" for lam in lams])  # the screened lambdas only (peers: within a decade)
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.ticklabel_format(axis="y", useOffset=False)  # the values themselves, not an offset
-            ax.tick_params(labelsize=6)
+            screen_panel(ax, lams, [s.get(m) for _, s in pts], record["baseline"].get(m), chosen["lambda"],
+                         chosen["limit"] if m == "fd_mel" else None)
             if j == 0:
                 ax.set_ylabel(f"{m} ({DIFFWAVE.glossary[m][1]} is better)", fontsize=7)
             if i == 0:

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
-import numpy as np
-from matplotlib.ticker import NullFormatter
 
 from ...metrics.spectra import radial_power_spectrum
 from ..core.compare import describe, detected, direction, finite
+from ..core.figures import screen_panel
 from ..core.runs import RunResult, run, run_state
 from ..core.study import commands_left as study_commands_left
 from ..core.study import read_record
@@ -261,18 +260,8 @@ def screen_figure(plan: AbImagesPlan, root: str | Path, dataset: str,
         rhos, chosen = [rho for rho, _ in pts], record["chosen"][name]
         for i, m in enumerate(metrics):
             ax = axes[(j // ncol) * len(metrics) + i][j % ncol]
-            ys = [s[m] if s.get(m) is not None else np.nan for _, s in pts]
-            ax.plot(rhos, ys, "o-", ms=3, lw=1)
-            ax.axhline(record["baseline"][m], color="0.4", ls="--", lw=0.8, label="baseline")
-            if m == "feature_distance":
-                ax.axhline(chosen["limit"], color="0.4", ls=":", lw=0.8, label="guard: baseline + floor")
-            k = rhos.index(chosen["strength"])
-            ax.plot([rhos[k]], [ys[k]], "o", ms=9, mfc="none", mec="red", label="chosen")
-            ax.set_xscale("log")
-            ax.set_xticks(rhos, [f"{r:g}" for r in rhos])
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.ticklabel_format(axis="y", useOffset=False)
-            ax.tick_params(labelsize=6)
+            screen_panel(ax, rhos, [s.get(m) for _, s in pts], record["baseline"][m], chosen["strength"],
+                         chosen["limit"] if m == "feature_distance" else None)
             ax.set_ylabel(m, fontsize=7)
             if i == 0:
                 ax.set_title(f"{name}: ρ={chosen['strength']:g}" + (" (guard failed)" if chosen["guard_failed"]
