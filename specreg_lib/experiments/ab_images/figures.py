@@ -28,13 +28,13 @@ ALPHA = 0.05  # the p-value a difference must stay below (docs/ab_images.md, Pro
 TABLE_METRICS = ("log_distance", "feature_distance", "hf_error", "laplacian_error", "copy_share")  # the ratios'
 # information is in their errors (|ln ratio|), which have a better direction
 CONTROL = "pixel_l1"  # the peer that asks "is the effect only an L1 term?"
-SMOKE_SUBSET = {"kinds": ("amp", "haar"), "peers": ("pixel_l1", "focal_freq")}  # the notebook's smoke variants
+SMOKE_SUBSET = {"kinds": ("haar",), "peers": ("pixel_l1", "focal_freq")}  # the notebook's smoke variants
 N_SHOWN = 16  # images per variant in the sample grids
 
 
 def notebook_plan(profile: str, kinds: list[str] | None = None, peers: list[str] | None = None) -> AbImagesPlan:
     """The notebook's plan: ``profile``'s, with the given kinds / peers; smoke defaults to :data:`SMOKE_SUBSET`
-    (two kinds, the control and one peer: every stage in about half a minute)."""
+    (one kind, the control and one peer: every stage in about half a minute)."""
     subset = dict(SMOKE_SUBSET) if profile == "smoke" else {}
     subset.update({k: tuple(v) for k, v in {"kinds": kinds, "peers": peers}.items() if v is not None})
     return ab_images_plan(profile, **subset)
