@@ -271,3 +271,34 @@ def test_workers_on_one_stand_in_share_the_study_files_with_the_whole_plan() -> 
     plan = ab_images_plan("cpu")
     assert plan_hash(ab_images_plan("cpu", datasets=("photos",))) == plan_hash(plan)
     assert plan_hash(ab_images_plan("cpu", strengths=(0.1, 1.0))) != plan_hash(plan)  # a decision input: a new key
+
+
+def test_a_committed_pretrained_net_replaces_the_pretraining(tmp_path, monkeypatch) -> None:
+    """The repository keeps pretrained nets (data/pretrained/<study>/<profile>/, with a .sha256): a study whose
+    pretrained file is missing installs the committed copy instead of pretraining, and refuses a tampered one."""
+    import shutil
+
+    from specreg_lib.experiments.ab_images.plan import pretrain_config, pretrained_path
+    from specreg_lib.experiments.ab_images.study import pretrain_done
+    from specreg_lib.experiments.core.runs import run_dir
+    from specreg_lib.experiments.core.study import CommittedCopyError, commit_copy
+
+    monkeypatch.setenv("SPECREG_ROOT", str(tmp_path))
+    plan, root = ab_images_plan("smoke", datasets=("photos",), kinds=("amp",), peers=()), tmp_path / "ck"
+    run_study(plan, root, stage="pretrain", say=lambda _: None)
+    path = pretrained_path(plan, root, "photos")
+    original = path.read_bytes()
+    copy = commit_copy(path, "ab_images", "smoke")
+    assert copy == tmp_path / "data" / "pretrained" / "ab_images" / "smoke" / path.name
+    path.unlink()
+    shutil.rmtree(run_dir(AB_IMAGES, pretrain_config(plan, root, "photos"), root))
+    assert pretrain_done(plan, root, "photos")  # the committed copy counts (status reads only)
+    assert ab_status(plan, root)["stages"]["pretrain"]["runs_left"] == 0
+    said: list[str] = []
+    run_study(plan, root, stage="pretrain", say=said.append)
+    assert said == [] and path.read_bytes() == original  # installed, not pretrained again
+    path.unlink()
+    copy.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # one bit flipped
+    with pytest.raises(CommittedCopyError, match="does not match"):
+        run_study(plan, root, stage="pretrain", say=lambda _: None)
+    assert not path.exists()

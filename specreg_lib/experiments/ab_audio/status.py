@@ -18,6 +18,7 @@ from typing import Any
 
 from ...io import read_json
 from ..audio.experiment import DIFFWAVE
+from ..core.runs import run_state
 from ..core.study import NO_MEASUREMENT, count_stage, estimate, format_duration, format_stages, median
 from .plan import (
     BASELINE,
@@ -29,7 +30,7 @@ from .plan import (
     screen_points,
     study_dir,
 )
-from .study import choice, peer_lambdas
+from .study import choice, peer_lambdas, pretrain_done
 
 
 def ab_status(plan: AbAudioPlan, root: str | Path) -> dict[str, Any]:
@@ -48,7 +49,9 @@ def ab_status(plan: AbAudioPlan, root: str | Path) -> dict[str, Any]:
         return count_stage(DIFFWAVE, root, configs, runs, steps, evals, lambda cfg: cfg.sample.schedule)
 
     stages = {
-        "pretrain": count([pretrain_config(plan)], 0, 0, {}),
+        # a pretrained net installed from the repository's committed copy has no run folder: nothing left
+        "pretrain": count([] if pretrain_done(plan, root) and run_state(DIFFWAVE, pretrain_config(plan), root)[0]
+                          != "done" else [pretrain_config(plan)], 0, 0, {}),
         "screen": count(screen, n_peer, n_peer * ft_steps, {"fast": n_peer} if n_peer else {}),
         "evaluate": count(evaluate or [], 0 if evaluate else n_eval, 0 if evaluate else n_eval * ft_steps,
                           {} if evaluate else {s: n_eval for s in plan.schedules}),

@@ -29,7 +29,7 @@ from ...training.checkpoint import load_checkpoint
 from ..audio.experiment import DIFFWAVE
 from ..core.compare import compare
 from ..core.runs import RunResult, run, run_state, snapshot_path
-from ..core.study import read_record, run_stages
+from ..core.study import committed_copy, install_committed, read_record, run_stages
 from ..core.study import run_all as study_run_all
 from .plan import (
     BASELINE,
@@ -68,8 +68,10 @@ def run_all(plan: AbAudioPlan, root: Path, configs: list[Any], say: Callable[[st
 def run_pretrain(plan: AbAudioPlan, root: Path, say: Callable[[str], None] = print) -> Path:
     """Train (or resume) the pretraining run, evaluate it once, and write its EMA net in LMNT's layout."""
     cfg = pretrain_config(plan)
-    run_all(plan, root, [cfg], say)
     path = pretrained_path(plan, root)
+    if install_committed(path, "ab_audio", plan.profile):  # the repository's copy of this very pretraining
+        return path
+    run_all(plan, root, [cfg], say)
     if not path.is_file():
         snap = load_checkpoint(snapshot_path(DIFFWAVE, cfg, root))
         model = build_diffwave(cfg.model.arch())
@@ -80,7 +82,8 @@ def run_pretrain(plan: AbAudioPlan, root: Path, say: Callable[[str], None] = pri
 
 
 def pretrain_done(plan: AbAudioPlan, root: Path) -> bool:
-    return pretrained_path(plan, root).is_file()
+    path = pretrained_path(plan, root)
+    return path.is_file() or committed_copy(path, "ab_audio", plan.profile).is_file()
 
 
 # -- stage 2: screen ------------------------------------------------------------------------------------------
@@ -149,7 +152,7 @@ def noise_floors_for(plan: AbAudioPlan, root: Path, write: bool = True) -> dict[
 
 
 def run_screen(plan: AbAudioPlan, root: Path, say: Callable[[str], None] = print) -> list[RunResult]:
-    if not pretrain_done(plan, root):
+    if not install_committed(pretrained_path(plan, root), "ab_audio", plan.profile):
         raise StageNotReady("the screen fine-tunes start from the pretrained checkpoint, which is not written yet; "
                             "run --stage pretrain first (or --stage all)")
     calibrate(plan, root)

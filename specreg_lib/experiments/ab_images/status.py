@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from ...io import read_json
+from ..core.runs import run_state
 from ..core.study import NO_MEASUREMENT, count_stage, estimate, format_duration, format_stages, median
 from .ablate import ABLATE_DATASET, ablation_configs
 from .experiment import AB_IMAGES
 from .plan import BASELINE, STAGES, AbImagesPlan, Point, finetune_config, pretrain_config, regularized, study_dir
-from .study import choice, evaluate_configs, lambdas_of, screen_points
+from .study import choice, evaluate_configs, lambdas_of, pretrain_done, screen_points
 
 
 def ab_status(plan: AbImagesPlan, root: str | Path) -> dict[str, Any]:
@@ -42,7 +43,10 @@ def ab_status(plan: AbImagesPlan, root: str | Path) -> dict[str, Any]:
                            p.values()), {d: n for d, (n, _) in p.items()}, lambda cfg: cfg.data.dataset)
 
     ablation = ablation_configs(plan, root, write=False) if ABLATE_DATASET in plan.datasets else {}
-    stages = {"pretrain": count([pretrain_config(plan, root, d) for d in plan.datasets], "pretrain"),
+    pretrain = [pretrain_config(plan, root, d) for d in plan.datasets]  # less those installed from a committed copy
+    pretrain = [c for c, d in zip(pretrain, plan.datasets, strict=True) if not pretrain_done(plan, root, d)
+                or run_state(AB_IMAGES, c, root)[0] == "done"]
+    stages = {"pretrain": count(pretrain, "pretrain"),
               "screen": count(screen, "screen"), "evaluate": count(evaluate, "evaluate"),
               "ablate": count(list((ablation or {}).values()), "ablate")}
     timing = [read_json(p) for p in sorted((study_dir(plan, root) / "timings").glob("*.json"))]

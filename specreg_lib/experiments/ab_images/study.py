@@ -33,7 +33,7 @@ from ...training.checkpoint import load_checkpoint
 from ..core.compare import compare
 from ..core.config import resolve_variant
 from ..core.runs import RunResult, run, run_state, snapshot_path
-from ..core.study import diverged, read_record
+from ..core.study import committed_copy, diverged, install_committed, read_record
 from ..core.study import run_all as study_run_all
 from .experiment import (
     AB_IMAGES,
@@ -103,13 +103,15 @@ def write_init(plan: AbImagesPlan, root: Path, dataset: str) -> Path:
 def run_pretrain(plan: AbImagesPlan, root: Path, say: Callable[[str], None] = print) -> list[Path]:
     """Build the stand-ins and initial nets, train (or resume) each pretraining run, evaluate it once, and write
     its EMA net as an EDM pickle with the initial file's records (EDM's loss settings, augment pipe)."""
-    for d in plan.datasets:
+    todo = [d for d in plan.datasets if not install_committed(pretrained_path(plan, root, d), "ab_images",
+                                                              plan.profile)]  # the repository's copy, if any
+    for d in todo:
         ensure_dataset(d, plan.resolution, plan.train_images)
         write_init(plan, root, d)
-    configs = [pretrain_config(plan, root, d) for d in plan.datasets]
+    configs = [pretrain_config(plan, root, d) for d in todo]
     run_all(plan, root, configs, say)
-    out = []
-    for d, cfg in zip(plan.datasets, configs, strict=True):
+    out = [pretrained_path(plan, root, d) for d in plan.datasets if d not in todo]
+    for d, cfg in zip(todo, configs, strict=True):
         path = pretrained_path(plan, root, d)
         if not path.is_file():
             net = AB_IMAGES.build_model(cfg)
@@ -122,7 +124,8 @@ def run_pretrain(plan: AbImagesPlan, root: Path, say: Callable[[str], None] = pr
 
 
 def pretrain_done(plan: AbImagesPlan, root: Path, dataset: str) -> bool:
-    return pretrained_path(plan, root, dataset).is_file()
+    path = pretrained_path(plan, root, dataset)
+    return path.is_file() or committed_copy(path, "ab_images", plan.profile).is_file()
 
 
 # -- stage 2: screen ------------------------------------------------------------------------------------------
@@ -200,7 +203,7 @@ def noise_floors(plan: AbImagesPlan, root: Path, dataset: str, write: bool = Tru
 def run_screen(plan: AbImagesPlan, root: Path, say: Callable[[str], None] = print) -> list[RunResult]:
     out = []
     for d in plan.datasets:
-        if not pretrain_done(plan, root, d):
+        if not install_committed(pretrained_path(plan, root, d), "ab_images", plan.profile):
             raise StageNotReady(f"the screen fine-tunes of {d} start from its pretrained checkpoint, which is not "
                                 "written yet; run --stage pretrain first (or --stage all)")
         calibrate(plan, root, d)

@@ -16,11 +16,69 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import InputError
 from ...io import read_json, write_json
 from .protocol import Experiment
 from .runs import RunLocked, RunResult, checkpoint_step, results_dir, run, run_dir, run_state
 
 NO_MEASUREMENT = "no measurement of this configuration yet"
+
+
+COMMITTED = "data/pretrained"  # committed pretrained nets: <COMMITTED>/<study>/<profile>/<file name> + .sha256
+
+
+class CommittedCopyError(InputError, ValueError):
+    """A committed pretrained net whose bytes do not match its recorded SHA-256."""
+
+
+def committed_copy(path: Path, study: str, profile: str) -> Path:
+    """Where the repository keeps a committed copy of the pretrained net ``path`` (same file name)."""
+    from ...io import resolve_repo_path
+
+    return resolve_repo_path(f"{COMMITTED}/{study}/{profile}/{path.name}")
+
+
+def install_committed(path: Path, study: str, profile: str) -> bool:
+    """Put the committed copy of a pretrained net at ``path`` when ``path`` is missing: the file name carries the
+    pretraining run's hash and steps, so a copy of that name is that pretraining; its bytes are checked against the
+    committed ``.sha256`` first. Returns whether ``path`` exists now. A study calls this before pretraining, so a
+    fresh clone skips the hours of pretraining the committed file stands for."""
+    import shutil
+
+    from ...assets import sha256_file
+    from ...io import atomic_path
+
+    if path.is_file():
+        return True
+    src = committed_copy(path, study, profile)
+    if not src.is_file():
+        return False
+    want = src.with_name(src.name + ".sha256").read_text().split()[0] if src.with_name(
+        src.name + ".sha256").is_file() else None
+    got = sha256_file(src)
+    if want != got:
+        raise CommittedCopyError(f"{src}: SHA-256 {got} does not match its {src.name}.sha256 ({want}); restore the "
+                                 f"file with git (git checkout -- {COMMITTED}) or delete both to pretrain again")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        shutil.copyfile(src, tmp)
+    return True
+
+
+def commit_copy(path: Path, study: str, profile: str) -> Path:
+    """Copy a pretrained net into the repository's committed folder with its ``.sha256`` (for ``git add``)."""
+    import shutil
+
+    from ...assets import sha256_file
+    from ...io import atomic_path
+
+    dest = committed_copy(path, study, profile)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(path, tmp)
+    with atomic_path(dest.with_name(dest.name + ".sha256")) as tmp:
+        tmp.write_text(f"{sha256_file(path)}  {path.name}\n")
+    return dest
 
 
 def timing_path(experiment: Experiment, cfg: Any, root: Path, study: Path) -> Path:
