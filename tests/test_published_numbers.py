@@ -81,6 +81,19 @@ def _spectra_row(name: str) -> list[tuple]:
     return sources + [(SPECTRA, ("headline", f"{name}_hf_energy_ratio")), (SPECTRA, ("power_law", name, "slope"))]
 
 
+AB_IMAGES = "data/pretrained/ab_images/cpu"  # the image study's committed records (docs/ab_images.md, Results)
+CALIBRATION = f"{AB_IMAGES}/calibration-photos.json"
+PRETRAIN = f"{AB_IMAGES}/pretrain-photos-metrics.json"
+FLOORS = f"{AB_IMAGES}/floors-photos.json"
+IMAGE_METRICS = ("log_distance", "feature_distance", "hf_ratio", "laplacian_ratio", "copy_share")
+
+
+def _calibration_row(variant: str) -> list[tuple]:
+    """A row of docs/ab_images.md's calibration table: r, then lambda at rho 0.01 / 0.1 / 1."""
+    return [(CALIBRATION, ("grad_ratio", variant)),
+            *[(CALIBRATION, ("lambdas", variant, rho)) for rho in ("0.01", "0.1", "1.0")]]
+
+
 HEADLINE = (TOY, ("headline", "amp_phase_over_baseline_log_distance"))
 PER_SEED_RATIO = [(TOY, ("summary", "amp_phase", "per_seed_ratio", i)) for i in range(3)]
 VALID_AP = (TOY, ("headline", "amp_phase_valid_fraction"), PCT)
@@ -90,6 +103,18 @@ TOY_STEPS = (TOY_CONFIG, ("config", "train", "steps"))
 
 # (document, fragment with {} per number, the number's sources in order)
 CLAIMS: list[tuple[str, str, list[tuple]]] = [
+    # docs/ab_images.md: the calibration at the pretrained photos net and that net against the floors
+    *[("docs/ab_images.md", f"| {v.replace('/', ' / ')} | {{}} | {{}} / {{}} / {{}} |", _calibration_row(v))
+      for v in ("amp/weighted", "amp/unweighted", "amp_phase/weighted", "amp_phase/unweighted", "haar/weighted",
+                "haar/unweighted", "bior1.3/weighted", "bior1.3/unweighted", "pixel_l1/weighted",
+                "dct_multiscale/weighted", "focal_freq/weighted", "facl/weighted")],
+    ("docs/ab_images.md", "| pretrained net (EMA) | {} | {} | {} | {} | {} |",
+     [(PRETRAIN, (m,)) for m in IMAGE_METRICS]),
+    ("docs/ab_images.md", "| held-out data (floor) | {} | {} | {} | {} | {} |",
+     [(FLOORS, ("floors", "held_out", m)) for m in IMAGE_METRICS]),
+    ("docs/ab_images.md", "| training-source data (`train_data`) | {} | {} | {} | {} | {} |",
+     [(FLOORS, ("floors", "train_data", m)) for m in IMAGE_METRICS]),
+    ("docs/ab_images.md", "(5,000 steps, {} s/step on one core)", [(PRETRAIN, ("seconds_per_step",))]),
     # README: the toy headline and the reproduction table
     ("README.md", "**+AP/baseline log distance {}** (per seed {}, {}, {}; goal <= 0.5 not met)",
      [HEADLINE, *PER_SEED_RATIO]),
