@@ -48,6 +48,8 @@ def _value(file: str, path: tuple, scale: float = 1.0) -> float:
         assert cell, f"{file}: {label!r} column {column} is {rows[0][column]!r}, not a number"
         return float(cell.group().replace(",", "")) * scale
     node = json.loads((ROOT / file).read_text())
+    if path[0] == "__ratio__":  # amp's calibrated term at lambda path[1], in % of the eps loss
+        return node["spectral_mean"]["amp"] * path[1] / node["diffusion_mean"] * PCT
     for key in path:
         node = node[key]
     return float(node) * scale
@@ -94,6 +96,16 @@ def _calibration_row(variant: str) -> list[tuple]:
             *[(CALIBRATION, ("lambdas", variant, rho)) for rho in ("0.01", "0.1", "1.0")]]
 
 
+AB_AUDIO = "data/pretrained/ab_audio/cpu"  # the audio study's committed records (docs/ab_audio.md, Results)
+AUDIO_PRETRAIN = f"{AB_AUDIO}/pretrain-metrics.json"
+AUDIO_CALIBRATION = f"{AB_AUDIO}/calibration.json"
+
+
+def _audio_term_share(lam: float) -> tuple:
+    """amp's term at ``lam`` over the eps loss, in %: a number the calibration file gives as a ratio of two keys."""
+    return (AUDIO_CALIBRATION, ("__ratio__", lam))
+
+
 HEADLINE = (TOY, ("headline", "amp_phase_over_baseline_log_distance"))
 PER_SEED_RATIO = [(TOY, ("summary", "amp_phase", "per_seed_ratio", i)) for i in range(3)]
 VALID_AP = (TOY, ("headline", "amp_phase_valid_fraction"), PCT)
@@ -103,6 +115,15 @@ TOY_STEPS = (TOY_CONFIG, ("config", "train", "steps"))
 
 # (document, fragment with {} per number, the number's sources in order)
 CLAIMS: list[tuple[str, str, list[tuple]]] = [
+    # docs/ab_audio.md: the pretrained net and the size of the paper's lambdas at it
+    ("docs/ab_audio.md", "(8,000 steps, {} s/step on one core) on the 6 held-out clips, fast schedule: MR-STFT\n{}, "
+                         "PESQ {} (Gaussian noise scores 1.02), NDB/K {}, fd_mel {}, F0 RMSE {} cents, V/UV error {}.",
+     [(AUDIO_PRETRAIN, (k,)) for k in ("seconds_per_step", "mr_stft", "pesq", "ndb", "fd_mel", "f0_rmse_cents",
+                                      "vuv_error")]),
+    ("docs/ab_audio.md", "eps loss is {} and amp's L_S under `bins=\"sum\"` at lambda 1 is {}: lambda = 1e-4, 1e-5, "
+                         "1e-6 make amp's term\nabout {}%, {}% and {}% of the eps loss",
+     [(AUDIO_CALIBRATION, ("diffusion_mean",)), (AUDIO_CALIBRATION, ("spectral_mean", "amp")),
+      _audio_term_share(1e-4), _audio_term_share(1e-5), _audio_term_share(1e-6)]),
     # docs/ab_images.md: the calibration at the pretrained photos net and that net against the floors
     *[("docs/ab_images.md", f"| {v.replace('/', ' / ')} | {{}} | {{}} / {{}} / {{}} |", _calibration_row(v))
       for v in ("amp/weighted", "amp/unweighted", "amp_phase/weighted", "amp_phase/unweighted", "haar/weighted",
