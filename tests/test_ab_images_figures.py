@@ -133,7 +133,7 @@ def test_screen_figure_draws_the_record(tmp_path) -> None:
         chosen[name] = {"strength": 0.1, "lambda": 3.0, "guard_failed": i == 2, "limit": 5.25, "candidates": [0.1]}
     write_json(study_dir(plan, tmp_path) / f"choice-{d}.json", {"key": key, "screen": screen, "chosen": chosen,
                "baseline": {"log_distance": 1.0, "feature_distance": 5.0}, "feature_floor": 0.25})
-    write_json(study_dir(plan, tmp_path) / f"calibration-{d}.json", {"key": key, "paper_lambda_1_strength": {
+    write_json(study_dir(plan, tmp_path) / f"calibration-{d}.json", {"key": key, "grad_ratio": {
         "amp/weighted": 0.0156}, "lambdas": {"amp/weighted": {"0.1": 6.4, "1.0": 64.0}}})
     fig = screen_figure(plan, tmp_path, d)
     axes = fig.axes

@@ -34,10 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ...diffusion import Regularizer, SpectralWeighting
-from ...diffusion.edm_train import term_table
 from ...io import write_json
 from ..core.compare import compare
 from ..core.config import apply_overrides, resolve_variant
@@ -45,7 +43,7 @@ from ..core.runs import RunResult
 from ..core.study import read_record
 from .experiment import AB_IMAGES, METRICS
 from .plan import BASELINE, KINDS, AbImagesPlan, Point, finetune_config, study_dir
-from .study import StageNotReady, _key, choice, difference_floor, noise_floors, run_all, run_metrics
+from .study import StageNotReady, _key, choice, difference_floor, grad_ratios, noise_floors, run_all, run_metrics
 
 ABLATE_DATASET = "dead_leaves"  # the stand-in without a source mismatch (docs/ab_images.md: floor 0.007)
 GATE_SIGMA = 0.5  # sigma_data: the gate keeps the low-noise half of EDM's training distribution
@@ -133,20 +131,6 @@ def _regularizer(plan: AbImagesPlan, row: Row, lam: float) -> Regularizer:
     return Regularizer(var.kind, lam, w, {**dict(var.options), **dict(row.options)})
 
 
-def _calibrate(plan: AbImagesPlan, root: Path, regs: dict[str, Regularizer]) -> dict[str, float]:
-    """Gradient-norm ratios of ``regs`` at the pretrained net of ABLATE_DATASET (as ``study.calibrate``)."""
-    cfg = finetune_config(plan, root, Point(ABLATE_DATASET, BASELINE, None, None, None, plan.screen_seed))
-    net = AB_IMAGES.build_model(cfg).eval()
-    data, g = AB_IMAGES.build_data(cfg), torch.Generator().manual_seed(plan.screen_seed)
-    grads: dict[str, list[tuple[float, float]]] = {k: [] for k in regs}
-    for b in range(plan.calibration_batches):
-        y, cond = data(cfg.train.batch_size, g)
-        for r in term_table(net, y, regs, cond, net.edm_meta.get("loss_fn"), net.label_dim, seed=b):
-            if r["pixels"] == cfg.loss.pixels:
-                grads[r["regularizer"]].append((r["grad_spectral"], r["grad_diffusion"]))
-    return {k: float(np.mean([s for s, _ in v]) / np.mean([d for _, d in v])) for k, v in grads.items()}
-
-
 def row_lambdas(plan: AbImagesPlan, root: Path, write: bool = True) -> dict[str, Any] | None:
     """Each row's lambda (ablation-<dataset>.json): the chosen lambda, or the one that gives the changed term the
     variant's chosen strength; with the rows' gradient-norm ratios. None before the rows are known."""
@@ -160,7 +144,7 @@ def row_lambdas(plan: AbImagesPlan, root: Path, write: bool = True) -> dict[str,
         return None
     chosen = choice(plan, root, ABLATE_DATASET, write=False)["chosen"]
     regs = {r.name: _regularizer(plan, r, 1.0) for r in the_rows if r.same_strength}
-    ratios = _calibrate(plan, root, regs) if regs else {}
+    ratios = grad_ratios(plan, root, ABLATE_DATASET, regs) if regs else {}
     lambdas = {r.name: float(f"{chosen[r.variant]['strength'] / ratios[r.name]:.2g}") if r.same_strength else
                chosen[r.variant]["lambda"] for r in the_rows}
     record = {"key": key, "ranking": ranking(plan, root), "rows": [dataclasses.asdict(r) | {

@@ -115,7 +115,7 @@ def calibration_table(plan: AbImagesPlan, root: str | Path) -> Any:
         if lambdas_of(plan, root, d) is None:  # absent, or made under another plan / pretrained net
             continue
         record = read_record(study_dir(plan, root) / f"calibration-{d}.json")
-        for variant, r in record["paper_lambda_1_strength"].items():
+        for variant, r in record["grad_ratio"].items():
             rows.append({"stand-in": d, "variant": variant, "strength of λ=1": f"{r:.2g}",
                          **{f"λ at ρ={rho:g}": f"{record['lambdas'][variant][str(rho)]:g}" for rho in plan.strengths}})
     return pd.DataFrame(rows)

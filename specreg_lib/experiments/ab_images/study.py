@@ -139,6 +139,22 @@ def _key(plan: AbImagesPlan, root: Path, dataset: str) -> dict[str, str]:
     return {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, root, dataset).name}
 
 
+def grad_ratios(plan: AbImagesPlan, root: Path, dataset: str, regs: dict[str, Regularizer]) -> dict[str, float]:
+    """r = mean ||grad w L_S|| / mean ||grad L_EDM|| (lambda_spec 1) of each of ``regs`` at the pretrained net of
+    ``dataset`` (dropout off), over the same ``calibration_batches`` training batches (same images, augmentations,
+    sigmas and noise per regularizer; ``diffusion.edm_train.term_table``), under the runs' pixel reduction."""
+    cfg = finetune_config(plan, root, Point(dataset, BASELINE, None, None, None, plan.screen_seed))
+    net = AB_IMAGES.build_model(cfg).eval()
+    data, g = AB_IMAGES.build_data(cfg), torch.Generator().manual_seed(plan.screen_seed)
+    grads: dict[str, list[tuple[float, float]]] = {k: [] for k in regs}
+    for b in range(plan.calibration_batches):
+        y, cond = data(cfg.train.batch_size, g)
+        for r in term_table(net, y, regs, cond, net.edm_meta.get("loss_fn"), net.label_dim, seed=b):
+            if r["pixels"] == cfg.loss.pixels:
+                grads[r["regularizer"]].append((r["grad_spectral"], r["grad_diffusion"]))
+    return {k: float(np.mean([s for s, _ in v]) / np.mean([d for _, d in v])) for k, v in grads.items()}
+
+
 def calibrate(plan: AbImagesPlan, root: Path, dataset: str) -> dict[str, Any]:
     """Gradient norms of EDM's loss and of w * L_S (lambda_spec 1) at the pretrained net, for every regularized
     variant, over the same ``calibration_batches`` training batches (same images, augmentations, sigmas and noise
@@ -149,22 +165,12 @@ def calibrate(plan: AbImagesPlan, root: Path, dataset: str) -> dict[str, Any]:
     key = _key(plan, root, dataset)
     if record and record.get("key") == key:
         return record
-    cfg = finetune_config(plan, root, Point(dataset, BASELINE, None, None, None, plan.screen_seed))
-    net = AB_IMAGES.build_model(cfg).eval()  # dropout off: the gradients of the net that is fine-tuned
-    data, g = AB_IMAGES.build_data(cfg), torch.Generator().manual_seed(plan.screen_seed)
     regs = {f"{v}/{w}": resolve_variant(v, AB_IMAGES.variants).regularizer(Regularizer("amp", 1.0, w))
             for v, w in regularized(plan)}
-    grads: dict[str, list[tuple[float, float]]] = {k: [] for k in regs}
-    for b in range(plan.calibration_batches):
-        y, cond = data(cfg.train.batch_size, g)
-        rows = term_table(net, y, regs, cond, net.edm_meta.get("loss_fn"), net.label_dim, seed=b)
-        for r in rows:
-            if r["pixels"] == cfg.loss.pixels:
-                grads[r["regularizer"]].append((r["grad_spectral"], r["grad_diffusion"]))
-    ratios = {k: float(np.mean([s for s, _ in v]) / np.mean([d for _, d in v])) for k, v in grads.items()}
+    ratios = grad_ratios(plan, root, dataset, regs)
     lambdas = {k: {str(rho): _round2(rho / r) for rho in plan.strengths} for k, r in ratios.items()}
-    record = {"key": key, "pixels": cfg.loss.pixels, "grad_ratio": ratios, "lambdas": lambdas,
-              "paper_lambda_1_strength": ratios}
+    pixels = finetune_config(plan, root, Point(dataset, BASELINE, None, None, None, plan.screen_seed)).loss.pixels
+    record = {"key": key, "pixels": pixels, "grad_ratio": ratios, "lambdas": lambdas}
     write_json(path, record)
     return record
 
