@@ -302,3 +302,23 @@ def test_a_committed_pretrained_net_replaces_the_pretraining(tmp_path, monkeypat
     with pytest.raises(CommittedCopyError, match="does not match"):
         run_study(plan, root, stage="pretrain", say=lambda _: None)
     assert not path.exists()
+
+
+def test_run_names_do_not_depend_on_where_the_checkout_or_the_runs_lie(tmp_path, monkeypatch) -> None:
+    """The stand-in zip and the start net enter a run's hash by file name (which carries what makes their bytes),
+    so a clone elsewhere, or another --root, finds the same run folders and the committed pretrained nets; the hash
+    still follows what the files are (another pretraining gives other names)."""
+    from specreg_lib.experiments.ab_images.plan import pretrained_path
+
+    plan, p = ab_images_plan("cpu"), Point("photos", "amp", "weighted", 1.0, 120.0, 0)
+
+    def names(root):
+        return AB_IMAGES.run_hash(finetune_config(plan, root, p)), pretrained_path(plan, root, "photos").name
+
+    here = names("checkpoints")
+    monkeypatch.setenv("SPECREG_ROOT", str(tmp_path))  # another checkout
+    assert str(tmp_path) in finetune_config(plan, tmp_path / "runs", p).data.path  # the paths themselves moved
+    assert names(tmp_path / "runs") == here
+    longer = ab_images_plan("cpu", pretrain=(*plan.pretrain, ("train.steps", 6000)))
+    assert pretrained_path(longer, "checkpoints", "photos").name != here[1]
+    assert AB_IMAGES.run_hash(finetune_config(longer, "checkpoints", p)) != here[0]

@@ -16,6 +16,7 @@ Samples are clamped to [-1, 1] and quantised to 8 bits before scoring, as EDM's 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -163,12 +164,26 @@ def score(samples: torch.Tensor, reference: torch.Tensor, train: torch.Tensor | 
     return {k: float(v) for k, v in out.items()}
 
 
+def located_by_name(cfg: AbImagesConfig) -> AbImagesConfig:
+    """``cfg`` with ``data.path`` and ``model.checkpoint`` cut to their file names (what a hash or key of the
+    study should see: ``AbImagesExperiment.run_hash``)."""
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=Path(cfg.data.path).name),
+                               model=dataclasses.replace(cfg.model, checkpoint=Path(cfg.model.checkpoint).name))
+
+
 class AbImagesExperiment(EDMFinetuneExperiment):
     """EDM fine-tuning on the image study's stand-ins, scored against held-out data (module docstring)."""
 
     config_class = AbImagesConfig
     glossary = AB_GLOSSARY
     task = None  # reached through ``specreg ab-images`` only
+
+    def run_hash(self, cfg: AbImagesConfig) -> str:
+        """EDM's run hash with the stand-in zip and the start net entered by FILE NAME, not location: each name
+        carries what makes its bytes (the zip: DATA_VERSION, resolution and count; the initial net: its architecture
+        tag and fixed seed; the pretrained net: its pretraining's run hash and steps). So a clone in another folder
+        (or another ``--root``) finds the same run folders and installs the committed pretrained nets."""
+        return super().run_hash(located_by_name(cfg))
 
     def required_files(self, profile: str) -> dict[str, tuple[str, ...]]:
         return {}  # everything is made offline: the stand-ins, the initial net, the pretrained net

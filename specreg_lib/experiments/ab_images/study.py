@@ -191,7 +191,7 @@ def noise_floors(plan: AbImagesPlan, root: Path, dataset: str, write: bool = Tru
     path = study_dir(plan, root) / f"floors-{dataset}.json"
     cfg = finetune_config(plan, root, Point(dataset, BASELINE, None, None, None, plan.screen_seed))
     n, ev = cfg.sample.n_samples, cfg.evaluate
-    key = {"dataset": dataset, "results": AB_IMAGES.results_hash(cfg), "data": cfg.data.path,
+    key = {"dataset": dataset, "results": AB_IMAGES.results_hash(cfg), "data": Path(cfg.data.path).name,
            "resolution": plan.resolution}
     record = read_record(path)
     if record and record.get("key") == key:
