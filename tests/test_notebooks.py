@@ -100,6 +100,8 @@ def test_notebook_runs_in_smoke_profile(path, tmp_path):
     for name in m["figures"]:
         png = res.out_dir / f"{name}.png"
         assert png.stat().st_size > 1000 and png.with_suffix(".pdf").is_file()
+    if path.stem == "01_spectral_losses_tour":  # its U-Nets are seeded, so a fresh smoke run is the same each time
+        check_tour_claims(m)
 
 
 def check_tour_claims(m: dict) -> None:
@@ -137,15 +139,6 @@ def check_tour_claims(m: dict) -> None:
               "grad_norm_safe_at_1e8": (0.043, 0.0005)}
     for key, (quoted, tol) in readme.items():
         assert abs(h[key] - quoted) <= tol, f"README.md quotes {key} = {quoted}, the notebook gives {h[key]}"
-
-
-@pytest.mark.notebook
-def test_tour_claims_hold(tmp_path):
-    """Notebook 01's text holds for a fresh smoke run (its U-Nets seeded, so the run is the same each time)."""
-    path = next(p for p in NOTEBOOKS if p.stem == "01_spectral_losses_tour")
-    res = run_notebook(path, "smoke", tmp_path / "run", root=tmp_path)
-    assert res.status == "ok", res.error
-    check_tour_claims(json.loads((res.out_dir / "metrics.json").read_text()))
 
 
 def test_committed_cpu_tour_supports_its_text():

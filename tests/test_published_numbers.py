@@ -308,15 +308,16 @@ def test_goals_the_docs_call_met_hold_in_the_files():
     assert "Every sampler stays far below the 1% goal" in (ROOT / "docs/diffusion.md").read_text()
 
 
-@pytest.mark.parametrize("record, study", [(CALIBRATION, "images"), (AUDIO_CALIBRATION, "audio")])
+@pytest.mark.parametrize("record, study", [(CALIBRATION, "photos"), (f"{AB_IMAGES}/calibration-dead_leaves.json",
+                                           "dead_leaves"), (AUDIO_CALIBRATION, "audio")])
 def test_committed_calibrations_are_keyed_to_the_current_cpu_plans(record, study, tmp_path):
     """A committed calibration record is the one the cpu plan uses only while its key (plan hash, pretrained file) is
     the plan's own: a plan-hash change would make the study recalibrate silently and the docs quote a stale file."""
-    if study == "images":
+    if study != "audio":
         from specreg_lib.experiments.ab_images.plan import ab_images_plan, plan_hash, pretrained_path
 
         plan = ab_images_plan("cpu")
-        want = {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, tmp_path, "photos").name}
+        want = {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, tmp_path, study).name}
     else:
         from specreg_lib.experiments.ab_audio.plan import ab_audio_plan, plan_hash, pretrained_path
 

@@ -42,7 +42,14 @@ def _run_all(root: Path, commands: list[str]) -> dict[str, str]:
 
 
 @pytest.mark.notebook
-def test_readme_commands_work_as_written(tmp_path):
+def test_readme_commands_work_as_written_after_a_smoke_reproduce(tmp_path):
+    """The README's commands as written, in a tree where (as after ``make figures``) notebooks 02 and 03 have
+    trained their smoke runs: the commands must neither collide with those runs nor disturb them."""
+    _run_all(tmp_path, [".venv/bin/specreg reproduce --only checkerboard_toy --only power_spectra"])
+    checkerboard, spectra_runs = tmp_path / "checkpoints" / "checkerboard", tmp_path / "checkpoints" / "power_spectra"
+    trained = {p.name for p in spectra_runs.iterdir()}
+    assert any(n.startswith("baseline_seed1_") for n in trained)  # the run the README's baseline seed 1 shares
+    before = {p.name for p in checkerboard.iterdir()}
     start = time.time()
     outputs = _run_all(tmp_path, readme_commands())
     # -p seeds=3 arrived as the list [3] and lambda_spec as 0.5, in the repository-relative folders
@@ -55,27 +62,22 @@ def test_readme_commands_work_as_written(tmp_path):
     assert set(spectra["runs"]) == {f"{v}_seed{s}" for v in ("baseline", "haar") for s in (1, 2)}
     assert all(r["steps"] == 10 for r in spectra["runs"].values())
     assert len(list((tmp_path / "checkpoints" / "steps10" / "power_spectra").iterdir())) == 4  # its own root
-    assert (tmp_path / "figures" / "smoke" / "report.html").is_file()
+    assert {p.name for p in spectra_runs.iterdir()} == trained  # the reproduce's 20-step runs left alone
+    assert (tmp_path / "figures" / "smoke" / "report.html").stat().st_mtime >= start
     # the sweep trained 2 baselines + 2 lambdas x 2 seeds; the dry run after it finds them all done
     dry = next(out for cmd, out in outputs.items() if "--profile smoke" in cmd and "--dry-run" in cmd)
     assert "6 runs: 6 done" in dry
-    assert len(list((tmp_path / "checkpoints" / "checkerboard").iterdir())) == 6 + 2  # + the notebook's runs
+    after = {p.name for p in checkerboard.iterdir()}
+    sweep = {f"{v}_seed{s}" for v in ("baseline", "amp_phase_lam0.3_alpha_bar", "amp_phase_lam1_alpha_bar")
+             for s in (1, 2)}
+    wanted = sweep | {"baseline_seed3", "amp_phase_lam0.5_alpha_bar_seed3"}  # + notebook 02's -p seeds=3 runs
+    label = {n: n.rsplit("_", 1)[0] for n in after}
+    assert before <= after and {label[n] for n in after - before} == wanted - {label[n] for n in before}
+    assert len(after - before) == len(wanted - {label[n] for n in before})  # one folder per new run, no strays
     cpu = next(out for cmd, out in outputs.items() if "--profile cpu" in cmd and "--dry-run" in cmd)
     assert "6 runs:" in cpu and "baseline" in cpu and "amp_phase" in cpu
     # nothing of this test landed in the checkout's figures
     assert not [p for p in (REPO / "figures").rglob("*") if p.is_file() and p.stat().st_mtime >= start]
-
-
-@pytest.mark.notebook
-def test_readme_commands_work_after_a_smoke_reproduce(tmp_path):
-    """As after ``make figures``: the notebooks the README runs have trained their smoke runs in the same tree."""
-    _run_all(tmp_path, [".venv/bin/specreg reproduce --only checkerboard_toy --only power_spectra"])
-    trained = {p.name for p in (tmp_path / "checkpoints" / "power_spectra").iterdir()}
-    assert any(n.startswith("baseline_seed1_") for n in trained)  # the run the README's baseline seed 1 shares
-    _run_all(tmp_path, readme_commands())
-    spectra = json.loads((tmp_path / "figures" / "smoke" / "03_power_spectra" / "metrics.json").read_text())
-    assert all(r["steps"] == 10 for r in spectra["runs"].values())
-    assert {p.name for p in (tmp_path / "checkpoints" / "power_spectra").iterdir()} == trained  # left alone
 
 
 def test_readme_library_example_runs():
