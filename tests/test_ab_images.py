@@ -322,3 +322,46 @@ def test_run_names_do_not_depend_on_where_the_checkout_or_the_runs_lie(tmp_path,
     longer = ab_images_plan("cpu", pretrain=(*plan.pretrain, ("train.steps", 6000)))
     assert pretrained_path(longer, "checkpoints", "photos").name != here[1]
     assert AB_IMAGES.run_hash(finetune_config(longer, "checkpoints", p)) != here[0]
+
+
+@pytest.mark.slow
+def test_train_log_distance_is_the_runs_spectrum_against_fresh_training_images(study) -> None:
+    """The secondary metric: each evaluation run's stored samples' spectrum against fresh TRAINING-source images
+    (not the held-out reference), recomputed here with numpy from the stored arrays; its floor and train_data value
+    are a run-sized training draw against the same images."""
+    from specreg_lib.experiments.ab_images.experiment import TRAIN_REFERENCE_SEED, mean_spectrum
+    from specreg_lib.experiments.ab_images.figures import train_data
+    from specreg_lib.experiments.core.runs import run
+
+    plan, root = study
+
+    def log_distance_np(p, q):  # mean over the non-DC bins of |log10 p - log10 q|, both floored at 1e-8
+        p, q = (np.maximum(np.asarray(x, dtype=np.float64), 1e-8) for x in (p, q))
+        return float(np.mean(np.abs(np.log10(p) - np.log10(q))[1:]))
+
+    for d in plan.datasets:
+        table = ab_table(plan, root, d)
+        rows = table[table["metric"] == "train_log_distance"].set_index("variant")
+        assert set(rows.index) == set(table["variant"])
+        n_ref, spec = plan_n_reference(plan, root, d), STANDINS[d]
+        train_ref = mean_spectrum(spec.draw(n_ref, plan.resolution, TRAIN_REFERENCE_SEED, held_out=False)).numpy()
+        held_ref = mean_spectrum(spec.draw(n_ref, plan.resolution, 1, held_out=True)).numpy()
+        seed = plan.eval_seeds[0]
+        power = run(AB_IMAGES, finetune_config(plan, root, Point(d, BASELINE, None, None, None, seed)), root
+                    ).arrays["power"].numpy()
+        assert len(plan.eval_seeds) == 1 and math.isclose(rows.loc[BASELINE, "mean"], log_distance_np(power, train_ref),
+                                                          rel_tol=1e-9)
+        if d == "photos":  # a different reference: the held-out sources are not the training ones
+            assert not math.isclose(log_distance_np(power, train_ref), log_distance_np(power, held_ref), rel_tol=1e-3)
+        draw = spec.draw(plan_n_samples(plan, root, d), plan.resolution, 3, held_out=False)
+        floor = log_distance_np(mean_spectrum(draw).numpy(), train_ref)
+        assert math.isclose(rows.loc[BASELINE, "floor"], floor, rel_tol=1e-9)
+        assert math.isclose(train_data(plan, root, {d: table})[d]["train_log_distance"], floor, rel_tol=1e-9)
+
+
+def plan_n_reference(plan, root, dataset) -> int:
+    return finetune_config(plan, root, Point(dataset, BASELINE, None, None, None, 0)).evaluate.n_reference
+
+
+def plan_n_samples(plan, root, dataset) -> int:
+    return finetune_config(plan, root, Point(dataset, BASELINE, None, None, None, 0)).sample.n_samples

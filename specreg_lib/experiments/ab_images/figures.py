@@ -20,13 +20,13 @@ from ..core.figures import screen_panel
 from ..core.runs import RunResult, run, run_state
 from ..core.study import commands_left as study_commands_left
 from ..core.study import read_record
-from .experiment import AB_GLOSSARY, AB_IMAGES, STANDINS, reference_images
+from .experiment import AB_GLOSSARY, AB_IMAGES, STANDINS, TRAIN_LOG_DISTANCE, reference_images
 from .plan import BASELINE, KINDS, AbImagesPlan, ab_images_plan, study_dir
-from .study import choice, evaluate_configs, lambdas_of, noise_floors, variant_name
+from .study import choice, evaluate_configs, lambdas_of, noise_floors, train_floor, variant_name
 
 ALPHA = 0.05  # the p-value a difference must stay below (docs/ab_images.md, Protocol step 5)
-TABLE_METRICS = ("log_distance", "feature_distance", "hf_error", "laplacian_error", "copy_share")  # the ratios'
-# information is in their errors (|ln ratio|), which have a better direction
+TABLE_METRICS = ("log_distance", "train_log_distance", "feature_distance", "hf_error", "laplacian_error",
+                 "copy_share")  # the ratios' information is in their errors (|ln ratio|), which have a direction
 CONTROL = "pixel_l1"  # the peer that asks "is the effect only an L1 term?"
 SMOKE_SUBSET = {"kinds": ("haar",), "peers": ("pixel_l1", "focal_freq")}  # the notebook's smoke variants
 N_SHOWN = 16  # images per variant in the sample grids
@@ -225,7 +225,8 @@ def headline(tables: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, dic
 def train_data(plan: AbImagesPlan, root: str | Path, tables: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """Stand-in -> what fresh training-source images score against the held-out reference (``noise_floors``'s
     "train_data"), for the stand-ins with evaluation rows only (so a study without runs builds nothing)."""
-    return {d: noise_floors(plan, Path(root), d, write=False)["train_data"] for d, t in tables.items() if len(t)}
+    return {d: {**noise_floors(plan, Path(root), d, write=False)["train_data"],
+                TRAIN_LOG_DISTANCE: train_floor(plan, Path(root), d)} for d, t in tables.items() if len(t)}
 
 
 def difference_spread(table: Any, metric: str = "log_distance") -> dict[str, float] | None:

@@ -41,10 +41,14 @@ from .experiment import (
     METRICS,
     STANDINS,
     TRAIN_DRAW_SEED,
+    TRAIN_LOG_DISTANCE,
     _train_images,
     ensure_dataset,
+    log_distance_of,
+    mean_spectrum,
     reference_images,
     score,
+    train_reference_spectrum,
 )
 from .plan import (
     BASELINE,
@@ -75,7 +79,7 @@ def run_all(plan: AbImagesPlan, root: Path, configs: list[Any], say: Callable[[s
                          allow_divergence=True)
 
 
-DIVERGED = {m: math.inf for m in METRICS}  # a diverged run's metrics: it fails every guard and is never chosen
+DIVERGED = {m: math.inf for m in (*METRICS, TRAIN_LOG_DISTANCE)}  # a diverged run: fails every guard, never chosen
 
 
 def run_metrics(plan: AbImagesPlan, root: Path, cfg: Any) -> dict[str, Any] | None:
@@ -284,6 +288,25 @@ def run_evaluate(plan: AbImagesPlan, root: Path, say: Callable[[str], None] = pr
 # -- the table ------------------------------------------------------------------------------------------------
 
 
+def train_log_distance(plan: AbImagesPlan, root: Path, cfg: Any) -> float:
+    """A finished run's log distance to fresh TRAINING-source images (:func:`.experiment.train_reference_spectrum`)
+    from the samples' spectrum the run stored: a secondary metric, added after the photos screen (no rule uses it),
+    that separates "closer to the data" from "more high frequencies than the training set" where the held-out
+    sources differ from the training ones (photos)."""
+    power = run(AB_IMAGES, cfg, root).arrays["power"]
+    return log_distance_of(power, train_reference_spectrum(cfg.data.dataset, plan.resolution,
+                                                           cfg.evaluate.n_reference))
+
+
+def train_floor(plan: AbImagesPlan, root: Path, dataset: str) -> float:
+    """TRAIN_LOG_DISTANCE's noise floor and its ``train_data`` value: the run-sized training-source draw of
+    :func:`noise_floors` (TRAIN_DRAW_SEED) against the training-source reference."""
+    cfg = finetune_config(plan, root, Point(dataset, BASELINE, None, None, None, plan.screen_seed))
+    draw = STANDINS[dataset].draw(cfg.sample.n_samples, plan.resolution, TRAIN_DRAW_SEED, held_out=False)
+    return log_distance_of(mean_spectrum(draw), train_reference_spectrum(dataset, plan.resolution,
+                                                                        cfg.evaluate.n_reference))
+
+
 def difference_floor(metric: str, held_out: float | None) -> float | None:
     """The yardstick of a paired difference in ``metric``: held-out data's own value for a distance or error (what
     "as good as the data" measures as), and its distance from 1 for a ratio (1 = same as the data)."""
@@ -311,9 +334,12 @@ def ab_table(plan: AbImagesPlan, root: str | Path, dataset: str, alpha: float = 
     for cfg in configs:
         m = run_metrics(plan, root, cfg)
         if m is not None:  # a diverged evaluation run enters as inf: its mean and difference say so
+            m = m if TRAIN_LOG_DISTANCE in m else {**m, TRAIN_LOG_DISTANCE: train_log_distance(plan, root, cfg)}
             values.setdefault((variant_name(cfg),), {})[cfg.train.seed] = m
-    floors = noise_floors(plan, root, dataset, write=False)["held_out"] if values else {}
-    metrics = [m for m in METRICS if any(m in r for by_seed in values.values() for r in by_seed.values())]
+    floors = ({**noise_floors(plan, root, dataset, write=False)["held_out"],
+               TRAIN_LOG_DISTANCE: train_floor(plan, root, dataset)} if values else {})
+    metrics = [m for m in (*METRICS, TRAIN_LOG_DISTANCE)
+               if any(m in r for by_seed in values.values() for r in by_seed.values())]
     numeric = {k: {s: {m: float(v[m]) for m in metrics if m in v} for s, v in by_seed.items()}
                for k, by_seed in values.items()}
     long = compare(numeric, metrics, AB_IMAGES.glossary, reference=lambda key: (BASELINE,), alpha=alpha)
