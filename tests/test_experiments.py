@@ -524,13 +524,13 @@ import sys, torch
 torch.set_num_threads(1)
 from specreg_lib.experiments import CHECKERBOARD, Sweep, run_sweep
 tiny = {tiny!r}
-run_sweep(Sweep(CHECKERBOARD, "smoke", {{**tiny, "train.steps": 400, "train.checkpoint_every": 10}},
+run_sweep(Sweep(CHECKERBOARD, "smoke", {{**tiny, "train.steps": 120, "train.checkpoint_every": 10}},
                 {{"regularizer": ["amp"]}}, seeds=(1,)), sys.argv[1])
 """
 
 
 def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
-    over = {**TINY, "train.steps": 400, "train.checkpoint_every": 10}
+    over = {**TINY, "train.steps": 120, "train.checkpoint_every": 10}
     sweep = Sweep(CHECKERBOARD, "smoke", over, {"regularizer": ["amp"]}, seeds=(1,))
     cfg = sweep.configs()[0]
     ck = run_dir(CHECKERBOARD, cfg, tmp_path / "killed") / "checkpoint.pt"
@@ -546,7 +546,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     assert state == "partial" and detail.startswith("step "), (state, detail)
     resumed = run_sweep(sweep, tmp_path / "killed")[0]
     straight = run_sweep(sweep, tmp_path / "straight")[0]
-    assert resumed.step == straight.step == 400
+    assert resumed.step == straight.step == 120
     assert torch.equal(resumed.samples, straight.samples)  # resume is bit-exact
     assert resumed.history["loss"] == straight.history["loss"]
     assert not list((tmp_path / "killed").rglob("*.tmp*"))  # nothing half-written left behind
