@@ -48,6 +48,11 @@ def _value(file: str, path: tuple, scale: float = 1.0) -> float:
         assert cell, f"{file}: {label!r} column {column} is {rows[0][column]!r}, not a number"
         return float(cell.group().replace(",", "")) * scale
     node = json.loads((ROOT / file).read_text())
+    if path[0] == "__ab__":  # (stand-in, variant, metric, field) of notebook 10's table records
+        _, dataset, variant, metric, field = path
+        rows = [r for r in node["tables"][dataset] if r["variant"] == variant and r["metric"] == metric]
+        assert len(rows) == 1, f"{file}: {len(rows)} {dataset} rows for {variant} / {metric}"
+        return float(rows[0][field]) * scale
     if path[0] == "__ratio__":  # amp's calibrated term at lambda path[1], in % of the eps loss
         return node["spectral_mean"]["amp"] * path[1] / node["diffusion_mean"] * PCT
     for key in path:
@@ -105,6 +110,37 @@ AUDIO_PRETRAIN = f"{AB_AUDIO}/pretrain-metrics.json"
 AUDIO_CALIBRATION = f"{AB_AUDIO}/calibration.json"
 
 
+AB_IMAGES_FIG = "figures/cpu/10_ab_images/metrics.json"  # notebook 10's cpu tables (docs/ab_images.md, Results)
+AB_IMAGES_COLUMNS = ("log_distance", "train_log_distance", "feature_distance", "laplacian_error")
+
+
+def _ab_images_rows(dataset: str) -> list[tuple[str, str, list[tuple]]]:
+    """docs/ab_images.md's result table of ``dataset``: one claim per variant (the baseline's means; each other
+    variant's rho, lambda and per column "paired difference ± SE (p P)", ``*`` where core.compare.detected), and the
+    noise floors' row, all from notebook 10's committed cpu metrics."""
+    from specreg_lib.experiments.core.compare import detected
+
+    path = ROOT / AB_IMAGES_FIG
+    if not path.is_file():
+        return []
+    records = json.loads(path.read_text())["tables"].get(dataset, [])
+    claims = []
+    for variant in dict.fromkeys(r["variant"] for r in records):
+        rec = {r["metric"]: r for r in records if r["variant"] == variant}
+        src = [(AB_IMAGES_FIG, ("__ab__", dataset, variant, m, f)) for m in AB_IMAGES_COLUMNS
+               for f in (("mean",) if variant == "baseline" else ("diff", "diff_se", "p"))]
+        if variant == "baseline":
+            cells = " | ".join("{}" for _ in AB_IMAGES_COLUMNS)
+            claims.append(("docs/ab_images.md", f"| baseline | | | {cells} |", src))
+            floors = [(AB_IMAGES_FIG, ("__ab__", dataset, variant, m, "floor")) for m in AB_IMAGES_COLUMNS]
+            claims.append(("docs/ab_images.md", f"| noise floor | | | {cells} |", floors))
+            continue
+        cells = " | ".join("{} ± {} (p {})" + ("*" if detected(rec[m]) else "") for m in AB_IMAGES_COLUMNS)
+        head = [(AB_IMAGES_FIG, ("__ab__", dataset, variant, "log_distance", f)) for f in ("strength", "lambda")]
+        claims.append(("docs/ab_images.md", f"| {variant.replace('/', ' / ')} | {{}} | {{}} | {cells} |", head + src))
+    return claims
+
+
 def _audio_term_share(lam: float) -> tuple:
     """amp's term at ``lam`` over the eps loss, in %: a number the calibration file gives as a ratio of two keys."""
     return (AUDIO_CALIBRATION, ("__ratio__", lam))
@@ -144,6 +180,7 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
          [(floors, ("floors", "train_data", m)) for m in IMAGE_METRICS])]],
     ("docs/ab_images.md", "(5,000 steps each; photos {} s/step, dead leaves {} s/step on one core)",
      [(PRETRAIN, ("seconds_per_step",)), (DL_PRETRAIN, ("seconds_per_step",))]),
+    *_ab_images_rows("photos"),
     # README: the toy headline and the reproduction table
     ("README.md", "**+AP/baseline log distance {}** (per seed {}, {}, {}; goal <= 0.5 not met)",
      [HEADLINE, *PER_SEED_RATIO]),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 
 from ...metrics.spectra import radial_power_spectrum
 from ..core.compare import describe, detected, direction, finite
@@ -20,7 +21,7 @@ from ..core.figures import screen_panel
 from ..core.runs import RunResult, run, run_state
 from ..core.study import commands_left as study_commands_left
 from ..core.study import read_record
-from .experiment import AB_GLOSSARY, AB_IMAGES, STANDINS, TRAIN_LOG_DISTANCE, reference_images
+from .experiment import AB_GLOSSARY, AB_IMAGES, STANDINS, TRAIN_LOG_DISTANCE, reference_images, train_reference_spectrum
 from .plan import BASELINE, KINDS, AbImagesPlan, ab_images_plan, study_dir
 from .study import choice, evaluate_configs, lambdas_of, noise_floors, train_floor, variant_name
 
@@ -323,18 +324,28 @@ def spectra_figure(plan: AbImagesPlan, root: str | Path, dataset: str) -> plt.Fi
     runs = example_runs(plan, root, dataset)
     if not runs:
         return None
-    freqs, ref = radial_power_spectrum(_reference(plan, dataset).double(), window="hann")
+    images = _reference(plan, dataset)
+    freqs, ref = radial_power_spectrum(images.double(), window="hann")
     ref = ref.mean(0).numpy()
+    train = train_reference_spectrum(dataset, plan.resolution, images.shape[0]).numpy()  # train_log_distance's
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
     a.loglog(freqs[1:], ref[1:], color="k", lw=2, label="held-out reference")
+    a.loglog(freqs[1:], train[1:], color="k", lw=1.2, ls=":", label="training source (fresh draw)")
     b.axhline(1.0, color="k", lw=2)
-    for variant, r in runs:
-        p = r.arrays["power"].numpy()
-        style = {"color": "0.4", "ls": "--", "lw": 1.4} if variant == BASELINE else {"lw": 0.9}
+    b.loglog(freqs[1:], train[1:] / ref[1:], color="k", lw=1.2, ls=":")
+    for i, (variant, r) in enumerate(runs):
+        p = r.arrays["power"].numpy()  # tab20: 13 variants need more colours than the default cycle's 10
+        style = {"color": "0.4", "ls": "--", "lw": 1.4} if variant == BASELINE else {"lw": 0.9,
+                                                                                    "color": plt.cm.tab20(i % 20)}
         a.loglog(r.arrays["freqs"][1:], p[1:], label=variant, **style)
         b.loglog(r.arrays["freqs"][1:], p[1:] / ref[1:], **style)
     a.set(xlabel="frequency (cycles/px)", ylabel="power", title=f"{dataset}: radial power spectra")
     b.set(xlabel="frequency (cycles/px)", ylabel="power / reference's", title="over the reference (1 = same)")
+    for ax in (a, b):  # plain tick labels: log axes' minor labels (3x10^-2, 4x10^-2, ...) run into each other
+        ax.set_xticks([0.05, 0.1, 0.2, 0.4], ["0.05", "0.1", "0.2", "0.4"])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    b.set_yticks([0.5, 0.7, 1, 1.4, 2], ["0.5", "0.7", "1", "1.4", "2"])
+    b.yaxis.set_minor_formatter(NullFormatter())
     a.legend(fontsize=5, ncol=2)
     fig.tight_layout()
     return fig
