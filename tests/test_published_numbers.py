@@ -48,6 +48,12 @@ def _value(file: str, path: tuple, scale: float = 1.0) -> float:
         assert cell, f"{file}: {label!r} column {column} is {rows[0][column]!r}, not a number"
         return float(cell.group().replace(",", "")) * scale
     node = json.loads((ROOT / file).read_text())
+    if path[0] == "__screen__":  # (variant, weighting, strength, metric) of a choice record's screen
+        _, variant, weighting, strength, metric = path
+        rows = [r for r in node["screen"] if (r["variant"], r["weighting"], r["strength"]) == (variant, weighting,
+                                                                                             strength)]
+        assert len(rows) == 1, f"{file}: {len(rows)} screen rows for {variant} / {weighting} at {strength}"
+        return float(rows[0][metric]) * scale
     if path[0] == "__ab__":  # (stand-in, variant, metric, field) of notebook 10's table records
         _, dataset, variant, metric, field = path
         rows = [r for r in node["tables"][dataset] if r["variant"] == variant and r["metric"] == metric]
@@ -110,6 +116,7 @@ AUDIO_PRETRAIN = f"{AB_AUDIO}/pretrain-metrics.json"
 AUDIO_CALIBRATION = f"{AB_AUDIO}/calibration.json"
 
 
+CHOICE = f"{AB_IMAGES}/choice-photos.json"  # the rule's record of the photos screen
 AB_IMAGES_FIG = "figures/cpu/10_ab_images/metrics.json"  # notebook 10's cpu tables (docs/ab_images.md, Results)
 AB_IMAGES_COLUMNS = ("log_distance", "train_log_distance", "feature_distance", "laplacian_error")
 
@@ -181,6 +188,14 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
     ("docs/ab_images.md", "(5,000 steps each; photos {} s/step, dead leaves {} s/step on one core)",
      [(PRETRAIN, ("seconds_per_step",)), (DL_PRETRAIN, ("seconds_per_step",))]),
     *_ab_images_rows("photos"),
+    ("README.md", "moves the log distance to held-out photos by **{} ± {}** (floor {}) and the feature distance by {} ± {}",
+     [(AB_IMAGES_FIG, ("__ab__", "photos", "amp/weighted", m, f)) for m, fs in
+      (("log_distance", ("diff", "diff_se", "floor")), ("feature_distance", ("diff", "diff_se"))) for f in fs]),
+    ("docs/ab_images.md", "(the largest: amp_phase unweighted, {} against the baseline's {})",
+     [(CHOICE, ("__screen__", "amp_phase", "unweighted", 0.01, "log_distance")),
+      (CHOICE, ("baseline", "log_distance"))]),
+    ("docs/ab_images.md", "also raised the log distance at rho = 1 on the screen ({} against the baseline's {})",
+     [(CHOICE, ("__screen__", "pixel_l1", "weighted", 1.0, "log_distance")), (CHOICE, ("baseline", "log_distance"))]),
     # README: the toy headline and the reproduction table
     ("README.md", "**+AP/baseline log distance {}** (per seed {}, {}, {}; goal <= 0.5 not met)",
      [HEADLINE, *PER_SEED_RATIO]),
