@@ -188,7 +188,8 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
     ("docs/ab_images.md", "(5,000 steps each; photos {} s/step, dead leaves {} s/step on one core)",
      [(PRETRAIN, ("seconds_per_step",)), (DL_PRETRAIN, ("seconds_per_step",))]),
     *_ab_images_rows("photos"),
-    ("README.md", "moves the log distance to held-out photos by **{} ± {}** (floor {}) and the feature distance by {} ± {}",
+    ("README.md", "moves the log distance to held-out photos by **{} ± {}** (floor {}) and the feature distance "
+                  "by {} ± {}",
      [(AB_IMAGES_FIG, ("__ab__", "photos", "amp/weighted", m, f)) for m, fs in
       (("log_distance", ("diff", "diff_se", "floor")), ("feature_distance", ("diff", "diff_se"))) for f in fs]),
     ("docs/ab_images.md", "(the largest: amp_phase unweighted, {} against the baseline's {})",
