@@ -26,7 +26,7 @@ from specreg_lib.experiments.ab_images.study import plan_hash
 from specreg_lib.io import write_json
 
 NAN = math.nan
-FLOORS = {"log_distance": 0.02, "feature_distance": 0.25, "hf_ratio": 0.1}
+FLOORS = {"log_distance": 0.02, "feature_distance": 0.25, "hf_ratio": 0.1, "train_log_distance": 0.03}
 
 
 def _row(variant, metric, mean, diff=NAN, se=NAN, p=NAN, strength=None, lam=None, guard=None, seeds=3):
@@ -196,3 +196,19 @@ def test_ablation_sentences_and_layout_follow_the_numbers() -> None:
     assert lay.loc["amp/weighted: five steps", "Δlog_distance vs baseline"] == "-0.001 ± 0.002, p=0.5"
     assert lay.loc["haar/weighted: levels 3", "Δfeature_distance vs variant"] == "+0.5 ± 0.002, p=0.3"
     assert ablation_sentences(table.iloc[:0]) == "No ablation run has finished yet."
+
+
+def test_conclusion_says_when_the_best_kind_left_the_training_spectrum() -> None:
+    """The best paper kind on log_distance (against held-out data) gets a caveat when its train_log_distance is worse
+    than the baseline's beyond the floor with p < 0.05, and none when that difference is within the floor."""
+    amp = {"strength": 0.1, "lam": 6.4, "guard": False}
+    for diff, caveat in ((0.08, True), (0.01, False)):
+        table = pd.concat([hand_table(), pd.DataFrame([
+            _row("baseline", "train_log_distance", 0.5),
+            _row("amp/weighted", "train_log_distance", 0.5 + diff, diff, 0.005, 0.004, **amp)])])
+        last = conclusion({"photos": table}).splitlines()[-1]
+        assert last.endswith("a gap of seed means, not a paired test.") != caveat
+        if caveat:
+            assert last.endswith("But amp/weighted is farther than the baseline from the TRAINING images' spectrum "
+                                 "(train_log_distance Δ +0.08): part of its lead is power the training set does not "
+                                 "have.")

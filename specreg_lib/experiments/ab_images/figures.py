@@ -172,8 +172,14 @@ def _versus_sentence(dataset: str, rows: Any) -> str | None:
             side = "within" if not finite(floor) or abs(gap) <= floor else "beyond"
             parts.append(f"{abs(gap):.2g} {'below' if gap < 0 else 'above'} {what} {other['variant']} "
                          f"({other['mean']:.4g}; {side} the noise floor {_num(floor, '.2g')})")
-    return (f"{dataset}, log_distance (lower is better): the best paper kind {best['variant']} "
+    text = (f"{dataset}, log_distance (lower is better): the best paper kind {best['variant']} "
             f"({best['mean']:.4g}) is " + " and ".join(parts) + "; a gap of seed means, not a paired test.")
+    train = rows[(rows["metric"] == TRAIN_LOG_DISTANCE) & (rows["variant"] == best["variant"])]
+    if len(train) and detected(train.iloc[0]) and train.iloc[0]["diff"] > 0:
+        text += (f" But {best['variant']} is farther than the baseline from the TRAINING images' spectrum "
+                 f"(train_log_distance Δ {train.iloc[0]['diff']:+.2g}): part of its lead is power the training set "
+                 "does not have.")
+    return text
 
 
 def conclusion(tables: Mapping[str, Any], alpha: float = ALPHA) -> str:
