@@ -139,10 +139,10 @@ _RUNTIME_DECLARED = {
     "sample": "keys the results (results_hash), not the trained model",
     "evaluate": "keys the results (results_hash), not the trained model",
 }
-# Where an experiment's own run_hash departs from the list, declared by the experiment class and checked both ways
+# Where an experiment's own run_hash departs from the list, checked both ways; besides these, a location field an
+# experiment declares "anywhere" (Experiment.location_fields) is runtime: a verified file gives the same run wherever
+# it lies
 _HASH_EXCEPTIONS = {
-    # a verified file gives the same run wherever it lies (AudioExperiment._without_locations)
-    "AudioExperiment": {"runtime": {"data.path", "model.local_path"}, "hashed": set()},
     # a fine-tune's steps fix its length (0 = derived from duration_kimg), so they are hashed
     "EDMFinetuneExperiment": {"runtime": set(), "hashed": {"train.steps"}},
 }
@@ -154,7 +154,7 @@ def _is_runtime(path: str, exp) -> bool:
         return False
     parts = path.split(".")
     declared = any(".".join(parts[:i]) in _RUNTIME_DECLARED for i in range(1, len(parts) + 1))
-    return declared or path in extra["runtime"]
+    return declared or path in extra["runtime"] or exp.location_fields.get(path) == "anywhere"
 
 
 def _other_values(value, hint):
@@ -260,6 +260,26 @@ def test_the_run_hash_covers_every_field_outside_the_declared_runtime_list():
                 untested.append(path)
         assert not wrong, (exp.name, wrong)
         assert not untested, (exp.name, "no other valid value found for", untested)
+
+
+def test_a_verified_copy_moves_freely_but_same_named_data_in_two_folders_are_two_runs():
+    """Experiment.location_fields: EDM's local copy of the official checkpoint (SHA-256 checked) changes no run
+    wherever it lies; a dataset path is not checked, so two zips of one name in different folders are two runs; the
+    audio experiment's verified files move freely, and its results hash (VGGish's path) too."""
+    from specreg_lib.experiments import EXPERIMENTS
+
+    edm = EXPERIMENTS["edm_cifar10"]
+    cfg = edm.config("paper")
+    a = apply_overrides(cfg, {"model.local_path": "/a/edm-cifar10-32x32-cond-vp.pkl"})
+    b = apply_overrides(cfg, {"model.local_path": "/elsewhere/copy/edm-cifar10-32x32-cond-vp.pkl"})
+    assert edm.run_hash(a) == edm.run_hash(b) == edm.run_hash(cfg)
+    one, two = (apply_overrides(cfg, {"data.path": f"/{d}/train.zip"}) for d in ("mine", "theirs"))
+    assert edm.run_hash(one) != edm.run_hash(two)
+    audio = EXPERIMENTS["diffwave"]
+    acfg = audio.config("paper")
+    moved = apply_overrides(acfg, {"model.local_path": "/x/diffwave-ljspeech.pt", "evaluate.vggish_path": "/y/v.pth",
+                                   "data.path": "/z/LJSpeech-1.1"})
+    assert (audio.run_hash(moved), audio.results_hash(moved)) == (audio.run_hash(acfg), audio.results_hash(acfg))
 
 
 def test_results_are_cached_and_keyed_by_evaluation_settings(tmp_path):

@@ -16,7 +16,6 @@ Samples are clamped to [-1, 1] and quantised to 8 bits before scoring, as EDM's 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -146,10 +145,11 @@ def reference_images(name: str, resolution: int, n: int) -> torch.Tensor:
     return STANDINS[name].draw(n, resolution, REFERENCE_SEED, held_out=True)
 
 
-def mean_spectrum(images: torch.Tensor) -> torch.Tensor:
-    """The mean Hann-windowed radial power spectrum of an image set (what log_distance compares; a run stores its
-    samples' as ``power``)."""
-    return radial_power_spectrum(images.double(), window="hann")[1].mean(0)
+def mean_spectrum(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(frequencies, mean power) of an image set's Hann-windowed radial power spectrum: the power is what
+    log_distance compares; a run stores its samples' as ``freqs`` and ``power``."""
+    freqs, power = radial_power_spectrum(images.double(), window="hann")
+    return freqs, power.mean(0)
 
 
 def log_distance_of(power: torch.Tensor, reference_power: torch.Tensor) -> float:
@@ -163,7 +163,7 @@ def train_reference_spectrum(name: str, resolution: int, n: int) -> torch.Tensor
     reference of TRAIN_LOG_DISTANCE. For photos the held-out sources have 1.6x the training sources' power above
     0.25 cycles/px, so log_distance alone cannot tell "closer to photos" from "more high frequencies than the
     training photos"; this distance can."""
-    return mean_spectrum(STANDINS[name].draw(n, resolution, TRAIN_REFERENCE_SEED, held_out=False))
+    return mean_spectrum(STANDINS[name].draw(n, resolution, TRAIN_REFERENCE_SEED, held_out=False))[1]
 
 
 @cache
@@ -175,7 +175,7 @@ def _train_images(path: str) -> torch.Tensor:
 def score(samples: torch.Tensor, reference: torch.Tensor, train: torch.Tensor | None, ev: AbEvaluate
           ) -> dict[str, float]:
     """The study's metrics of an image set against the reference (and the copy check against ``train``)."""
-    out = {"log_distance": log_distance_of(mean_spectrum(samples), mean_spectrum(reference)),
+    out = {"log_distance": log_distance_of(mean_spectrum(samples)[1], mean_spectrum(reference)[1]),
            "feature_distance": feature_distance(samples, reference, RandomConvFeatures(channels=samples.shape[1])),
            "hf_ratio": hf_power_ratio(samples, reference, cutoff=ev.hf_cutoff),
            "laplacian_ratio": laplacian_energy_ratio(samples, reference)}
@@ -186,13 +186,6 @@ def score(samples: torch.Tensor, reference: torch.Tensor, train: torch.Tensor | 
     return {k: float(v) for k, v in out.items()}
 
 
-def located_by_name(cfg: AbImagesConfig) -> AbImagesConfig:
-    """``cfg`` with ``data.path`` and ``model.checkpoint`` cut to their file names (what a hash or key of the
-    study should see: ``AbImagesExperiment.run_hash``)."""
-    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=Path(cfg.data.path).name),
-                               model=dataclasses.replace(cfg.model, checkpoint=Path(cfg.model.checkpoint).name))
-
-
 class AbImagesExperiment(EDMFinetuneExperiment):
     """EDM fine-tuning on the image study's stand-ins, scored against held-out data (module docstring)."""
 
@@ -200,12 +193,11 @@ class AbImagesExperiment(EDMFinetuneExperiment):
     glossary = AB_GLOSSARY
     task = None  # reached through ``specreg ab-images`` only
 
-    def run_hash(self, cfg: AbImagesConfig) -> str:
-        """EDM's run hash with the stand-in zip and the start net entered by FILE NAME, not location: each name
-        carries what makes its bytes (the zip: DATA_VERSION, resolution and count; the initial net: its architecture
-        tag and fixed seed; the pretrained net: its pretraining's run hash and steps). So a clone in another folder
-        (or another ``--root``) finds the same run folders and installs the committed pretrained nets."""
-        return super().run_hash(located_by_name(cfg))
+    # The stand-in zip and the start net enter a run's hash by FILE NAME, not location: each name carries what makes
+    # its bytes (the zip: DATA_VERSION, resolution and count; the initial net: its architecture tag and fixed seed;
+    # the pretrained net: its pretraining's run hash and steps). So a clone in another folder (or another ``--root``)
+    # finds the same run folders and installs the committed pretrained nets.
+    location_fields = {**EDMFinetuneExperiment.location_fields, "data.path": "by_name", "model.checkpoint": "by_name"}
 
     def required_files(self, profile: str) -> dict[str, tuple[str, ...]]:
         return {}  # everything is made offline: the stand-ins, the initial net, the pretrained net
@@ -226,8 +218,8 @@ class AbImagesExperiment(EDMFinetuneExperiment):
         ref = self.reference(cfg)
         train = _train_images(str(resolve_repo_path(cfg.data.path)))
         metrics = score(s, ref, train, cfg.evaluate)
-        freqs, p = radial_power_spectrum(s.double(), window="hann")
-        return {**metrics, "n_samples": int(s.shape[0])}, {"freqs": freqs, "power": p.mean(0)}  # mean_spectrum(s)
+        freqs, power = mean_spectrum(s)
+        return {**metrics, "n_samples": int(s.shape[0])}, {"freqs": freqs, "power": power}
 
 
 # The profiles only set the device and threads; the study's plan (plan.py) sets everything else per stage.

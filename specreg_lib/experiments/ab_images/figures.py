@@ -15,15 +15,22 @@ from typing import Any
 import matplotlib.pyplot as plt
 from matplotlib.ticker import NullFormatter
 
-from ...metrics.spectra import radial_power_spectrum
 from ..core.compare import describe, detected, direction, finite
 from ..core.figures import screen_panel
 from ..core.runs import RunResult, run, run_state
 from ..core.study import commands_left as study_commands_left
 from ..core.study import read_record
-from .experiment import AB_GLOSSARY, AB_IMAGES, STANDINS, TRAIN_LOG_DISTANCE, reference_images, train_reference_spectrum
+from .experiment import (
+    AB_GLOSSARY,
+    AB_IMAGES,
+    STANDINS,
+    TRAIN_LOG_DISTANCE,
+    mean_spectrum,
+    reference_images,
+    train_reference_spectrum,
+)
 from .plan import BASELINE, KINDS, AbImagesPlan, ab_images_plan, study_dir
-from .study import choice, evaluate_configs, lambdas_of, noise_floors, train_floor, variant_name
+from .study import choice, evaluate_configs, lambdas_of, noise_floors, variant_name
 
 ALPHA = 0.05  # the p-value a difference must stay below (docs/ab_images.md, Protocol step 5)
 TABLE_METRICS = ("log_distance", "train_log_distance", "feature_distance", "hf_error", "laplacian_error",
@@ -231,9 +238,15 @@ def headline(tables: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, dic
 
 def train_data(plan: AbImagesPlan, root: str | Path, tables: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """Stand-in -> what fresh training-source images score against the held-out reference (``noise_floors``'s
-    "train_data"), for the stand-ins with evaluation rows only (so a study without runs builds nothing)."""
-    return {d: {**noise_floors(plan, Path(root), d, write=False)["train_data"],
-                TRAIN_LOG_DISTANCE: train_floor(plan, Path(root), d)} for d, t in tables.items() if len(t)}
+    "train_data"), for the stand-ins with evaluation rows only (so a study without runs builds nothing); against the
+    training reference (TRAIN_LOG_DISTANCE) that is the table's floor of that metric (``study.train_floor``)."""
+    out = {}
+    for d, t in tables.items():
+        if len(t):
+            own = t.loc[t["metric"] == TRAIN_LOG_DISTANCE, "floor"]
+            out[d] = {**noise_floors(plan, Path(root), d, write=False)["train_data"],
+                      **({TRAIN_LOG_DISTANCE: float(own.iloc[0])} if len(own) else {})}
+    return out
 
 
 def difference_spread(table: Any, metric: str = "log_distance") -> dict[str, float] | None:
@@ -331,8 +344,8 @@ def spectra_figure(plan: AbImagesPlan, root: str | Path, dataset: str) -> plt.Fi
     if not runs:
         return None
     images = _reference(plan, dataset)
-    freqs, ref = radial_power_spectrum(images.double(), window="hann")
-    ref = ref.mean(0).numpy()
+    freqs, ref = mean_spectrum(images)
+    ref = ref.numpy()
     train = train_reference_spectrum(dataset, plan.resolution, images.shape[0]).numpy()  # train_log_distance's
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
     a.loglog(freqs[1:], ref[1:], color="k", lw=2, label="held-out reference")

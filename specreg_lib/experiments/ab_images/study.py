@@ -82,13 +82,21 @@ def run_all(plan: AbImagesPlan, root: Path, configs: list[Any], say: Callable[[s
 DIVERGED = {m: math.inf for m in (*METRICS, TRAIN_LOG_DISTANCE)}  # a diverged run: fails every guard, never chosen
 
 
-def run_metrics(plan: AbImagesPlan, root: Path, cfg: Any) -> dict[str, Any] | None:
-    """A finished run's metrics (only re-read), :data:`DIVERGED` for a run that diverged, None while not done."""
+def run_metrics(plan: AbImagesPlan, root: Path, cfg: Any, train: bool = False) -> dict[str, Any] | None:
+    """A finished run's metrics (only re-read), :data:`DIVERGED` for a run that diverged, None while not done;
+    ``train``: with TRAIN_LOG_DISTANCE from the same read, the log distance of the samples' stored spectrum to fresh
+    TRAINING-source images (:func:`.experiment.train_reference_spectrum`): a secondary metric, added after the photos
+    screen (no rule uses it), that separates "closer to the data" from "more high frequencies than the training set"
+    where the held-out sources differ from the training ones (photos)."""
     if diverged(AB_IMAGES, cfg, root, study_dir(plan, root)):
         return DIVERGED
     if run_state(AB_IMAGES, cfg, root)[0] != "done":
         return None
-    return run(AB_IMAGES, cfg, root).metrics
+    result = run(AB_IMAGES, cfg, root)
+    if not train or TRAIN_LOG_DISTANCE in result.metrics:
+        return result.metrics
+    reference = train_reference_spectrum(cfg.data.dataset, plan.resolution, cfg.evaluate.n_reference)
+    return {**result.metrics, TRAIN_LOG_DISTANCE: log_distance_of(result.arrays["power"], reference)}
 
 
 # -- stage 1: pretrain ----------------------------------------------------------------------------------------
@@ -195,7 +203,7 @@ def noise_floors(plan: AbImagesPlan, root: Path, dataset: str, write: bool = Tru
     path = study_dir(plan, root) / f"floors-{dataset}.json"
     cfg = finetune_config(plan, root, Point(dataset, BASELINE, None, None, None, plan.screen_seed))
     n, ev = cfg.sample.n_samples, cfg.evaluate
-    key = {"dataset": dataset, "results": AB_IMAGES.results_hash(cfg), "data": Path(cfg.data.path).name,
+    key = {"dataset": dataset, "results": AB_IMAGES.results_hash(cfg), "data": AB_IMAGES.located(cfg).data.path,
            "resolution": plan.resolution}
     record = read_record(path)
     if record and record.get("key") == key:
@@ -288,22 +296,12 @@ def run_evaluate(plan: AbImagesPlan, root: Path, say: Callable[[str], None] = pr
 # -- the table ------------------------------------------------------------------------------------------------
 
 
-def train_log_distance(plan: AbImagesPlan, root: Path, cfg: Any) -> float:
-    """A finished run's log distance to fresh TRAINING-source images (:func:`.experiment.train_reference_spectrum`)
-    from the samples' spectrum the run stored: a secondary metric, added after the photos screen (no rule uses it),
-    that separates "closer to the data" from "more high frequencies than the training set" where the held-out
-    sources differ from the training ones (photos)."""
-    power = run(AB_IMAGES, cfg, root).arrays["power"]
-    return log_distance_of(power, train_reference_spectrum(cfg.data.dataset, plan.resolution,
-                                                           cfg.evaluate.n_reference))
-
-
 def train_floor(plan: AbImagesPlan, root: Path, dataset: str) -> float:
     """TRAIN_LOG_DISTANCE's noise floor and its ``train_data`` value: the run-sized training-source draw of
     :func:`noise_floors` (TRAIN_DRAW_SEED) against the training-source reference."""
     cfg = finetune_config(plan, root, Point(dataset, BASELINE, None, None, None, plan.screen_seed))
     draw = STANDINS[dataset].draw(cfg.sample.n_samples, plan.resolution, TRAIN_DRAW_SEED, held_out=False)
-    return log_distance_of(mean_spectrum(draw), train_reference_spectrum(dataset, plan.resolution,
+    return log_distance_of(mean_spectrum(draw)[1], train_reference_spectrum(dataset, plan.resolution,
                                                                         cfg.evaluate.n_reference))
 
 
@@ -332,9 +330,8 @@ def ab_table(plan: AbImagesPlan, root: str | Path, dataset: str, alpha: float = 
     configs = evaluate_configs(plan, root, dataset, write=False) or []
     values: dict[tuple, dict[int, dict[str, float]]] = {}
     for cfg in configs:
-        m = run_metrics(plan, root, cfg)
+        m = run_metrics(plan, root, cfg, train=True)
         if m is not None:  # a diverged evaluation run enters as inf: its mean and difference say so
-            m = m if TRAIN_LOG_DISTANCE in m else {**m, TRAIN_LOG_DISTANCE: train_log_distance(plan, root, cfg)}
             values.setdefault((variant_name(cfg),), {})[cfg.train.seed] = m
     floors = ({**noise_floors(plan, root, dataset, write=False)["held_out"],
                TRAIN_LOG_DISTANCE: train_floor(plan, root, dataset)} if values else {})

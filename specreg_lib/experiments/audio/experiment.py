@@ -246,6 +246,8 @@ class AudioExperiment(Experiment):
     task = "audio"  # specreg finetune --task audio
     default_seeds = {"smoke": (1,), "cpu": (1,), "paper": PAPER_SEEDS}
     default_variants = ("baseline", "amp", "amp_phase", "haar", "bior1.3")
+    # where LJSpeech, LMNT's checkpoint (SHA-256 checked) and VGGish (SHA-256 checked) lie changes no run
+    location_fields = {"data.path": "anywhere", "model.local_path": "anywhere", "evaluate.vggish_path": "anywhere"}
     profiles = {
         # the pipeline end to end in seconds on a CPU: the espeak-ng stand-in, a tiny DiffWave from scratch, 8 steps
         # at lr 1e-3 (measured: LMNT's 2e-4 for 4 steps moved the clips by 6e-3 and the variants apart by 3e-5; now
@@ -267,19 +269,6 @@ class AudioExperiment(Experiment):
         # the paper: LMNT's checkpoint, LJSpeech, 150k steps, batch 16, fp16, all held-out clips, five metrics
         "paper": {},
     }
-
-    @staticmethod
-    def _without_locations(cfg: AudioConfig) -> AudioConfig:
-        """cfg with the WHERE-is-it paths blanked: a verified file gives the same run wherever it lies."""
-        return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=""),
-                                   model=dataclasses.replace(cfg.model, local_path=""),
-                                   evaluate=dataclasses.replace(cfg.evaluate, vggish_path=""))
-
-    def run_hash(self, cfg: AudioConfig) -> str:
-        return super().run_hash(self._without_locations(cfg))
-
-    def results_hash(self, cfg: AudioConfig) -> str:
-        return super().results_hash(self._without_locations(cfg))
 
     def required_files(self, profile: str) -> dict[str, tuple[str, ...]]:
         """LMNT's checkpoint, LJSpeech (prepared, extracted or the archive) and VGGish for FAD, where the profile

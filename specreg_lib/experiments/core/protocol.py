@@ -23,7 +23,7 @@ from torch import nn
 
 from ...training import TrainConfig
 from ...training.distributed import world_size
-from .config import PROFILES, Variant, apply_overrides, check_profile, config_hash
+from .config import PROFILES, Variant, apply_overrides, check_profile, config_hash, get_path
 
 # Dotted paths that never change what a run computes: left out of the run folder's hash.
 # ``train.steps`` is handled by snapshots (see runs.py), ``train.device`` may change on resume (CPU and GPU
@@ -31,6 +31,12 @@ from .config import PROFILES, Variant, apply_overrides, check_profile, config_ha
 RUNTIME_FIELDS = frozenset({"train.steps", "train.checkpoint_every", "train.log_every", "train.progress",
                             "train.max_nonfinite", "train.eval_every", "train.device", "threads",
                             "sample", "evaluate"})
+# How a field that says WHERE a file lies enters a hash (``Experiment.location_fields``): "anywhere" = not at all (other
+# fields say what the file is: its bytes are checked against a SHA-256 before use, or it is a fixed public corpus the
+# config names), so any copy gives the same run; "by_name" = by file name only (the name itself says what the bytes
+# are, e.g. a stand-in whose name carries its data version). A location field not declared is hashed as written: two
+# files of one name in different folders must not share a run.
+LOCATION_KINDS = ("anywhere", "by_name")
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,8 @@ class Experiment:
     # default); None: reachable by name only
     task: ClassVar[str | None] = None
     preset: str | None = None
+    # dotted path -> LOCATION_KINDS entry: the fields whose location a run's and a result's hash ignore
+    location_fields: ClassVar[Mapping[str, str]] = {}
     # what a notebook compares when the caller names nothing: seeds per profile, and the variants
     default_seeds: ClassVar[Mapping[str, tuple[int, ...]]] = {}
     default_variants: ClassVar[tuple[str, ...]] = ()
@@ -98,11 +106,25 @@ class Experiment:
         # A learning-rate schedule that decays over the run (cosine) makes the trajectory depend on the total
         # step count: extending such a run is not training it straight to more steps, so steps enter the hash.
         exclude = RUNTIME_FIELDS if tcfg.lr_schedule == "constant" else RUNTIME_FIELDS - {"train.steps"}
-        return config_hash(apply_overrides(cfg, {"train.accumulate": shards}), exclude)
+        return config_hash(apply_overrides(self.located(cfg), {"train.accumulate": shards}), exclude)
 
     def results_hash(self, cfg: Any) -> str:
         """Hash of what turns a trained model into results: the sample and evaluate sub-configs."""
+        cfg = self.located(cfg)
         return config_hash({"sample": cfg.sample, "evaluate": cfg.evaluate} if hasattr(cfg, "sample") else {})
+
+    def located(self, cfg: Any) -> Any:
+        """``cfg`` as its hashes see it: each ``location_fields`` entry blanked ("anywhere") or cut to its file name
+        ("by_name"), so a checkout, a ``--root`` or a verified file moved elsewhere finds the same run folders."""
+        over = {}
+        for path, kind in self.location_fields.items():
+            if kind not in LOCATION_KINDS:
+                raise ValueError(f"{type(self).__name__}.location_fields[{path!r}] = {kind!r}; choose one of "
+                                 f"{', '.join(LOCATION_KINDS)}")
+            value = get_path(cfg, path)
+            if value:
+                over[path] = "" if kind == "anywhere" else Path(str(value)).name
+        return apply_overrides(cfg, over) if over else cfg
 
     def label(self, cfg: Any) -> str:
         """Human part of the run folder's name: the variant, its lambda and weighting, the seed."""

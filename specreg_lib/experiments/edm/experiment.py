@@ -105,6 +105,9 @@ class EDMFinetuneExperiment(Experiment):
     glossary = EDM_GLOSSARY
     shorthands = EDM_SHORTHANDS
     task = "edm"  # specreg finetune --task edm --preset <self.preset>
+    # your copy of the official checkpoint is SHA-256 checked: where it lies changes no run. data.path and a
+    # checkpoint path stay as written (their bytes are not checked: two files of one name must not share a run)
+    location_fields = {"model.local_path": "anywhere"}
 
     def __init__(self, name: str, preset: str, checkpoints: dict[str, str], base: dict[str, Any],
                  profiles: dict[str, dict[str, Any]], default_seeds: dict[str, tuple[int, ...]]) -> None:
@@ -130,7 +133,7 @@ class EDMFinetuneExperiment(Experiment):
                    "train.eval_every", "train.device", "sample", "evaluate", "threads"}
         if cfg.finetune.length == "table3" and not cfg.train.steps:
             exclude.add("train.steps")
-        return config_hash(apply_overrides(cfg, {"train.batch_size": tcfg.batch_size,
+        return config_hash(apply_overrides(self.located(cfg), {"train.batch_size": tcfg.batch_size,
                                                  "train.accumulate": tcfg.accumulate * world_size()}), exclude)
 
     def label(self, cfg: EDMFinetuneConfig) -> str:
