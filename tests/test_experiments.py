@@ -618,3 +618,25 @@ def test_torchrun_sweep_stops_on_every_rank_when_the_run_is_locked(tmp_path):
     assert done.returncode != 0
     assert done.stderr.count("is in use by pid") == 2, done.stderr[-2000:]  # both ranks said why
     assert not (folder / "checkpoint.pt").exists()
+
+
+def test_a_status_total_says_what_is_known_and_which_stages_lack_a_measurement():
+    """core.study.estimate then total_line: the sum of the stages' measured ETAs (steps x s/step + evaluations x
+    s/evaluation, worked out here by hand); a stage without its measurement is named, never summed as zero."""
+    from specreg_lib.experiments.core.study import estimate, total_line
+
+    def stage(steps, evals):
+        return {"steps_left": steps, "evals_left": evals}
+
+    stages = {"screen": stage(600, {"screen": 2}), "evaluate": stage(0, {"screen": 3})}
+    total = estimate(stages, {"screen": 30.0}, lambda name, st: 0.5)
+    assert total == 600 * 0.5 + 2 * 30 + 3 * 30 == 450.0
+    assert total_line(stages) == "all stages: 7.5 min left (from this plan's own measured step and evaluation times)"
+    stages["ablate"] = stage(100, {"ablate": 1})
+    assert estimate(stages, {"screen": 30.0}, lambda name, st: None if name == "ablate" else 0.5) is None
+    assert total_line(stages, "this front's") == ("all stages: at least 7.5 min left (from this front's own measured "
+                                                  "step and evaluation times), plus ablate (no measurement of this "
+                                                  "configuration yet)")
+    only = {"screen": stage(10, {})}
+    estimate(only, {}, lambda name, st: None)
+    assert total_line(only) == "all stages: ETA unknown, no measurement of this configuration yet (screen)"

@@ -19,7 +19,7 @@ from typing import Any
 from ...io import read_json
 from ..audio.experiment import DIFFWAVE
 from ..core.runs import run_state
-from ..core.study import NO_MEASUREMENT, count_stage, estimate, format_duration, format_stages, median
+from ..core.study import count_stage, estimate, format_stages, median, total_line
 from .plan import (
     BASELINE,
     STAGES,
@@ -84,7 +84,5 @@ def format_ab_status(status: dict[str, Any]) -> str:
         lines.append("chosen lambdas: " + ", ".join(f"{k} {v:g}" for k, v in status["chosen"].items()) + (
             "" if status["choice_written"] else " (computed from the complete screen; the evaluate stage writes "
             "choice.json)"))
-    eta = status["eta_seconds"]
-    lines.append(f"all stages: {NO_MEASUREMENT if eta is None else format_duration(eta)} left (from this plan's "
-                 "own measured step and evaluation times)")
+    lines.append(total_line(status["stages"]))
     return "\n".join(lines)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ...io import read_json
 from ..core.runs import run_state
-from ..core.study import NO_MEASUREMENT, count_stage, estimate, format_duration, format_stages, median
+from ..core.study import count_stage, estimate, format_stages, median, total_line
 from .ablate import ABLATE_DATASET, ablation_configs
 from .experiment import AB_IMAGES
 from .plan import BASELINE, STAGES, AbImagesPlan, Point, finetune_config, pretrain_config, regularized, study_dir
@@ -79,7 +79,5 @@ def format_ab_status(status: dict[str, Any]) -> str:
                           status["stages"], STAGES)
     for d, chosen in status["chosen"].items():
         lines.append(f"chosen strengths ({d}): " + ", ".join(f"{k} {v:g}" for k, v in chosen.items()))
-    eta = status["eta_seconds"]
-    lines.append(f"all stages: {NO_MEASUREMENT if eta is None else format_duration(eta)} left (from this plan's "
-                 "own measured step and evaluation times)")
+    lines.append(total_line(status["stages"]))
     return "\n".join(lines)

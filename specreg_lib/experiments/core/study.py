@@ -272,6 +272,19 @@ def format_stages(title: str, stages: Mapping[str, dict[str, Any]], order: tuple
     return lines
 
 
+def total_line(stages: Mapping[str, dict[str, Any]], whose: str = "this plan's") -> str:
+    """A status's last line: the time left over all stages (filled by :func:`estimate`), or the part that is known
+    and the stages still without a measurement."""
+    known = sum(st["eta_seconds"] for st in stages.values() if st["eta_seconds"] is not None)
+    unknown = [name for name, st in stages.items() if st["eta_seconds"] is None]
+    basis = f"(from {whose} own measured step and evaluation times)"
+    if not unknown:
+        return f"all stages: {format_duration(known)} left {basis}"
+    if not known:
+        return f"all stages: ETA unknown, {NO_MEASUREMENT} ({', '.join(unknown)})"
+    return f"all stages: at least {format_duration(known)} left {basis}, plus {', '.join(unknown)} ({NO_MEASUREMENT})"
+
+
 def read_record(path: Path) -> dict[str, Any] | None:
     """A study file (choice.json, floors.json, ...) or None when absent; a corrupt one names itself."""
     return read_json(path, f"delete {path} to make it again") if path.is_file() else None

@@ -39,18 +39,17 @@ from ..core.compare import compare
 from ..core.config import config_hash
 from ..core.runs import RunResult, results_dir, run_state
 from ..core.study import (
-    NO_MEASUREMENT,
     add_study_arguments,
     choose_setting,
     count_stage,
     diverged,
     estimate,
-    format_duration,
     format_stages,
     median,
     read_record,
     run_all,
     run_stages,
+    total_line,
 )
 from .experiment import CHECKERBOARD, TOY_GLOSSARY, ToyConfig
 
@@ -318,9 +317,7 @@ def format_front_status(status: Mapping[str, Any]) -> str:
     lines = format_stages(f"toy front, profile {status['profile']}", status["stages"], STAGES)
     if status["chosen"]:
         lines.append("chosen lambdas: " + ", ".join(f"{k} {v:g}" for k, v in status["chosen"].items()))
-    eta = status["eta_seconds"]
-    lines.append(f"all stages: ETA unknown, {NO_MEASUREMENT}" if eta is None else
-                 f"all stages: {format_duration(eta)} left (from this front's own measured step and evaluation times)")
+    lines.append(total_line(status["stages"], "this front's"))
     return "\n".join(lines)
 
 
