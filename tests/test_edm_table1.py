@@ -196,6 +196,25 @@ def test_plan_refuses_bad_input():
         Table1Plan(variants=("l2",))
 
 
+def test_table1_takes_the_image_peers_beside_the_paper_variants():
+    """--variants takes the image peers (issue 21: peers selectable on the GPU too): a peer's cells fine-tune with
+    the registered peer loss at its defaults (here focal frequency loss, tested against the PyPI package in
+    test_spectral_image_peers.py), under the weighting asked for, and the table leaves its paper columns empty."""
+    from specreg_lib.experiments.edm.table1 import Cell, table1_frame
+    from specreg_lib.spectral import IMAGE_PEERS, focal_frequency_loss
+
+    plan = Table1Plan(families=("vp",), variants=("amp", *IMAGE_PEERS), weightings=("weighted",), seeds=(1,))
+    assert [c.variant for c in cells(plan)] == ["pretrained", "baseline", "amp", *IMAGE_PEERS]
+    cfg = cell_config(plan, Cell("afhqv2-64", "vp", "focal_freq", "weighted", 0))
+    assert cfg.regularizer.kind == "focal_freq" and cfg.regularizer.weighting.kind == "weighted"
+    x, y = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)).unbind(0)
+    x, y = x[None].repeat(2, 1, 1, 1), y[None].repeat(2, 1, 1, 1)
+    torch.testing.assert_close(cfg.regularizer.spectral_loss()(x, y), focal_frequency_loss(x, y))
+    frame = table1_frame(_rows("baseline", None, [2.0, 2.1]) + _rows("focal_freq", "weighted", [1.9, 2.0]))
+    peer = frame.set_index("variant").loc["focal_freq"]
+    assert math.isnan(peer["paper_mean"]) and peer["diff_vs_baseline"] == pytest.approx(-0.1)
+
+
 def test_table1_frame_puts_ours_beside_the_paper():
     from specreg_lib.experiments.edm.table1 import PAPER_TABLE1, table1_frame, table1_headline
 

@@ -20,6 +20,7 @@ loading one.
 
 from .fourier import amplitude_loss, amplitude_phase_loss
 from .image_peers import (  # registers "pixel_l1", "dct_multiscale", "focal_freq", "facl"
+    IMAGE_PEERS,
     dct_frequency_weights,
     dct_multiscale_loss,
     facl_loss,
@@ -30,6 +31,6 @@ from .loss import KINDS, SpectralLoss, register_kind
 from .peers import logmel_bin_count, logmel_l1_loss, mrstft_bin_count, mrstft_loss  # registers "mrstft", "logmel_l1"
 from .wavelet import wavedec, wavelet_loss
 
-__all__ = ["KINDS", "SpectralLoss", "amplitude_loss", "amplitude_phase_loss", "dct_frequency_weights",
+__all__ = ["IMAGE_PEERS", "KINDS", "SpectralLoss", "amplitude_loss", "amplitude_phase_loss", "dct_frequency_weights",
            "dct_multiscale_loss", "facl_loss", "focal_frequency_loss", "logmel_bin_count", "logmel_l1_loss",
            "mrstft_bin_count", "mrstft_loss", "pixel_l1_loss", "register_kind", "wavedec", "wavelet_loss"]

@@ -30,6 +30,9 @@ from ._checks import check_bins, check_pair, full_precision
 from .loss import register_kind
 from .peers import PeerOptionError, _check_int
 
+# The image peers, in the order the studies and tables list them (each a registered kind below)
+IMAGE_PEERS = ("pixel_l1", "dct_multiscale", "focal_freq", "facl")
+
 
 def _reduce(v: torch.Tensor, bins: str) -> torch.Tensor:
     """(B, ...) -> (B,): mean or sum over everything but the batch."""

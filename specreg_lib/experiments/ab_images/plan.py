@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InputError
+from ...spectral import IMAGE_PEERS
 from ..core.config import config_hash
 from .experiment import AB_IMAGES, STANDINS, AbImagesConfig, dataset_path
 
 BASELINE = "baseline"
 KINDS = ("amp", "amp_phase", "haar", "bior1.3")  # Eqs. 14-16, the paper's four (EDM_VARIANTS' options)
 WEIGHTINGS = ("weighted", "unweighted")  # w = lambda_EDM(sigma) (the EDM experiment's default) or 1
-PEERS = ("pixel_l1", "dct_multiscale", "focal_freq", "facl")  # registered kinds (spectral/image_peers.py)
+PEERS = IMAGE_PEERS  # registered kinds (spectral/image_peers.py)
 PEER_WEIGHTING = "weighted"  # the peers take EDM's own weighting, as k-diffusion's multiscale loss does
 STAGES = ("pretrain", "screen", "evaluate", "ablate")
 

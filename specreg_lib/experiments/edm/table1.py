@@ -53,6 +53,7 @@ from ...metrics.fid import (
     reference_stats,
     save_reference_stats,
 )
+from ...spectral import IMAGE_PEERS
 from ...text import MAX_VALUES, parse_seeds
 from ...training.checkpoint import load_checkpoint
 from ...training.distributed import resolve_device
@@ -63,6 +64,9 @@ from .config import FAMILIES
 from .experiment import EDM_VARIANTS, PRESETS, edm_experiment
 
 PRETRAINED, BASELINE = "pretrained", "baseline"
+# what --variants takes: the paper's four (Eqs. 14-16), then the image peers on x0_hat (not in the paper: their
+# paper columns stay empty), each at its registered kind's defaults, so the peers run in Table 1's loop too
+TABLE1_VARIANTS = (*(v for v in EDM_VARIANTS if v != BASELINE), *IMAGE_PEERS)
 FEATURES = ("inception", "standin")
 # The Table 1 metric per feature extractor: (meaning, better) as in an experiment's glossary.
 FID_GLOSSARY = {"inception": {"fid": ("FID: Frechet distance of Inception features, samples vs data", "lower")},
@@ -94,8 +98,8 @@ class Table1Plan:
         """One rule per field, before anything is built: each list non-empty, without repeats, from its choices;
         training seeds by the one seed grammar; an image count whose generation seeds (seeds x images_per_set, all
         of which the plan lists) stay within text.MAX_VALUES."""
-        choices = {"presets": tuple(PRESETS), "families": FAMILIES,
-                   "variants": tuple(v for v in EDM_VARIANTS if v != BASELINE), "weightings": WEIGHTING_KINDS}
+        choices = {"presets": tuple(PRESETS), "families": FAMILIES, "variants": TABLE1_VARIANTS,
+                   "weightings": WEIGHTING_KINDS}
         for name, allowed in choices.items():
             values = getattr(self, name)
             unknown = [v for v in values if v not in allowed]

@@ -51,7 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="afhqv2-64, ffhq-64, cifar10-32 (default: smoke afhqv2-64; paper all three)")
     p.add_argument("--families", default=None, metavar="A1,A2", help="vp and/or ve (default: smoke vp; paper both)")
     p.add_argument("--variants", default=None, metavar="V1,V2",
-                   help="amp, amp_phase, haar, bior1.3 (default: smoke amp; paper all four)")
+                   help="amp, amp_phase, haar, bior1.3, and the image peers pixel_l1, dct_multiscale, focal_freq, "
+                        "facl (not in the paper; docs/ab_images.md) (default: smoke amp; paper the paper's four)")
     p.add_argument("--weightings", default=None, metavar="W1,W2",
                    help="weighted and/or unweighted (default: smoke unweighted; paper both)")
     p.add_argument("--seeds", default=None, metavar="S1,S2|A-B",

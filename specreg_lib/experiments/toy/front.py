@@ -35,6 +35,7 @@ import torch
 from ...diffusion.balance import term_balance
 from ...errors import InputError
 from ...io import read_json, resolve_repo_path, write_json
+from ...spectral import IMAGE_PEERS
 from ..core.compare import compare
 from ..core.config import config_hash
 from ..core.runs import RunResult, results_dir, run_state
@@ -55,7 +56,7 @@ from .experiment import CHECKERBOARD, TOY_GLOSSARY, ToyConfig
 
 BASELINE = "baseline"
 KINDS = ("amp", "amp_phase", "haar", "bior1.3")  # Eqs. 14-16 (TOY_VARIANTS)
-PEERS = ("pixel_l1", "dct_multiscale", "focal_freq", "facl")  # registered kinds (spectral/image_peers.py)
+PEERS = IMAGE_PEERS  # registered kinds (spectral/image_peers.py)
 STAGES = ("screen", "evaluate")
 METRICS = ("log_distance", "valid_fraction", "binariness")
 # a run the training loop stopped as non-finite (a term too strong for the net): fails every guard, never chosen
