@@ -88,6 +88,22 @@ def test_conclusion_with_one_seed_and_without_runs() -> None:
         "photos: no finished evaluation runs yet, nothing to conclude."]
 
 
+def test_conclusion_says_when_the_guard_admitted_every_strength() -> None:
+    """A guard whose floor admits every screened strength of every variant chose nothing: the sentence says so, with
+    the floor's size against the baseline's feature_distance (0.25 / 5.0 = 5%); one variant with a strength left
+    out gives the ordinary sentence."""
+    t = hand_table()
+    t = t[t["variant"] != "haar/unweighted"].assign(candidates=[None] * 3 + [3] * 7, screened=[None] * 3 + [3] * 7)
+    assert conclusion({"photos": t}).splitlines()[-2] == (
+        "photos guard: feature_distance within the baseline's plus its noise floor admitted every screened strength "
+        "of every variant (its noise floor 0.25 is 5% of the baseline's 5), so on photos the rule chose by "
+        "log_distance alone.")
+    t.loc[t["variant"] == "amp/weighted", "candidates"] = 2
+    assert conclusion({"photos": t}).splitlines()[-2] == (
+        "photos guard: every variant had a screened strength with feature_distance within the baseline's plus its "
+        "noise floor.")
+
+
 def test_table1_layout_cells_floors_and_train_data() -> None:
     t = table1_layout(hand_table(), {"photos": {"log_distance": 0.36, "feature_distance": 0.44}})
     assert list(t.columns) == ["stand-in", "method", "ρ", "λ", "guard", "seeds", "log_distance", "Δlog_distance",

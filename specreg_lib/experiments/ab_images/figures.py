@@ -149,9 +149,18 @@ def _variant_sentence(dataset: str, part: Any, alpha: float) -> tuple[str, bool]
                             f"{r['diff_se']:.2g}, p = {r['p']:.2g}, floor {r['floor']:.2g})" for r in found) + ".", True
 
 
-def _guard_sentence(dataset: str, rows: Any) -> str:
+def _guard_sentence(dataset: str, table: Any) -> str:
+    rows = table[table["variant"] != BASELINE]
     flags = rows.groupby("variant", sort=False)["guard_failed"].first()
     failed = [v for v, f in flags.items() if f is True]
+    if not failed and {"candidates", "screened"} <= set(rows.columns) and \
+            all(c == s for c, s in zip(rows["candidates"], rows["screened"], strict=True)):
+        fd = table[(table["metric"] == "feature_distance") & (table["variant"] == BASELINE)]
+        scale = "" if not len(fd) else (f" (its noise floor {_num(fd['floor'].iloc[0], '.2g')} is "
+                                        f"{fd['floor'].iloc[0] / fd['mean'].iloc[0]:.0%} of the baseline's "
+                                        f"{_num(fd['mean'].iloc[0], '.3g')})")
+        return (f"{dataset} guard: feature_distance within the baseline's plus its noise floor admitted every "
+                f"screened strength of every variant{scale}, so on {dataset} the rule chose by log_distance alone.")
     if not failed:
         return (f"{dataset} guard: every variant had a screened strength with feature_distance within the "
                 "baseline's plus its noise floor.")
@@ -210,7 +219,7 @@ def conclusion(tables: Mapping[str, Any], alpha: float = ALPHA) -> str:
                                               "by chance alone." if tests else
                                               "; no paired test was possible (fewer than two seeds)."))
         lines += [s for s, _ in sentences]
-        lines.append(_guard_sentence(dataset, rows))
+        lines.append(_guard_sentence(dataset, table))
         versus = _versus_sentence(dataset, rows)
         if versus:
             lines.append(versus)

@@ -346,10 +346,12 @@ def ab_table(plan: AbImagesPlan, root: str | Path, dataset: str, alpha: float = 
         c = None if variant == BASELINE else record["chosen"][variant]
         floor = difference_floor(r["metric"], floors.get(r["metric"]))
         diff = r["diff"]
-        rows.append({"dataset": dataset, "variant": variant, "strength": None if c is None else c["strength"],
-                     "lambda": None if c is None else c["lambda"], "guard_failed": None if c is None else
-                     c["guard_failed"], "metric": r["metric"], "seeds": r["n"], "mean": r["mean"], "diff": diff,
-                     "diff_se": r["diff_se"], "p": r["p"], "direction": r["direction"], "floor": floor,
+        chosen = {"strength": None, "lambda": None, "guard_failed": None, "candidates": None, "screened": None} \
+            if c is None else {"strength": c["strength"], "lambda": c["lambda"], "guard_failed": c["guard_failed"],
+                               "candidates": len(c["candidates"]), "screened": len(plan.strengths)}
+        rows.append({"dataset": dataset, "variant": variant, **chosen, "metric": r["metric"], "seeds": r["n"],
+                     "mean": r["mean"], "diff": diff, "diff_se": r["diff_se"], "p": r["p"],
+                     "direction": r["direction"], "floor": floor,
                      "exceeds_floor": None if floor is None or not np.isfinite(diff) else bool(abs(diff) > floor),
                      "note": r["note"]})
     return pd.DataFrame(rows)
