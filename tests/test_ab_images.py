@@ -359,6 +359,36 @@ def test_train_log_distance_is_the_runs_spectrum_against_fresh_training_images(s
         assert math.isclose(train_data(plan, root, {d: table})[d]["train_log_distance"], floor, rel_tol=1e-9)
 
 
+@pytest.mark.slow
+def test_band_table_is_each_runs_power_over_the_references_per_octave(study) -> None:
+    """figures.band_table against numpy on the stored arrays: per variant and octave (0, 1/16], (1/16, 1/8],
+    (1/8, 1/4], (1/4, 1/2] cycles/px, the geometric mean of the run's power over the held-out reference's, then the
+    mean over the evaluation seeds; the octaves hold every frequency but DC once."""
+    from specreg_lib.experiments.ab_images.experiment import mean_spectrum, reference_images
+    from specreg_lib.experiments.ab_images.figures import band_table
+    from specreg_lib.experiments.ab_images.study import evaluate_configs, variant_name
+    from specreg_lib.experiments.core.runs import run
+
+    plan, root = study
+    edges = [0, 1 / 16, 1 / 8, 1 / 4, 1 / 2]
+    for d in plan.datasets:
+        table = band_table(plan, root, d).set_index("variant")
+        ref = mean_spectrum(reference_images(d, plan.resolution, plan_n_reference(plan, root, d)))[1].numpy()
+        expected: dict[str, list] = {}
+        for cfg in evaluate_configs(plan, root, d, write=False):
+            arrays = run(AB_IMAGES, cfg, root).arrays
+            f, power = arrays["freqs"].numpy(), arrays["power"].numpy()
+            masks = [(f > lo) & (f <= hi) for lo, hi in zip(edges, edges[1:], strict=False)]
+            assert (sum(m.astype(int) for m in masks) == (f > 0)).all() and all(m.any() for m in masks)
+            expected.setdefault(variant_name(cfg), []).append(
+                [np.exp(np.log(power[m] / ref[m]).mean()) for m in masks])
+        assert list(table.index) == list(expected) and table.index[0] == BASELINE
+        for v, per_seed in expected.items():
+            assert table.loc[v, "seeds"] == len(per_seed) == len(plan.eval_seeds)
+            np.testing.assert_allclose(table.loc[v, ["0-0.0625", "0.0625-0.125", "0.125-0.25", "0.25-0.5"]]
+                                       .to_numpy(float), np.mean(per_seed, axis=0), rtol=1e-12)
+
+
 def plan_n_reference(plan, root, dataset) -> int:
     return finetune_config(plan, root, Point(dataset, BASELINE, None, None, None, 0)).evaluate.n_reference
 

@@ -346,6 +346,35 @@ def samples_figure(plan: AbImagesPlan, root: str | Path, dataset: str) -> plt.Fi
     return fig
 
 
+# octaves of the radial frequency in cycles/px (the DC bin left out; 0.5 = Nyquist): where a spectrum is off
+BANDS = ((0.0, 0.0625), (0.0625, 0.125), (0.125, 0.25), (0.25, 0.5))
+
+
+def band_table(plan: AbImagesPlan, root: str | Path, dataset: str) -> Any:
+    """Where each variant's spectrum is off, octave by octave: per variant (rows, the baseline first) and band of
+    :data:`BANDS` (columns ``lo-hi``), the samples' power over the held-out reference's, as the geometric mean over
+    the band's frequencies, then the mean over the finished evaluation seeds (column ``seeds``); 1 = the data's
+    power. A term that adds power in every band lowers the log distance only where power is missing. Reads only;
+    empty without a finished run."""
+    import numpy as np
+    import pandas as pd
+
+    configs = [c for c in evaluate_configs(plan, Path(root), dataset, write=False) or []
+               if run_state(AB_IMAGES, c, root)[0] == "done"]
+    if not configs:
+        return pd.DataFrame()
+    freqs, ref = (a.numpy() for a in mean_spectrum(_reference(plan, dataset)))
+    per_variant: dict[str, list[list[float]]] = {}
+    for cfg in configs:
+        power = run(AB_IMAGES, cfg, root).arrays["power"].numpy()
+        per_variant.setdefault(variant_name(cfg), []).append(
+            [float(np.exp(np.mean(np.log(power[m] / ref[m])))) for m in ((freqs > lo) & (freqs <= hi)
+                                                                         for lo, hi in BANDS)])
+    return pd.DataFrame([{"variant": v, "seeds": len(rows),
+                          **{f"{lo:g}-{hi:g}": float(np.mean([r[i] for r in rows])) for i, (lo, hi) in
+                             enumerate(BANDS)}} for v, rows in per_variant.items()])
+
+
 def spectra_figure(plan: AbImagesPlan, root: str | Path, dataset: str) -> plt.Figure | None:
     """Radial power spectra (Hann window, 8-bit samples, as the metrics see them) of every variant's samples and
     of the held-out reference, log-log; beside them each spectrum over the reference's. None without a run."""
