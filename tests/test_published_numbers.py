@@ -248,6 +248,10 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
                   "by {} ± {}",
      [(AB_IMAGES_FIG, ("__ab__", "photos", "amp/weighted", m, f)) for m, fs in
       (("log_distance", ("diff", "diff_se", "floor")), ("feature_distance", ("diff", "diff_se"))) for f in fs]),
+    ("docs/ab_images.md", "FACL restores more Laplacian energy than any amplitude variant ({} against amp_phase "
+                          "unweighted's {})",
+     [(AB_IMAGES_FIG, ("__ab__", "dead_leaves", v, "laplacian_error", "diff"))
+      for v in ("facl/weighted", "amp_phase/unweighted")]),
     ("README.md", "(largest: amp_phase unweighted **{}**, floor {})",
      [(AB_IMAGES_FIG, ("__ab__", "dead_leaves", "amp_phase/unweighted", "log_distance", f))
       for f in ("diff", "floor")]),
