@@ -235,8 +235,8 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
      [(DL_CHOICE, ("__screen__", "haar", "unweighted", 1.0, "log_distance")),
       (DL_CHOICE, ("__screen__", "pixel_l1", "weighted", 1.0, "log_distance"))]),
     ("docs/ab_images.md", "FACL at ρ = 1 (λ {}) restores more Laplacian energy than the amplitude terms ({}, 10 "
-                          "floors) and lifts the coarse-scale excess further ({}x below 1/16 cycles/px); focal frequency at "
-                          "ρ = 1 has a small Laplacian effect ({}, 1.7 floors)",
+                          "floors) and lifts the coarse-scale excess further ({}x below 1/16 cycles/px); focal "
+                          "frequency at ρ = 1 has a small Laplacian effect ({}, 1.7 floors)",
      [(AB_IMAGES_FIG, ("__ab__", "dead_leaves", "facl/weighted", "log_distance", "lambda")),
       (AB_IMAGES_FIG, ("__ab__", "dead_leaves", "facl/weighted", "laplacian_error", "diff")),
       (AB_IMAGES_FIG, ("__bands__", "dead_leaves", "facl/weighted", "0-0.0625")),
