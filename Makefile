@@ -61,6 +61,7 @@ bench: setup
 	$(PY) benchmarks/bench_generate.py --out benchmarks/results/bench_generate.txt
 	$(PY) benchmarks/bench_phase_eps.py --out benchmarks/results/bench_phase_eps.txt
 	$(PY) benchmarks/bench_runner.py --out benchmarks/results/bench_runner.txt
+	$(PY) benchmarks/bench_pixel_reduction.py --out benchmarks/results/bench_pixel_reduction.txt
 	$(PY) benchmarks/bench_samplers.py --out benchmarks/results/bench_samplers.txt
 	$(PY) benchmarks/bench_spectral.py --out benchmarks/results/bench_spectral.txt
 	$(PY) benchmarks/bench_term_balance.py --out benchmarks/results/bench_term_balance.txt

@@ -125,6 +125,25 @@ def test_reduction_sum_is_edm_loop_and_spectral_term_is_added_once():
     assert torch.allclose(parts["sum"]["diffusion"], edm, rtol=1e-5)
 
 
+def test_mean_with_lambda_over_chw_is_the_summed_objective_over_chw():
+    """The lambda that makes the pixel reductions equal: "mean" with lambda / (C H W) has exactly the "sum"
+    objective's gradient divided by C H W (same batch, noise and net); the same lambda does not. What Adam makes of
+    the constant factor (it divides it out up to its eps) is measured by benchmarks/bench_pixel_reduction.py."""
+    net = load_edm_checkpoint(write_tiny_checkpoint(_tmp_pkl(), resolution=8, channels=16)).train(False)
+    y = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    chw = 3 * 8 * 8
+
+    def grads(pixels, lam):
+        net.zero_grad(set_to_none=True)
+        loss = EDMTrainLoss(EDMLoss(regularizer=Regularizer("amp", lam, "weighted")), pixels)
+        loss(net, y, generator=torch.Generator().manual_seed(0)).sum().backward()
+        return torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+
+    summed, matched, same = grads("sum", 50.0), grads("mean", 50.0 / chw), grads("mean", 50.0)
+    torch.testing.assert_close(matched * chw, summed, rtol=1e-4, atol=1e-6 * float(summed.abs().max()))
+    assert not torch.allclose(same * chw, summed, rtol=1e-2)
+
+
 def test_term_table_rows_scale_by_chw():
     net = load_edm_checkpoint(write_tiny_checkpoint(_tmp_pkl(), resolution=8, channels=16))
     y = torch.rand(2, 3, 8, 8) * 2 - 1
