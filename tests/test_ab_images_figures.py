@@ -200,12 +200,14 @@ def test_ablation_sentences_and_layout_follow_the_numbers() -> None:
         r("amp/weighted: five steps", "reference", "log_distance", -0.001, 0.5),
         r("haar/weighted: levels 3", "variant", "log_distance", -0.03, 0.02),  # better
         r("haar/weighted: levels 3", "variant", "feature_distance", 0.5, 0.3, floor=0.1),  # not significant
+        r("haar/weighted: levels 3", "variant", "laplacian_error", 0.04, 0.001),  # worse, beyond the floor
     ])
     assert ablation_sentences(table).splitlines() == [
         "amp/weighted: five steps (3 seeds), against the variant at its chosen setting: log_distance worse "
         "(Δ +0.05 ± 0.002, p = 0.01, floor 0.01); feature_distance no effect (Δ +0.002, p = 0.01, floor 0.01).",
         "haar/weighted: levels 3 (3 seeds), against the variant at its chosen setting: log_distance better "
-        "(Δ -0.03 ± 0.002, p = 0.02, floor 0.01); feature_distance no effect (Δ +0.5, p = 0.3, floor 0.1).",
+        "(Δ -0.03 ± 0.002, p = 0.02, floor 0.01); feature_distance no effect (Δ +0.5, p = 0.3, floor 0.1); "
+        "laplacian_error worse (Δ +0.04 ± 0.002, p = 0.001, floor 0.01).",
     ]
     lay = ablation_layout(table).set_index("row")
     assert lay.loc["amp/weighted: five steps", "Δlog_distance vs variant"] == "+0.05 ± 0.002, p=0.01 *"

@@ -410,7 +410,9 @@ def spectra_figure(plan: AbImagesPlan, root: str | Path, dataset: str) -> plt.Fi
 
 # -- the ablation -------------------------------------------------------------------------------------------
 
-ABLATION_METRICS = ("log_distance", "feature_distance")  # the rule's target and guard
+# the rule's target and guard, and the independent high-frequency measure: on both stand-ins the evaluation found the
+# Fourier kinds' effect there (docs/ab_images.md, Results), so a row that changes a term is read on it too
+ABLATION_METRICS = ("log_distance", "feature_distance", "laplacian_error")
 
 
 def ablation_layout(table: Any, alpha: float = ALPHA) -> Any:
