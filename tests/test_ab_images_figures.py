@@ -190,29 +190,34 @@ def test_ablation_sentences_and_layout_follow_the_numbers() -> None:
 
     from specreg_lib.experiments.ab_images.figures import ablation_layout, ablation_sentences
 
-    def r(row, against, metric, diff, p, floor=0.01, se=0.002, mean=0.5):
-        return {"row": row, "against": against, "lambda": 0.3, "metric": metric, "seeds": 3, "mean": mean,
-                "diff": diff, "diff_se": se, "p": p, "direction": "", "floor": floor, "exceeds_floor": None}
+    def r(row, against, metric, diff, p, floor=0.01, se=0.002, mean=0.5, with_="amp/weighted"):
+        return {"row": row, "against": against, "compared_with": with_, "lambda": 0.3, "metric": metric,
+                "seeds": 3, "mean": mean, "diff": diff, "diff_se": se, "p": p, "direction": "", "floor": floor,
+                "exceeds_floor": None}
 
+    five, levels = "amp/weighted: five steps", "haar/weighted: levels 3"
     table = pd.DataFrame([
-        r("amp/weighted: five steps", "variant", "log_distance", 0.05, 0.01),  # worse, beyond the floor, p small
-        r("amp/weighted: five steps", "variant", "feature_distance", 0.002, 0.01),  # p small but within the floor
-        r("amp/weighted: five steps", "reference", "log_distance", -0.001, 0.5),
-        r("haar/weighted: levels 3", "variant", "log_distance", -0.03, 0.02),  # better
-        r("haar/weighted: levels 3", "variant", "feature_distance", 0.5, 0.3, floor=0.1),  # not significant
-        r("haar/weighted: levels 3", "variant", "laplacian_error", 0.04, 0.001),  # worse, beyond the floor
+        r(five, "variant", "log_distance", 0.05, 0.01),  # worse, beyond the floor, p small
+        r(five, "variant", "feature_distance", 0.002, 0.01),  # p small but within the floor
+        r(five, "reference", "log_distance", -0.001, 0.5, with_="baseline: five steps"),
+        r(five, "reference", "laplacian_error", -0.03, 0.004, with_="baseline: five steps"),  # better
+        r(levels, "variant", "log_distance", -0.03, 0.02, with_="haar/weighted"),  # better
+        r(levels, "variant", "feature_distance", 0.5, 0.3, floor=0.1, with_="haar/weighted"),  # not significant
+        r(levels, "variant", "laplacian_error", 0.04, 0.001, with_="haar/weighted"),  # worse, beyond the floor
     ])
     assert ablation_sentences(table).splitlines() == [
-        "amp/weighted: five steps (3 seeds), against the variant at its chosen setting: log_distance worse "
-        "(Δ +0.05 ± 0.002, p = 0.01, floor 0.01); feature_distance no effect (Δ +0.002, p = 0.01, floor 0.01).",
-        "haar/weighted: levels 3 (3 seeds), against the variant at its chosen setting: log_distance better "
+        "amp/weighted: five steps (3 seeds), against amp/weighted at its chosen setting: log_distance worse "
+        "(Δ +0.05 ± 0.002, p = 0.01, floor 0.01); feature_distance no effect (Δ +0.002, p = 0.01, floor 0.01). "
+        "Then, against baseline: five steps: log_distance no effect (Δ -0.001, p = 0.5, floor 0.01); "
+        "laplacian_error better (Δ -0.03 ± 0.002, p = 0.004, floor 0.01).",
+        "haar/weighted: levels 3 (3 seeds), against haar/weighted at its chosen setting: log_distance better "
         "(Δ -0.03 ± 0.002, p = 0.02, floor 0.01); feature_distance no effect (Δ +0.5, p = 0.3, floor 0.1); "
         "laplacian_error worse (Δ +0.04 ± 0.002, p = 0.001, floor 0.01).",
     ]
     lay = ablation_layout(table).set_index("row")
-    assert lay.loc["amp/weighted: five steps", "Δlog_distance vs variant"] == "+0.05 ± 0.002, p=0.01 *"
-    assert lay.loc["amp/weighted: five steps", "Δlog_distance vs baseline"] == "-0.001 ± 0.002, p=0.5"
-    assert lay.loc["haar/weighted: levels 3", "Δfeature_distance vs variant"] == "+0.5 ± 0.002, p=0.3"
+    assert lay.loc[five, "Δlog_distance vs variant"] == "+0.05 ± 0.002, p=0.01 *"
+    assert lay.loc[five, "Δlog_distance vs baseline"] == "-0.001 ± 0.002, p=0.5"
+    assert lay.loc[levels, "Δfeature_distance vs variant"] == "+0.5 ± 0.002, p=0.3"
     assert ablation_sentences(table.iloc[:0]) == "No ablation run has finished yet."
 
 

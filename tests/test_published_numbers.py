@@ -64,6 +64,11 @@ def _value(file: str, path: tuple, scale: float = 1.0) -> float:
         rows = [r for r in node["band_ratios"][dataset] if r["variant"] == variant]
         assert len(rows) == 1, f"{file}: {len(rows)} {dataset} band rows for {variant}"
         return float(rows[0][band]) * scale
+    if path[0] == "__abl__":  # (row, against, metric, field) of notebook 10's ablation records
+        _, name, against, metric, field = path
+        rows = [r for r in node["ablation"] if (r["row"], r["against"], r["metric"]) == (name, against, metric)]
+        assert len(rows) == 1, f"{file}: {len(rows)} ablation rows for {name} / {against} / {metric}"
+        return float(rows[0][field]) * scale
     if path[0] == "__ratio__":  # amp's calibrated term at lambda path[1], in % of the eps loss
         return node["spectral_mean"]["amp"] * path[1] / node["diffusion_mean"] * PCT
     for key in path:
@@ -156,6 +161,33 @@ def _ab_images_rows(dataset: str) -> list[tuple[str, str, list[tuple]]]:
     return claims
 
 
+ABLATION_COLUMNS = (("variant", "log_distance"), ("variant", "laplacian_error"), ("variant", "feature_distance"),
+                    ("reference", "log_distance"), ("reference", "laplacian_error"))
+
+
+def _ablation_rows() -> list[tuple[str, str, list[tuple]]]:
+    """docs/ab_images.md's ablation table: per row its lambda and seeds, and per column "paired difference ± SE
+    (p P)" against the variant at its chosen setting or against its reference baseline, ``*`` where
+    core.compare.detected, all from notebook 10's committed cpu metrics."""
+    from specreg_lib.experiments.core.compare import detected
+
+    path = ROOT / AB_IMAGES_FIG
+    if not path.is_file():
+        return []
+    records = json.loads(path.read_text()).get("ablation") or []
+    claims = []
+    for name in dict.fromkeys(r["row"] for r in records):
+        rec = {(r["against"], r["metric"]): r for r in records if r["row"] == name}
+        if any(col not in rec for col in ABLATION_COLUMNS):
+            continue  # a row without a paired difference yet is not in the document
+        cells = " | ".join("{} ± {} (p {})" + ("*" if detected(rec[col]) else "") for col in ABLATION_COLUMNS)
+        src = [(AB_IMAGES_FIG, ("__abl__", name, "variant", "log_distance", f)) for f in ("lambda", "seeds")]
+        src += [(AB_IMAGES_FIG, ("__abl__", name, *col, f)) for col in ABLATION_COLUMNS
+                for f in ("diff", "diff_se", "p")]
+        claims.append(("docs/ab_images.md#### Ablation", f"| {name} | {{}} | {{}} | {cells} |", src))
+    return claims
+
+
 def _audio_term_share(lam: float) -> tuple:
     """amp's term at ``lam`` over the eps loss, in %: a number the calibration file gives as a ratio of two keys."""
     return (AUDIO_CALIBRATION, ("__ratio__", lam))
@@ -197,6 +229,7 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
      [(PRETRAIN, ("seconds_per_step",)), (DL_PRETRAIN, ("seconds_per_step",))]),
     *_ab_images_rows("photos"),
     *_ab_images_rows("dead_leaves"),
+    *_ablation_rows(),
     ("docs/ab_images.md", "(0.25-0.5 cycles/px: {} of the held-out photos'); amp weighted lifts it to {} and amp "
                           "unweighted to {}",
      [(AB_IMAGES_FIG, ("__bands__", "photos", v, "0.25-0.5")) for v in ("baseline", "amp/weighted",
@@ -255,6 +288,14 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
     ("README.md", "(largest: amp_phase unweighted **{}**, floor {})",
      [(AB_IMAGES_FIG, ("__ab__", "dead_leaves", "amp_phase/unweighted", "log_distance", f))
       for f in ("diff", "floor")]),
+    ("README.md", "a log-distance effect beyond the floor (**{}**, floor {})",
+     [(AB_IMAGES_FIG, ("__abl__", "amp_phase/unweighted: 4x longer", "reference", "log_distance", f))
+      for f in ("diff", "floor")]),
+    ("docs/ab_images.md", "it keeps less than a quarter of the high-frequency effect (Laplacian-energy error {} "
+                          "against the baseline, where the ungated term gives {})",
+     [(AB_IMAGES_FIG, ("__abl__", "amp_phase/unweighted: low-noise gate (sigma <= 0.5)", "reference",
+                       "laplacian_error", "diff")),
+      (AB_IMAGES_FIG, ("__ab__", "dead_leaves", "amp_phase/unweighted", "laplacian_error", "diff"))]),
     ("docs/ab_images.md", "(the largest: amp_phase unweighted, {} against the baseline's {})",
      [(CHOICE, ("__screen__", "amp_phase", "unweighted", 0.01, "log_distance")),
       (CHOICE, ("baseline", "log_distance"))]),

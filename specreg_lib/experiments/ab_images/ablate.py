@@ -196,8 +196,9 @@ def run_ablate(plan: AbImagesPlan, root: Path, say: Callable[[str], None] = prin
 
 
 def ablation_table(plan: AbImagesPlan, root: str | Path, alpha: float = 0.05) -> Any:
-    """One row per (ablation row, metric): mean over seeds, the paired difference to the same variant's evaluation
-    runs (its chosen setting) and to its reference (baseline of the same length), with SE and p; the floor."""
+    """One row per (ablation row, against, metric): mean over seeds, the paired difference to the same variant's
+    evaluation runs (``against`` "variant": its chosen setting) or to its reference (``against`` "reference": the
+    baseline of the same length), with SE and p, the floor; ``compared_with`` names the runs compared with."""
     import pandas as pd
 
     root = Path(root)
@@ -233,7 +234,9 @@ def ablation_table(plan: AbImagesPlan, root: str | Path, alpha: float = 0.05) ->
             if name not in the_rows:
                 continue
             floor = difference_floor(r["metric"], floors.get(r["metric"]))
-            out.append({"row": name, "against": against, "lambda": record["lambdas"][name], "metric": r["metric"],
+            row = the_rows[name]
+            out.append({"row": name, "against": against, "compared_with": row.variant if against == "variant" else
+                        row.reference, "lambda": record["lambdas"][name], "metric": r["metric"],
                         "seeds": r["n"], "mean": r["mean"], "diff": r["diff"], "diff_se": r["diff_se"], "p": r["p"],
                         "direction": r["direction"], "floor": floor, "exceeds_floor": None if floor is None or
                         not np.isfinite(r["diff"]) else bool(abs(r["diff"]) > floor)})

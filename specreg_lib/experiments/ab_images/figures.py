@@ -438,27 +438,33 @@ def ablation_layout(table: Any, alpha: float = ALPHA) -> Any:
 
 
 def ablation_sentences(table: Any, alpha: float = ALPHA) -> str:
-    """One sentence per ablation row, generated from the numbers: what the change does to the log distance and the
-    feature distance against the variant at its chosen setting (an effect: p < alpha and beyond the floor)."""
+    """One sentence per ablation row, generated from the numbers: per metric of :data:`ABLATION_METRICS`, what the
+    change does against the variant at its chosen setting, then what is left of the effect against the row's
+    reference baseline (the baseline of the same length: for a length row the only like-for-like comparison), each
+    "better" / "worse" with Δ ± SE, p and the floor where it is an effect (p < alpha and beyond the floor), else "no
+    effect"."""
     if not len(table):
         return "No ablation run has finished yet."
+
+    def clause(r: Mapping[str, Any]) -> str:
+        m = r["metric"]
+        if detected(r, alpha):
+            return (f"{m} {_word(m, r['diff'], r['p'], alpha)} (Δ {r['diff']:+.2g} ± {r['diff_se']:.2g}, "
+                    f"p = {r['p']:.2g}, floor {r['floor']:.2g})")
+        return f"{m} no effect (Δ {r['diff']:+.2g}, p = {_num(r['p'], '.2g')}, floor {_num(r['floor'], '.2g')})"
+
     lines = []
     for name, part in table.groupby("row", sort=False):
-        vs = {r["metric"]: r for r in part[part["against"] == "variant"].to_dict("records")}
-        said = []
-        for m in ABLATION_METRICS:
-            r = vs.get(m)
-            if r is None or not finite(r["diff"]):
-                continue
-            if detected(r, alpha):
-                said.append(f"{m} {_word(m, r['diff'], r['p'], alpha)} (Δ {r['diff']:+.2g} ± {r['diff_se']:.2g}, "
-                            f"p = {r['p']:.2g}, floor {r['floor']:.2g})")
-            else:
-                said.append(f"{m} no effect (Δ {r['diff']:+.2g}, p = {_num(r['p'], '.2g')}, floor "
-                            f"{_num(r['floor'], '.2g')})")
+        parts = []
+        for against, words in (("variant", "against {} at its chosen setting"), ("reference", "against {}")):
+            by = {r["metric"]: r for r in part[part["against"] == against].to_dict("records")}
+            said = [clause(by[m]) for m in ABLATION_METRICS if m in by and finite(by[m]["diff"])]
+            if said:
+                parts.append(words.format(next(iter(by.values())).get("compared_with", against)) + ": "
+                             + "; ".join(said))
         seeds = int(part["seeds"].max())
-        lines.append(f"{name} ({seeds} seed{'s' * (seeds != 1)}), against the variant at its chosen setting: "
-                     + ("; ".join(said) if said else "no paired difference yet") + ".")
+        lines.append(f"{name} ({seeds} seed{'s' * (seeds != 1)}), "
+                     + (". Then, ".join(parts) if parts else "no paired difference yet") + ".")
     return "\n".join(lines)
 
 
