@@ -17,6 +17,7 @@ from specreg_lib.experiments.toy import CHECKERBOARD
 from specreg_lib.experiments.toy.front import (
     BASELINE,
     DIVERGED,
+    FLOOR_SEED,
     KINDS,
     PEERS,
     RULE,
@@ -26,6 +27,7 @@ from specreg_lib.experiments.toy.front import (
     eval_configs,
     front_figure,
     front_plan,
+    front_sentences,
     front_status,
     front_table,
     main,
@@ -187,6 +189,34 @@ def test_smoke_front_table_pairs_each_seed_with_its_baseline(smoke_front) -> Non
             if d[0] != d[1]:
                 t = row["diff"] / row["diff_se"]
                 assert row["p"] == pytest.approx(1 - 2 / math.pi * math.atan(abs(t)), rel=1e-6)
+            assert row["effect"] == (row["p"] < 0.05 and abs(row["diff"]) > row["floor"]) if metric != \
+                "binariness" else not row["effect"]
+
+
+def test_front_table_floors_are_the_data_draw_and_the_binomial_floor(smoke_front) -> None:
+    """log_distance's floor is a fresh draw of true checkerboards (n_samples, FLOOR_SEED) scored against the
+    ground-truth reference, written out here from the metric functions; valid_fraction's is the binomial closed
+    form at the baseline's mean rate over the evaluation seeds; binariness has none."""
+    import torch
+
+    from specreg_lib.experiments.toy.experiment import reference
+    from specreg_lib.metrics import floored_spectrum, spectral_log_distance
+
+    plan, root = smoke_front
+    table = front_table(plan, root)
+    cfg = run_config(plan, BASELINE, None, plan.screen_seed)
+    n = cfg.sample.n_samples
+    draw = cfg.data.build()(n, torch.Generator().manual_seed(FLOOR_SEED))
+    want = spectral_log_distance(floored_spectrum(draw, cfg.evaluate.log_floor)[1],
+                                 floored_spectrum(reference(cfg), cfg.evaluate.log_floor)[1])
+    by = {(r["variant"], r["metric"]): r for r in table.to_dict("records")}
+    assert by[(plan.variants[0], "log_distance")]["floor"] == pytest.approx(float(want), rel=1e-12)
+    assert 0 < float(want) < 0.1 * by[(BASELINE, "log_distance")]["mean"]  # the data are far closer than a model
+    k = round(by[(BASELINE, "valid_fraction")]["mean"] * n)
+    p = (k + 1) / (n + 2)
+    assert by[(plan.variants[0], "valid_fraction")]["floor"] == pytest.approx(math.sqrt(2 * p * (1 - p) / n))
+    assert all(r["floor"] is None or (isinstance(r["floor"], float) and math.isnan(r["floor"]))
+               for r in table.to_dict("records") if r["metric"] == "binariness")
 
 
 def test_smoke_front_resumes_and_reports_nothing_left(smoke_front) -> None:
@@ -224,3 +254,33 @@ def test_door_status_and_a_stage_asked_for_too_early(tmp_path, capsys) -> None:
     assert main(["--profile", "smoke", "--root", str(tmp_path), "--stage", "evaluate"]) == 2
     err = capsys.readouterr().err.strip()
     assert re.fullmatch(r"toy front: error: .*run --stage screen first.*", err) and "\n" not in err
+
+
+def test_front_sentences_follow_the_numbers() -> None:
+    """Hand-made table: an effect needs p < 0.05 AND |Δ| beyond the floor; the closing line names the variants with
+    a lower log distance that did not lose valid checkerboards."""
+    import pandas as pd
+
+    def r(variant, metric, diff, p, floor, guard=False):
+        return {"variant": variant, "lambda": 2.0, "strength": 0.2, "guard_failed": guard, "metric": metric,
+                "seeds": 3, "mean": 0.5, "se": 0.01, "diff": diff, "diff_se": 0.01, "p": p, "direction": "",
+                "note": "", "floor": floor, "effect": p < 0.05 and abs(diff) > floor}
+
+    table = pd.DataFrame([
+        r(BASELINE, "log_distance", math.nan, math.nan, 0.01), r(BASELINE, "valid_fraction", math.nan, math.nan, 0.06),
+        r("amp", "log_distance", -0.3, 0.01, 0.01), r("amp", "valid_fraction", -0.02, 0.3, 0.06),
+        r("haar", "log_distance", -0.3, 0.01, 0.01, guard=True),
+        r("haar", "valid_fraction", -0.2, 0.01, 0.06, guard=True),
+        r("facl", "log_distance", -0.005, 0.001, 0.01), r("facl", "valid_fraction", 0.1, 0.04, 0.06),
+    ])
+    assert front_sentences(table).splitlines() == [
+        "amp (ρ=0.2, λ=2), 3 seeds: log_distance better (Δ -0.3 ± 0.01, p = 0.01, floor 0.01); valid_fraction "
+        "no effect (Δ -0.02, p = 0.3, floor 0.06).",
+        "haar (ρ=0.2, λ=2), 3 seeds: log_distance better (Δ -0.3 ± 0.01, p = 0.01, floor 0.01); valid_fraction "
+        "worse (Δ -0.2 ± 0.01, p = 0.01, floor 0.06); its guard failed (no screened lambda kept the baseline's "
+        "validity).",
+        "facl (ρ=0.2, λ=2), 3 seeds: log_distance no effect (Δ -0.005, p = 0.001, floor 0.01); valid_fraction "
+        "better (Δ +0.1 ± 0.01, p = 0.04, floor 0.06).",
+        "Lower log distance without losing valid checkerboards: amp.",
+    ]
+    assert front_sentences(table.iloc[:0]) == "No evaluation run of the toy front has finished yet."

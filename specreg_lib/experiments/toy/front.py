@@ -36,7 +36,7 @@ from ...diffusion.balance import term_balance
 from ...errors import InputError
 from ...io import read_json, resolve_repo_path, write_json
 from ...spectral import IMAGE_PEERS
-from ..core.compare import compare
+from ..core.compare import compare, detected, direction
 from ..core.config import config_hash
 from ..core.runs import RunResult, results_dir, run_state
 from ..core.study import (
@@ -336,22 +336,80 @@ def _eval_values(plan: FrontPlan, root: Path) -> tuple[dict[str, dict[int, dict[
     return values, record
 
 
+FLOOR_SEED = 30_011  # the data draw that measures log_distance's floor: apart from the reference and every run seed
+
+
+def front_floors(plan: FrontPlan, baseline_valid: float | None) -> dict[str, float]:
+    """The yardstick of a paired difference per metric, as in the image study: ``log_distance`` of a fresh draw of
+    ``n_samples`` true checkerboards against the ground-truth reference (what "as good as the data" measures as);
+    ``valid_fraction``: :func:`valid_floor` at the baseline's rate ``baseline_valid`` (held-out data are all valid,
+    so the floor is binomial); ``binariness`` has none (every true checkerboard is binary, and the per-sample spread
+    that would set a floor is not kept), so it is described, never called an effect."""
+    cfg = run_config(plan, BASELINE, None, plan.screen_seed)
+    n = cfg.sample.n_samples
+    data = cfg.data.build()(n, torch.Generator().manual_seed(FLOOR_SEED))
+    floors = {"log_distance": float(CHECKERBOARD.evaluate(cfg, data)[0]["log_distance"])}
+    if baseline_valid is not None and math.isfinite(baseline_valid):
+        floors["valid_fraction"] = valid_floor(baseline_valid, n)
+    return floors
+
+
 def front_table(plan: FrontPlan, root: str | Path, alpha: float = 0.05) -> Any:
     """One row per (variant, metric) of the evaluation seeds: the chosen lambda and strength, the mean over seeds
-    with its SE, and the paired difference to the baseline of the same seed with its SE and p (``core.compare``)."""
+    with its SE, the paired difference to the baseline of the same seed with its SE and p (``core.compare``), the
+    metric's floor (:func:`front_floors`, at the baseline's mean valid fraction) and whether the difference is an
+    effect (``core.compare.detected``: p < alpha and beyond the floor)."""
     import pandas as pd
 
     values, record = _eval_values(plan, Path(root))
     long = compare(values, METRICS, TOY_GLOSSARY, reference=BASELINE, alpha=alpha)
+    base = long[(long["row"] == BASELINE) & (long["metric"] == "valid_fraction")]
+    floors = front_floors(plan, float(base["mean"].iloc[0]) if len(base) else None) if len(long) else {}
     rows = []
     for r in long.to_dict("records"):
         c = None if r["row"] == BASELINE else record["chosen"][r["row"]]
-        rows.append({"variant": r["row"], "lambda": None if c is None else c["lambda"],
-                     "strength": None if c is None else c["strength"],
-                     "guard_failed": None if c is None else c["guard_failed"], "metric": r["metric"], "seeds": r["n"],
-                     "mean": r["mean"], "se": r["se"], "diff": r["diff"], "diff_se": r["diff_se"], "p": r["p"],
-                     "direction": r["direction"], "note": r["note"]})
+        row = {"variant": r["row"], "lambda": None if c is None else c["lambda"],
+               "strength": None if c is None else c["strength"],
+               "guard_failed": None if c is None else c["guard_failed"], "metric": r["metric"], "seeds": r["n"],
+               "mean": r["mean"], "se": r["se"], "diff": r["diff"], "diff_se": r["diff_se"], "p": r["p"],
+               "direction": r["direction"], "note": r["note"], "floor": floors.get(r["metric"])}
+        row["effect"] = c is not None and detected(row, alpha)
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def front_sentences(table: Any, alpha: float = 0.05) -> str:
+    """The front's conclusion, generated from :func:`front_table`: one sentence per kind and peer at its chosen
+    lambda (its effects on log_distance and valid_fraction with Δ ± SE, p and the floor, or "no effect"; a failed
+    guard named), then which variants buy a lower log distance without losing valid checkerboards."""
+    if not len(table):
+        return "No evaluation run of the toy front has finished yet."
+    lines, both = [], []
+    for variant, part in table.groupby("variant", sort=False):
+        if variant == BASELINE:
+            continue
+        by = {r["metric"]: r for r in part.to_dict("records")}
+        r0 = next(iter(by.values()))
+        said = []
+        for m in ("log_distance", "valid_fraction"):
+            r = by.get(m)
+            if r is None or not math.isfinite(r["diff"]):
+                said.append(f"{m} n/a (a diverged or missing run)")
+            elif r["effect"]:
+                said.append(f"{m} {direction(r['diff'], r['p'], TOY_GLOSSARY[m][1], alpha)} (Δ {r['diff']:+.2g} ± "
+                            f"{r['diff_se']:.2g}, p = {r['p']:.2g}, floor {r['floor']:.2g})")
+            else:
+                said.append(f"{m} no effect (Δ {r['diff']:+.2g}, p = {r['p']:.2g}, floor {r['floor']:.2g})")
+        guard = "; its guard failed (no screened lambda kept the baseline's validity)" if r0["guard_failed"] else ""
+        lines.append(f"{variant} (ρ={r0['strength']:g}, λ={r0['lambda']:g}), {int(r0['seeds'])} seeds: "
+                     + "; ".join(said) + guard + ".")
+        ld, vf = by.get("log_distance"), by.get("valid_fraction")
+        if ld is not None and vf is not None and ld["effect"] and ld["diff"] < 0 and not (
+                vf["effect"] and vf["diff"] < 0):
+            both.append(variant)
+    lines.append("Lower log distance without losing valid checkerboards: " + (", ".join(both) if both else "none")
+                 + ".")
+    return "\n".join(lines)
 
 
 def front_figure(plan: FrontPlan, root: str | Path) -> Any:
