@@ -69,6 +69,11 @@ def _value(file: str, path: tuple, scale: float = 1.0) -> float:
         rows = [r for r in node["ablation"] if (r["row"], r["against"], r["metric"]) == (name, against, metric)]
         assert len(rows) == 1, f"{file}: {len(rows)} ablation rows for {name} / {against} / {metric}"
         return float(rows[0][field]) * scale
+    if path[0] == "__front__":  # (variant, metric, field) of notebook 10's toy-front records
+        _, variant, metric, field = path
+        rows = [r for r in node["toy_front"] if (r["variant"], r["metric"]) == (variant, metric)]
+        assert len(rows) == 1, f"{file}: {len(rows)} toy-front rows for {variant} / {metric}"
+        return float(rows[0][field]) * scale
     if path[0] == "__ratio__":  # amp's calibrated term at lambda path[1], in % of the eps loss
         return node["spectral_mean"]["amp"] * path[1] / node["diffusion_mean"] * PCT
     for key in path:
@@ -188,6 +193,37 @@ def _ablation_rows() -> list[tuple[str, str, list[tuple]]]:
     return claims
 
 
+FRONT_COLUMNS = ("log_distance", "valid_fraction", "binariness")
+
+
+def _front_rows() -> list[tuple[str, str, list[tuple]]]:
+    """docs/ab_images.md's toy-front table: the baseline's means, per kind and peer its rho, lambda and per column
+    "paired difference ± SE (p P)" (``*`` where the table's ``effect``), and the floors' row, all from notebook 10's
+    committed cpu metrics; nothing while the front's evaluation is incomplete there."""
+    path = ROOT / AB_IMAGES_FIG
+    if not path.is_file():
+        return []
+    records = json.loads(path.read_text()).get("toy_front") or []
+    if not records or any(r["seeds"] < 3 for r in records):
+        return []
+    doc = "docs/ab_images.md#### Toy front"
+    claims = []
+    for variant in dict.fromkeys(r["variant"] for r in records):
+        rec = {r["metric"]: r for r in records if r["variant"] == variant}
+        if variant == "baseline":
+            cells = " | ".join("{}" for _ in FRONT_COLUMNS)
+            claims.append((doc, f"| baseline | | | {cells} |",
+                           [(AB_IMAGES_FIG, ("__front__", variant, m, "mean")) for m in FRONT_COLUMNS]))
+            claims.append((doc, "| noise floor | | | {} | {} | none |",
+                           [(AB_IMAGES_FIG, ("__front__", variant, m, "floor")) for m in FRONT_COLUMNS[:2]]))
+            continue
+        cells = " | ".join("{} ± {} (p {})" + ("*" if rec[m]["effect"] else "") for m in FRONT_COLUMNS)
+        src = [(AB_IMAGES_FIG, ("__front__", variant, "log_distance", f)) for f in ("strength", "lambda")]
+        src += [(AB_IMAGES_FIG, ("__front__", variant, m, f)) for m in FRONT_COLUMNS for f in ("diff", "diff_se", "p")]
+        claims.append((doc, f"| {variant} | {{}} | {{}} | {cells} |", src))
+    return claims
+
+
 def _audio_term_share(lam: float) -> tuple:
     """amp's term at ``lam`` over the eps loss, in %: a number the calibration file gives as a ratio of two keys."""
     return (AUDIO_CALIBRATION, ("__ratio__", lam))
@@ -230,6 +266,7 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
     *_ab_images_rows("photos"),
     *_ab_images_rows("dead_leaves"),
     *_ablation_rows(),
+    *_front_rows(),
     ("docs/ab_images.md", "(0.25-0.5 cycles/px: {} of the held-out photos'); amp weighted lifts it to {} and amp "
                           "unweighted to {}",
      [(AB_IMAGES_FIG, ("__bands__", "photos", v, "0.25-0.5")) for v in ("baseline", "amp/weighted",
