@@ -539,3 +539,14 @@ def test_committed_calibrations_are_keyed_to_the_current_cpu_plans(record, study
         plan = ab_audio_plan("cpu")
         want = {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, tmp_path).name}
     assert json.loads((ROOT / record).read_text())["key"] == want
+
+
+def test_committed_toy_front_records_are_keyed_to_the_cpu_front_plan():
+    """The toy front's committed calibration and the rule's choice (written from the complete seed-0 screen before
+    any evaluation seed trained; docs/ab_images.md "Toy front") belong to the current cpu plan: a plan change would
+    make the front recalibrate and rechoose silently while the docs quote these files."""
+    from specreg_lib.experiments.toy.front import front_plan, plan_hash
+
+    want = plan_hash(front_plan("cpu"))
+    for name in ("calibration.json", "choice.json"):
+        assert json.loads((ROOT / "data/pretrained/toy_front/cpu" / name).read_text())["plan"] == want, name
