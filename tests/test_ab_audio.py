@@ -97,6 +97,31 @@ def test_smoke_rerun_trains_nothing_and_status_has_nothing_left(smoke) -> None:
     assert status["stages"]["screen"]["runs"] == 1 + 2 * 2 + 2 + 2  # baseline, kinds x lambdas, mean, peer x lambdas
 
 
+@pytest.mark.slow
+def test_an_archived_study_resumes_on_a_fresh_clone_without_training(smoke, tmp_path, monkeypatch) -> None:
+    """The archive (finished runs' metrics, calibration, floors, choice) plus the committed pretrained net is all a
+    fresh clone needs: every stage counts as done, the table is the same, and a rerun trains nothing."""
+    import pandas as pd
+
+    from specreg_lib.experiments.ab_audio.plan import pretrained_path
+    from specreg_lib.experiments.ab_audio.study import archive
+    from specreg_lib.experiments.core.study import commit_copy
+
+    plan, root = smoke
+    monkeypatch.setenv("SPECREG_ROOT", str(tmp_path / "clone"))
+    commit_copy(pretrained_path(plan, root), "ab_audio", plan.profile)
+    counts = archive(plan, root, say=lambda _: None)
+    assert counts["unfinished"] == 0 and counts["records"] == 3 and counts["runs"] > 0
+    assert not list((tmp_path / "clone" / "data" / "results").rglob("*.pt"))  # metrics, not audio
+    fresh = tmp_path / "fresh"
+    pd.testing.assert_frame_equal(ab_table(plan, fresh), ab_table(plan, root))
+    run_study(plan, fresh, say=lambda line: pytest.fail(f"the archived study did work: {line}"))
+    trained = [p for p in fresh.rglob("*.pt") if p.name != pretrained_path(plan, fresh).name]
+    assert trained == []  # only the committed pretrained net was installed
+    for st in ab_status(plan, fresh)["stages"].values():
+        assert st["runs_left"] == 0 and not any(st["evals_left"].values())
+
+
 def test_door_status_and_one_line_errors(tmp_path, monkeypatch, capsys) -> None:
     from specreg_lib.kit.cli import main
 

@@ -22,6 +22,7 @@ from specreg_lib.experiments.toy.front import (
     PEERS,
     RULE,
     FrontError,
+    archive_front,
     calibrate,
     choose,
     eval_configs,
@@ -246,6 +247,56 @@ def test_smoke_front_figure_draws_the_screen_lines(smoke_front, tmp_path) -> Non
     assert {f"{lam:g}" for kind in plan.variants for lam in lambdas[kind]} <= labels
     fig.savefig(tmp_path / "front.png")
     assert (tmp_path / "front.png").stat().st_size > 10_000
+
+
+def test_an_archived_front_resumes_on_a_fresh_clone_without_training(smoke_front, tmp_path, monkeypatch) -> None:
+    """--archive copies the finished runs' metrics (never their arrays) and the study's records into the checkout;
+    a fresh root then counts every run as done, rebuilds the same table and screen figure, trains nothing, and
+    still refuses an archived result whose config was edited."""
+    import pandas as pd
+
+    from specreg_lib.experiments.core.runs import RunFolderError, archive_result, run
+
+    plan, root = smoke_front
+    clone = tmp_path / "clone"  # the checkout the archive is committed in
+    monkeypatch.setenv("SPECREG_ROOT", str(clone))
+    said = []
+    assert archive_front(plan, root, say=said.append) == {"runs": 11, "records": 2, "unfinished": 0}
+    assert said[0].startswith("archived 11 finished runs' metrics in data/results/checkerboard/")
+    archived = sorted((clone / "data/results/checkerboard").glob("*/results/*/metrics.json"))
+    assert len(archived) == 1 + 2 * 2 + 3 * len(plan.eval_seeds)
+    assert not list((clone / "data/results").rglob("*.pt"))  # metrics only: samples stay with the run folders
+    assert read_json(clone / "data/pretrained/toy_front/smoke/choice.json") == read_json(
+        study_dir(plan, root) / "choice.json")
+
+    fresh = tmp_path / "fresh"
+    status = front_status(plan, fresh)
+    for name in ("screen", "evaluate"):
+        st = status["stages"][name]
+        assert st["runs_left"] == 0 and st["evaluations_done"] == st["evaluations"] > 0, (name, st)
+    pd.testing.assert_frame_equal(front_table(plan, fresh), front_table(plan, root))
+    lambdas = read_json(study_dir(plan, root) / "calibration.json")["lambdas"]
+    lines = {ln.get_label(): ln for ln in front_figure(plan, fresh).axes[0].get_lines()}
+    for kind in plan.variants:  # the screen drawn from the committed choice record: the run files' numbers
+        cfgs = [cfg for v, _, cfg in screen_configs(plan, lambdas) if v == kind]
+        assert list(lines[kind].get_xdata()) == [_metrics(c, root)["log_distance"] for c in cfgs]
+    run_front(plan, fresh, "all", say=lambda line: None)  # only re-reads
+    assert not list(fresh.rglob("*.pt"))  # nothing trained, sampled or snapshotted
+    record = read_json(study_dir(plan, root) / "choice.json")
+    cfg = eval_configs(plan, record)[0][1]
+    res = run(CHECKERBOARD, cfg, fresh)
+    assert res.archived and res.arrays == {} and res.metrics == _metrics(cfg, root)
+    with pytest.raises(RunFolderError, match="installed from the archive"):
+        res.samples  # noqa: B018
+
+    # an archived result whose config was edited is refused where it is read, as a local one is
+    edited = results_dir(CHECKERBOARD, cfg, clone / "data/results") / "config.json"
+    edited.write_text(edited.read_text().replace('"seed": 1', '"seed": 7', 1))
+    with pytest.raises(RunFolderError, match="describes another run"):
+        run(CHECKERBOARD, cfg, tmp_path / "other")
+    unfinished = run_config(plan, BASELINE, None, 99)
+    with pytest.raises(RunFolderError, match="only a finished run can be archived"):
+        archive_result(CHECKERBOARD, unfinished, root)
 
 
 def test_door_status_and_a_stage_asked_for_too_early(tmp_path, capsys) -> None:

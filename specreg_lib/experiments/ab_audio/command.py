@@ -22,11 +22,10 @@ import argparse
 import json
 
 from ...io import resolve_repo_path
-from ..audio.experiment import DIFFWAVE
 from ..core.study import add_study_arguments
-from .plan import STAGES, ab_audio_plan, finetune_config, pretrain_config, screen_points
+from .plan import AB_AUDIO, STAGES, ab_audio_plan, finetune_config, pretrain_config, screen_points
 from .status import ab_status, format_ab_status
-from .study import ab_table, evaluate_configs, peer_lambdas, run_study
+from .study import ab_table, archive, evaluate_configs, peer_lambdas, run_study
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,6 +42,9 @@ def execute(args: argparse.Namespace) -> int:
     print(json.dumps(status, indent=1) if args.json else format_ab_status(status))
     if args.status:
         return 0
+    if args.archive:
+        archive(plan, root, say=lambda line: print(line, flush=True))
+        return 0
     if args.dry_run:
         _dry_run(plan, root)
         return 0
@@ -55,15 +57,15 @@ def execute(args: argparse.Namespace) -> int:
 
 def _dry_run(plan, root) -> None:
     """The runs of each stage that are known now (the peers after calibration, evaluation after the choice)."""
-    print(f"pretrain: {DIFFWAVE.label(pretrain_config(plan))}, {pretrain_config(plan).train.steps} steps")
+    print(f"pretrain: {AB_AUDIO.label(pretrain_config(plan))}, {pretrain_config(plan).train.steps} steps")
     peers = peer_lambdas(plan, root)
     for p in screen_points(plan, peers):
         cfg = finetune_config(plan, root, p)
-        print(f"screen: {DIFFWAVE.label(cfg)} bins={p.bins} ({cfg.train.steps} steps, {p.schedule})")
+        print(f"screen: {AB_AUDIO.label(cfg)} bins={p.bins} ({cfg.train.steps} steps, {p.schedule})")
     if peers is None:
         print(f"screen: + {len(plan.peers) * len(plan.lambdas)} peer runs once the pretrained net is calibrated")
     configs = evaluate_configs(plan, root, write=False)
     if configs is None:
         print("evaluate: the runs are known once the screen is complete (the rule chooses their lambdas)")
     for cfg in configs or []:
-        print(f"evaluate: {DIFFWAVE.label(cfg)} ({cfg.train.steps} steps, {cfg.sample.schedule})")
+        print(f"evaluate: {AB_AUDIO.label(cfg)} ({cfg.train.steps} steps, {cfg.sample.schedule})")

@@ -14,13 +14,12 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from ..audio.experiment import DIFFWAVE
 from ..audio.figures import PAPER_TABLE2, STANDIN
 from ..core.compare import describe, detected, direction, finite
 from ..core.figures import screen_panel
 from ..core.runs import RunResult, run, run_state
 from ..core.study import commands_left as study_commands_left
-from .plan import BASELINE, AbAudioPlan
+from .plan import AB_AUDIO, BASELINE, AbAudioPlan
 from .study import evaluate_configs
 
 MULTIVOICE = ("multi-voice espeak-ng/flite speech and a 12 x 32 DiffWave pretrained here, not LJSpeech and LMNT's "
@@ -82,7 +81,7 @@ def table2_layout(table: Any, alpha: float = ALPHA) -> Any:
 
 def _word(metric: str, diff: float, p: float, alpha: float) -> str:
     """better / worse by the glossary's direction (higher / lower for a metric with none)."""
-    return direction(diff, p, DIFFWAVE.glossary.get(metric, ("", "neither"))[1], alpha)
+    return direction(diff, p, AB_AUDIO.glossary.get(metric, ("", "neither"))[1], alpha)
 
 
 def conclusion(table: Any, choice: Mapping[str, Any] | None = None, alpha: float = ALPHA) -> str:
@@ -129,10 +128,10 @@ def headline(table: Any) -> tuple[dict[str, float], dict[str, dict[str, str]]]:
     ones), and ``effects_detected`` = the (variant, schedule, metric) rows that pass :func:`detected`."""
     head, gloss = {}, {}
     for r in table.to_dict("records") if len(table) else []:
-        if finite(r["mean"]) and r["metric"] in DIFFWAVE.glossary:
+        if finite(r["mean"]) and r["metric"] in AB_AUDIO.glossary:
             key = f"{r['variant']}_{r['schedule']}_{r['metric']}"
             head[key] = float(r["mean"])
-            gloss[key] = describe(f"{r['variant']} ({r['schedule']} schedule)", r["metric"], DIFFWAVE.glossary,
+            gloss[key] = describe(f"{r['variant']} ({r['schedule']} schedule)", r["metric"], AB_AUDIO.glossary,
                                   int(r["seeds"]))
     head["effects_detected"] = float(sum(detected(r) for r in table.to_dict("records"))) if len(table) else 0.0
     gloss["effects_detected"] = {"meaning": f"(variant, schedule, metric) paired differences to the baseline "
@@ -155,7 +154,7 @@ def lambda_curves(record: Mapping[str, Any], metrics: tuple[str, ...] = ("mr_stf
             screen_panel(ax, lams, [s.get(m) for _, s in pts], record["baseline"].get(m), chosen["lambda"],
                          chosen["limit"] if m == "fd_mel" else None)
             if j == 0:
-                ax.set_ylabel(f"{m} ({DIFFWAVE.glossary[m][1]} is better)", fontsize=7)
+                ax.set_ylabel(f"{m} ({AB_AUDIO.glossary[m][1]} is better)", fontsize=7)
             if i == 0:
                 ax.set_title(f"{kind}: λ={chosen['lambda']:g}" + (" (guard failed)" if chosen["guard_failed"]
                                                                    else ""), fontsize=8)
@@ -168,10 +167,12 @@ def lambda_curves(record: Mapping[str, Any], metrics: tuple[str, ...] = ("mr_stf
 
 def example_runs(plan: AbAudioPlan, root: str | Path, schedule: str = "fast") -> list[RunResult]:
     """The finished evaluation runs of the first evaluation seed with ``schedule`` (baseline first, then the kinds
-    and peers), only re-read: one held-out clip per variant for the spectrograms and players."""
+    and peers), only re-read: one held-out clip per variant for the spectrograms and players. A run installed from
+    the archive has its metrics but not its audio (``core.runs``): it is left out."""
     configs = evaluate_configs(plan, Path(root), write=False) or []
-    return [run(DIFFWAVE, c, root) for c in configs if c.train.seed == plan.eval_seeds[0]
-            and c.sample.schedule == schedule and run_state(DIFFWAVE, c, root)[0] == "done"]
+    runs = [run(AB_AUDIO, c, root) for c in configs if c.train.seed == plan.eval_seeds[0]
+            and c.sample.schedule == schedule and run_state(AB_AUDIO, c, root)[0] == "done"]
+    return [r for r in runs if not r.archived]
 
 
 def commands_left(status: Mapping[str, Any], runs_root: str = "checkpoints") -> list[str]:

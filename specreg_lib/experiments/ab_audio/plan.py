@@ -27,8 +27,21 @@ from typing import Any
 import torch
 
 from ...errors import InputError
-from ..audio.experiment import DIFFWAVE, AudioConfig
+from ..audio.experiment import AudioConfig, AudioExperiment
 from ..core.config import config_hash
+
+
+class AbAudioExperiment(AudioExperiment):
+    """DiffWave as the study runs it. Its fine-tunes start from the study's own pretrained net, whose FILE NAME
+    carries what makes its bytes (its pretraining's run hash and steps: :func:`pretrained_path`), so that field enters
+    a run's hash by name, not location: a clone in another folder, or another ``--root``, finds the same run folders
+    and the archived results (``core.runs``). Any other path is hashed as the audio experiment hashes it."""
+
+    location_fields = {**AudioExperiment.location_fields, "model.checkpoint": "by_name"}
+    task = None  # reached through ``specreg ab-audio`` only
+
+
+AB_AUDIO = AbAudioExperiment()
 
 BASELINE = "baseline"
 KINDS = ("amp", "amp_phase", "haar", "bior1.3")  # Eqs. 14-16, the paper's four
@@ -80,7 +93,7 @@ def check_kinds(plan: AbAudioPlan) -> None:
     where a plan is used, not at import: the peers' module registers them when it is imported)."""
     from ...spectral import KINDS as REGISTERED
 
-    known = [v for v in DIFFWAVE.variants if v != BASELINE]
+    known = [v for v in AB_AUDIO.variants if v != BASELINE]
     unknown = [k for k in (*plan.kinds, *plan.peers) if k not in known and k not in REGISTERED]
     if unknown:
         raise PlanError(f"unknown regularizer(s) {unknown}: choose from {', '.join(known)} (the peers mrstft and "
@@ -119,9 +132,12 @@ def ab_audio_plan(profile: str, **changes: Any) -> AbAudioPlan:
     return plan
 
 
+STUDY = "ab_audio"  # its folder under the runs root, and under data/pretrained for the committed files
+
+
 def study_dir(plan: AbAudioPlan, root: str | Path) -> Path:
     """``<root>/ab_audio/<profile>/``: the pretrained checkpoint, calibration, choice and timings of the plan."""
-    return Path(root) / "ab_audio" / plan.profile
+    return Path(root) / STUDY / plan.profile
 
 
 # -- configs -------------------------------------------------------------------------------------------------
@@ -129,7 +145,7 @@ def study_dir(plan: AbAudioPlan, root: str | Path) -> Path:
 
 def pretrain_config(plan: AbAudioPlan) -> AudioConfig:
     """The pretraining run: the baseline loss from a fresh init on the plan's corpus (training seed 0)."""
-    return DIFFWAVE.config(plan.base_profile, {"data.corpus": plan.corpus, "regularizer": None, "train.seed": 0,
+    return AB_AUDIO.config(plan.base_profile, {"data.corpus": plan.corpus, "regularizer": None, "train.seed": 0,
                                                 **dict(plan.pretrain)})
 
 
@@ -137,7 +153,7 @@ def pretrained_path(plan: AbAudioPlan, root: str | Path) -> Path:
     """Where the pretrained EMA net is written in LMNT's layout, named by the pretraining run and its steps, so
     a changed pretraining gives new fine-tunes (the path is part of their run hash)."""
     cfg = pretrain_config(plan)
-    name = f"pretrained-{DIFFWAVE.run_hash(cfg)}-step{cfg.train.steps:07d}.pt"
+    name = f"pretrained-{AB_AUDIO.run_hash(cfg)}-step{cfg.train.steps:07d}.pt"
     return (study_dir(plan, root) / name).resolve()
 
 
@@ -166,12 +182,12 @@ def finetune_config(plan: AbAudioPlan, root: str | Path, point: Point) -> AudioC
     else:
         over |= {"regularizer": point.variant, "regularizer.lambda_spec": point.lambda_spec,
                  "regularizer.weighting": "unweighted"}
-    return DIFFWAVE.config(plan.base_profile, over)
+    return AB_AUDIO.config(plan.base_profile, over)
 
 
 def crop_samples(plan: AbAudioPlan) -> int:
     """Samples in one training crop of the fine-tunes (what a "sum" term sums over)."""
-    return DIFFWAVE.config(plan.base_profile, dict(plan.finetune)).data.crop_mel_frames * HOP
+    return AB_AUDIO.config(plan.base_profile, dict(plan.finetune)).data.crop_mel_frames * HOP
 
 
 def bins_count(plan: AbAudioPlan, kind: str, draws: int = 64) -> float:
@@ -180,7 +196,7 @@ def bins_count(plan: AbAudioPlan, kind: str, draws: int = 64) -> float:
     and the peers sum = count x mean for every input, so this is that count (rfft bins and channels). A wavelet's
     "mean" averages each band before summing the bands, so no single factor fits every input; for a white error
     every coefficient has the same expected size and the factor is (coefficients) / (bands)."""
-    variant = DIFFWAVE.variants.get(kind)
+    variant = AB_AUDIO.variants.get(kind)
     options = dict(variant.options) if variant is not None else {}
     from ...spectral import SpectralLoss
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ...io import read_json
-from ..audio.experiment import DIFFWAVE
 from ..core.runs import run_state
 from ..core.study import count_stage, estimate, format_stages, median, total_line
 from .plan import (
+    AB_AUDIO,
     BASELINE,
     STAGES,
     AbAudioPlan,
@@ -46,11 +46,11 @@ def ab_status(plan: AbAudioPlan, root: str | Path) -> dict[str, Any]:
         k: v["lambda"] for k, v in record["chosen"].items()})]
     n_eval = len(plan.eval_seeds) * (1 + len(plan.kinds) + len(plan.peers))
     def count(configs: list[Any], runs: int, steps: int, evals: dict[str, int]) -> dict[str, Any]:
-        return count_stage(DIFFWAVE, root, configs, runs, steps, evals, lambda cfg: cfg.sample.schedule)
+        return count_stage(AB_AUDIO, root, configs, runs, steps, evals, lambda cfg: cfg.sample.schedule)
 
     stages = {
         # a pretrained net installed from the repository's committed copy has no run folder: nothing left
-        "pretrain": count([] if pretrain_done(plan, root) and run_state(DIFFWAVE, pretrain_config(plan), root)[0]
+        "pretrain": count([] if pretrain_done(plan, root) and run_state(AB_AUDIO, pretrain_config(plan), root)[0]
                           != "done" else [pretrain_config(plan)], 0, 0, {}),
         "screen": count(screen, n_peer, n_peer * ft_steps, {"fast": n_peer} if n_peer else {}),
         "evaluate": count(evaluate or [], 0 if evaluate else n_eval, 0 if evaluate else n_eval * ft_steps,

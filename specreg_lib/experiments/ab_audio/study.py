@@ -26,13 +26,14 @@ from ...io import write_json
 from ...metrics.audio import difference_floor
 from ...models.diffwave import build_diffwave, save_lmnt_checkpoint
 from ...training.checkpoint import load_checkpoint
-from ..audio.experiment import DIFFWAVE
 from ..core.compare import compare
 from ..core.runs import RunResult, run, run_state, snapshot_path
-from ..core.study import committed_copy, install_committed, read_record, run_stages
+from ..core.study import archive_study, committed_copy, install_committed, read_study_record, run_stages
 from ..core.study import run_all as study_run_all
 from .plan import (
+    AB_AUDIO,
     BASELINE,
+    STUDY,
     AbAudioPlan,
     PlanError,
     Point,
@@ -59,7 +60,7 @@ def _timing(cfg: Any, res: RunResult) -> dict[str, Any]:
 
 def run_all(plan: AbAudioPlan, root: Path, configs: list[Any], say: Callable[[str], None]) -> list[RunResult]:
     """:func:`..core.study.run_all` on the audio experiment, timings in the study's folder."""
-    return study_run_all(DIFFWAVE, root, configs, study_dir(plan, root), say, _timing)
+    return study_run_all(AB_AUDIO, root, configs, study_dir(plan, root), say, _timing)
 
 
 # -- stage 1: pretrain ----------------------------------------------------------------------------------------
@@ -69,11 +70,11 @@ def run_pretrain(plan: AbAudioPlan, root: Path, say: Callable[[str], None] = pri
     """Train (or resume) the pretraining run, evaluate it once, and write its EMA net in LMNT's layout."""
     cfg = pretrain_config(plan)
     path = pretrained_path(plan, root)
-    if install_committed(path, "ab_audio", plan.profile):  # the repository's copy of this very pretraining
+    if install_committed(path, STUDY, plan.profile):  # the repository's copy of this very pretraining
         return path
     run_all(plan, root, [cfg], say)
     if not path.is_file():
-        snap = load_checkpoint(snapshot_path(DIFFWAVE, cfg, root))
+        snap = load_checkpoint(snapshot_path(AB_AUDIO, cfg, root))
         model = build_diffwave(cfg.model.arch())
         model.load_state_dict(snap["model"])  # the sampling model: the EMA copy
         save_lmnt_checkpoint(model, path, step=cfg.train.steps)
@@ -83,7 +84,7 @@ def run_pretrain(plan: AbAudioPlan, root: Path, say: Callable[[str], None] = pri
 
 def pretrain_done(plan: AbAudioPlan, root: Path) -> bool:
     path = pretrained_path(plan, root)
-    return path.is_file() or committed_copy(path, "ab_audio", plan.profile).is_file()
+    return path.is_file() or committed_copy(path, STUDY, plan.profile).is_file()
 
 
 # -- stage 2: screen ------------------------------------------------------------------------------------------
@@ -99,14 +100,14 @@ def calibrate(plan: AbAudioPlan, root: Path) -> dict[str, Any]:
     (same crops, steps t and noise for each), and the peers' lambdas: lambda_ref x E[L_ref] / E[L_peer] for each
     of the reference kind's lambdas (2 significant digits), so a peer's term has the reference's size."""
     path = study_dir(plan, root) / "calibration.json"
-    record = read_record(path)
+    record = read_study_record(path, STUDY, plan.profile)
     key = {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, root).name}
     if record and record.get("key") == key:
         return record
     sizes, diffusion = {}, None
     for kind in (*plan.kinds, *plan.peers):
         cfg = finetune_config(plan, root, Point(kind, 1.0, "sum", plan.screen_seed))
-        model, loss, data = DIFFWAVE.build_model(cfg).eval(), DIFFWAVE.build_loss(cfg), DIFFWAVE.build_data(cfg)
+        model, loss, data = AB_AUDIO.build_model(cfg).eval(), AB_AUDIO.build_loss(cfg), AB_AUDIO.build_data(cfg)
         g = torch.Generator().manual_seed(plan.screen_seed)
         parts = [loss(model, *data(cfg.train.batch_size, g), generator=g, return_parts=True)
                  for _ in range(plan.calibration_batches)]
@@ -124,7 +125,7 @@ def peer_lambdas(plan: AbAudioPlan, root: Path) -> dict[str, tuple[float, ...]] 
     """The peers' lambdas once calibrated (None before the pretrained net exists)."""
     if not plan.peers:
         return {}
-    record = read_record(study_dir(plan, root) / "calibration.json")
+    record = read_study_record(study_dir(plan, root) / "calibration.json", STUDY, plan.profile)
     if not record or record.get("key") != {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, root).name}:
         return None
     return {p: tuple(v) for p, v in record["peer_lambdas"].items()}
@@ -135,13 +136,13 @@ def noise_floors_for(plan: AbAudioPlan, root: Path, write: bool = True) -> dict[
     floors.json; ``write=False`` reads the cache or computes without writing (``--status`` and the table)."""
     path = study_dir(plan, root) / "floors.json"
     cfg = finetune_config(plan, root, Point(BASELINE, None, "sum", plan.screen_seed))
-    key = {"corpus": plan.corpus, "sample": DIFFWAVE.results_hash(cfg), "n_mels": cfg.model.n_mels}
-    record = read_record(path)
+    key = {"corpus": plan.corpus, "sample": AB_AUDIO.results_hash(cfg), "n_mels": cfg.model.n_mels}
+    record = read_study_record(path, STUDY, plan.profile)
     if record and record.get("key") == key:
         return record["floors"]
     from ...metrics.audio import noise_floors
 
-    refs, _ = DIFFWAVE.eval_clips(cfg)
+    refs, _ = AB_AUDIO.eval_clips(cfg)
     ev = cfg.evaluate
     floors = noise_floors(refs, cfg.mel_config().sample_rate, pesq=ev.pesq, n_mels=cfg.model.n_mels, ndb_k=ev.ndb_k,
                           ndb_alpha=ev.ndb_alpha, max_feature_frames=ev.max_feature_frames)
@@ -152,7 +153,7 @@ def noise_floors_for(plan: AbAudioPlan, root: Path, write: bool = True) -> dict[
 
 
 def run_screen(plan: AbAudioPlan, root: Path, say: Callable[[str], None] = print) -> list[RunResult]:
-    if not install_committed(pretrained_path(plan, root), "ab_audio", plan.profile):
+    if not install_committed(pretrained_path(plan, root), STUDY, plan.profile):
         raise StageNotReady("the screen fine-tunes start from the pretrained checkpoint, which is not written yet; "
                             "run --stage pretrain first (or --stage all)")
     calibrate(plan, root)
@@ -168,9 +169,9 @@ def screen_metrics(plan: AbAudioPlan, root: Path) -> dict[tuple, dict[str, float
     out = {}
     for p in screen_points(plan, peers):
         cfg = finetune_config(plan, root, p)
-        if run_state(DIFFWAVE, cfg, root)[0] != "done":
+        if run_state(AB_AUDIO, cfg, root)[0] != "done":
             return None
-        out[p.row] = run(DIFFWAVE, cfg, root).metrics  # only re-read
+        out[p.row] = run(AB_AUDIO, cfg, root).metrics  # only re-read
     return out
 
 
@@ -180,7 +181,7 @@ def choice(plan: AbAudioPlan, root: Path, write: bool = True) -> dict[str, Any] 
     computes the same choice in memory, writing nothing: only the stages write the study's files."""
     path = study_dir(plan, root) / "choice.json"
     key = {"plan": plan_hash(plan), "checkpoint": pretrained_path(plan, root).name}
-    record = read_record(path)
+    record = read_study_record(path, STUDY, plan.profile)
     if record and record.get("key") == key:
         return record
     metrics = screen_metrics(plan, root)
@@ -234,10 +235,22 @@ def run_study(plan: AbAudioPlan, root: str | Path, stage: str = "all", say: Call
 # -- the table ------------------------------------------------------------------------------------------------
 
 
+def archive(plan: AbAudioPlan, root: str | Path, say: Callable[[str], None] = print) -> dict[str, int]:
+    """Copy the finished screening and evaluation runs' metrics and the calibration, floors and choice into the
+    checkout, to be committed (``core.study.archive_study``; the pretrained net is committed already): a fresh
+    clone resumes the study there and rebuilds its table. Runs that are not finished are left to the workers."""
+    root = Path(root)
+    peers = peer_lambdas(plan, root)
+    configs = [finetune_config(plan, root, p) for p in screen_points(plan, peers)] if peers is not None else []
+    configs += evaluate_configs(plan, root, write=False) or []
+    return archive_study(AB_AUDIO, root, configs, [study_dir(plan, root) / n for n in ("calibration.json",
+                         "floors.json", "choice.json")], STUDY, plan.profile, say=say)
+
+
 def table_metrics(metrics: list[dict[str, Any]]) -> list[str]:
     """The audio experiment's declared metrics (glossary order) that the runs report, timing and downloads left
     out: mr_stft, pesq, ndb, fd_mel, and whatever the experiment declares besides (e.g. pitch errors)."""
-    return [m for m in DIFFWAVE.glossary if m not in TABLE_SKIP and any(m in r for r in metrics)]
+    return [m for m in AB_AUDIO.glossary if m not in TABLE_SKIP and any(m in r for r in metrics)]
 
 
 def ab_table(plan: AbAudioPlan, root: str | Path, alpha: float = 0.05) -> Any:
@@ -251,16 +264,16 @@ def ab_table(plan: AbAudioPlan, root: str | Path, alpha: float = 0.05) -> Any:
     configs = evaluate_configs(plan, root, write=False) or []
     values: dict[tuple, dict[int, dict[str, float]]] = {}
     for cfg in configs:
-        if run_state(DIFFWAVE, cfg, root)[0] == "done":
+        if run_state(AB_AUDIO, cfg, root)[0] == "done":
             reg = cfg.regularizer
             key = (BASELINE if reg is None else reg.name, cfg.sample.schedule)  # name: haar, bior1.3, or the kind
-            values.setdefault(key, {})[cfg.train.seed] = run(DIFFWAVE, cfg, root).metrics
+            values.setdefault(key, {})[cfg.train.seed] = run(AB_AUDIO, cfg, root).metrics
     metrics = table_metrics([m for by_seed in values.values() for m in by_seed.values()])
     floors = noise_floors_for(plan, root, write=False) if values else {}
     # a metric a run could not measure (None, e.g. no voiced frame for the pitch error) is left out for that seed
     numeric = {k: {s: {m: float(v[m]) for m in metrics if isinstance(v.get(m), int | float)} for s, v in
                    by_seed.items()} for k, by_seed in values.items()}
-    long = compare(numeric, metrics, DIFFWAVE.glossary, reference=lambda key: (BASELINE, key[1]), alpha=alpha)
+    long = compare(numeric, metrics, AB_AUDIO.glossary, reference=lambda key: (BASELINE, key[1]), alpha=alpha)
     rows = []
     for r in long.to_dict("records"):
         variant, schedule = r["row"]

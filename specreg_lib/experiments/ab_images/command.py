@@ -31,7 +31,7 @@ from .study import ab_table, evaluate_configs, lambdas_of
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``ab-images`` options."""
-    add_study_arguments(p, "docs/ab_images.md", STAGES)
+    add_study_arguments(p, "docs/ab_images.md", STAGES, archive=False)  # its tables need the runs' spectra
     p.add_argument("--dataset", default="all", choices=(*STANDINS, "all"), help="one stand-in, or both")
 
 

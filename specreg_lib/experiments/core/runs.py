@@ -8,6 +8,7 @@ model, except ``train.steps``; see ``protocol.RUNTIME_FIELDS``):
     snapshots/step-0005000.pt        the sampling model (EMA) at each step count a caller asked for
     results/step-0005000-<key>/      samples, spectra (result.pt), metrics.json and config.json, keyed by
                                      the step count and the hash of the sample + evaluate sub-configs
+                                     (archived.json instead of result.pt: installed from the archive, below)
     .lock                            held (fcntl) by the process training or evaluating this run
 
 Every file is checked where it is read: a folder is reused only when its config.json is the requested run (its
@@ -20,6 +21,13 @@ checkpoint when it is below N (then snapshots N), and REFUSES when the checkpoin
 snapshot at N: a model is never returned under a step count it was not trained for. (With a learning-rate
 schedule that depends on the total, e.g. cosine, ``steps`` is part of the hash instead: one folder per N.)
 A second process on the same folder waits (``wait=True``) or stops with :class:`RunLocked` naming the holder.
+
+The archive (``data/results/`` in the repository, the same layout): :func:`archive_result` copies a finished run's
+config.json, its results' config.json and metrics.json (not result.pt: samples and spectra are megabytes) there, to be
+committed. Run folders do not outlive the machine they were trained on; the archive does, so a study resumed on a
+fresh clone counts an archived run as done and re-reads its metrics (:func:`install_archived`, called wherever a
+run's state is read) instead of training it again. An installed result is checked like any other (its configs must
+hash to the requested run); its :attr:`RunResult.arrays` are empty, which a figure that needs samples must allow for.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ from .protocol import Experiment
 
 RESULT_FILE = "result.pt"
 METRICS_FILE = "metrics.json"
+ARCHIVED_FILE = "archived.json"  # in a results folder installed from the archive, in place of result.pt
+ARCHIVE = "data/results"  # the committed archive of finished runs' metrics (relative to the repository root)
 
 
 class RunLocked(InputError, RuntimeError):
@@ -73,9 +83,14 @@ class RunResult:
     metrics: dict[str, Any]
     arrays: dict[str, torch.Tensor]
     history: dict[str, list[float]]
+    archived: bool = False  # installed from the archive: metrics only, ``arrays`` and ``history`` are empty
 
     @property
     def samples(self) -> torch.Tensor:
+        if self.archived:
+            raise RunFolderError(f"the result in {self.run_dir} was installed from the archive ({ARCHIVE}: metrics "
+                                 f"only); its samples stayed on the machine that ran it: delete {self.run_dir} and "
+                                 f"run it again to make them")
         return self.arrays["samples"]
 
 
@@ -183,8 +198,13 @@ def load_result(experiment: Experiment, cfg: Any, folder: Path) -> RunResult:
     if not isinstance(metrics, dict):
         raise RunFolderError(f"{folder / METRICS_FILE} holds a {type(metrics).__name__}, not the metrics of a run; "
                              f"{fix}")
-    data = load_checkpoint(folder / RESULT_FILE)
     steps = experiment.train_config(cfg).steps
+    if not (folder / RESULT_FILE).exists() and (folder / ARCHIVED_FILE).exists():
+        if metrics.get("steps") != steps:
+            raise RunFolderError(f"{folder / METRICS_FILE} holds the metrics at step {metrics.get('steps')}, not at "
+                                 f"the {steps} steps its folder is named for; {fix}")
+        return RunResult(experiment.name, cfg, folder.parent.parent, steps, metrics, {}, {}, archived=True)
+    data = load_checkpoint(folder / RESULT_FILE)
     if _step(data, folder / RESULT_FILE, fix) != steps:
         raise RunFolderError(f"{folder / RESULT_FILE} holds the results at step {data['step']}, not at the "
                              f"{steps} steps its folder is named for; {fix}")
@@ -264,8 +284,63 @@ def _reuse_state(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> t
     return state, step
 
 
+# ---------------------------------------------------------------- the archive: finished runs' metrics, committed
+
+
+def archive_root() -> Path:
+    """The repository's ``data/results`` (under ``$SPECREG_ROOT`` when set, as every output)."""
+    from ...io import resolve_repo_path
+
+    return resolve_repo_path(ARCHIVE)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    import shutil
+
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def archive_result(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> Path:
+    """Copy ``cfg``'s finished results under ``root`` into the archive (the run's config.json; the results'
+    config.json and metrics.json, metrics last) and return the archived results folder. Refuses a run that has no
+    results, or whose folder is not ``cfg``'s run."""
+    src = results_dir(experiment, cfg, root)
+    if not _has_results(src):
+        raise RunFolderError(f"{src} holds no results: only a finished run can be archived (run it first)")
+    _check_results_folder(experiment, cfg, src)
+    dst = results_dir(experiment, cfg, archive_root())
+    if dst.resolve() == src.resolve():
+        return dst
+    _copy(src.parent.parent / "config.json", dst.parent.parent / "config.json")
+    _copy(src / "config.json", dst / "config.json")
+    write_json(dst / ARCHIVED_FILE, {"experiment": experiment.name, "label": experiment.label(cfg),
+                                     "left_out": RESULT_FILE, "why": "arrays (samples, spectra) stay on the machine "
+                                     "that ran it; the metrics are the result"})
+    _copy(src / METRICS_FILE, dst / METRICS_FILE)  # last: its presence marks the archived results complete
+    return dst
+
+
+def install_archived(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> bool:
+    """Put the archived results of ``cfg`` under ``root`` when its own are missing; returns whether ``root`` holds
+    results now. The copy is checked where it is read, as every results folder is."""
+    dst = results_dir(experiment, cfg, root)
+    if _has_results(dst):
+        return True
+    src = results_dir(experiment, cfg, archive_root())
+    if not _has_results(src) or src.resolve() == dst.resolve():
+        return False
+    if not (dst.parent.parent / "config.json").exists():  # a partial local run keeps its own
+        _copy(src.parent.parent / "config.json", dst.parent.parent / "config.json")
+    for name in ("config.json", ARCHIVED_FILE, METRICS_FILE):  # metrics.json last
+        _copy(src / name, dst / name)
+    return True
+
+
 def run_state(experiment: Experiment, cfg: Any, root: str | os.PathLike) -> tuple[str, str]:
-    """(state, detail): "done", "running", "trained" (snapshot, no results yet), "partial", "conflict", "missing"."""
+    """(state, detail): "done", "running", "trained" (snapshot, no results yet), "partial", "conflict", "missing".
+    An archived result of a run missing here is installed first (:func:`install_archived`): it is "done"."""
+    install_archived(experiment, cfg, root)
     done = _has_results(results_dir(experiment, cfg, root))
     holder = None if done else is_locked(run_dir(experiment, cfg, root))  # before reading a checkpoint in use
     if holder:
@@ -354,7 +429,8 @@ def run(experiment: Experiment, cfg: Any, root: str | os.PathLike, wait: bool = 
     """
     folder, res_dir, snap = (run_dir(experiment, cfg, root), results_dir(experiment, cfg, root),
                              snapshot_path(experiment, cfg, root))
-    if from_rank0(_has_results(res_dir)):  # a finished run is only re-read, without taking the lock
+    # a finished (or archived) run is only re-read, without taking the lock
+    if on_rank0(lambda: install_archived(experiment, cfg, root)):
         on_rank0(lambda: _check_results_folder(experiment, cfg, res_dir))
         return load_result(experiment, cfg, res_dir)
     with _lock_on_rank0(folder, wait):

@@ -19,7 +19,17 @@ import numpy as np
 from ...errors import InputError
 from ...io import read_json, write_json
 from .protocol import Experiment
-from .runs import RunLocked, RunResult, checkpoint_step, results_dir, run, run_dir, run_state
+from .runs import (
+    ARCHIVE,
+    RunLocked,
+    RunResult,
+    archive_result,
+    checkpoint_step,
+    results_dir,
+    run,
+    run_dir,
+    run_state,
+)
 
 NO_MEASUREMENT = "no measurement of this configuration yet"
 
@@ -155,8 +165,9 @@ def run_stages(stages: Mapping[str, Callable[[], Any]], stage: str) -> list[Any]
     return out
 
 
-def add_study_arguments(p: Any, doc: str, stages: tuple[str, ...]) -> None:
-    """The options every study door has: --profile, --stage, --root, --status, --dry-run, --json."""
+def add_study_arguments(p: Any, doc: str, stages: tuple[str, ...], archive: bool = True) -> None:
+    """The options every study door has: --profile, --stage, --root, --status, --dry-run, --json, and --archive
+    where the study's tables need only its runs' metrics (``archive``)."""
     p.add_argument("--profile", default="smoke", choices=("smoke", "cpu"),
                    help=f"smoke: a tiny net, a few steps per stage, seconds; cpu: the study ({doc})")
     p.add_argument("--stage", default="all", choices=(*stages, "all"), help="run one stage, or all in order")
@@ -165,6 +176,10 @@ def add_study_arguments(p: Any, doc: str, stages: tuple[str, ...]) -> None:
     p.add_argument("--status", action="store_true", help="print what is done / left per stage, then exit")
     p.add_argument("--dry-run", action="store_true", help="list the runs of each stage known now, then exit")
     p.add_argument("--json", action="store_true", help="print the status as JSON instead of a table")
+    if archive:
+        p.add_argument("--archive", action="store_true",
+                       help=f"copy the finished runs' metrics into {ARCHIVE}/ and the study's records into "
+                            f"{COMMITTED}/ (commit both: a fresh clone resumes there), then exit")
 
 
 def sig4(x: float) -> float:
@@ -288,6 +303,44 @@ def total_line(stages: Mapping[str, dict[str, Any]], whose: str = "this plan's")
 def read_record(path: Path) -> dict[str, Any] | None:
     """A study file (choice.json, floors.json, ...) or None when absent; a corrupt one names itself."""
     return read_json(path, f"delete {path} to make it again") if path.is_file() else None
+
+
+def read_study_record(path: Path, study: str, profile: str) -> dict[str, Any] | None:
+    """The study file at ``path`` or, when it is absent, the repository's committed copy of it
+    (``data/pretrained/<study>/<profile>/<name>``, :func:`archive_study`): a fresh clone evaluates at the choice
+    that was committed before the evaluation seeds ran, not at one remade from whatever screening runs it holds.
+    The caller checks the record's key (plan, pretrained net) as for a local one."""
+    local = read_record(path)
+    return local if local is not None else read_record(committed_copy(path, study, profile))
+
+
+def archive_study(experiment: Experiment, root: Path, configs: list[Any], records: list[Path], study: str,
+                  profile: str, say: Callable[[str], None] = print) -> dict[str, int]:
+    """Copy what a study has finished into the repository, to be committed: the metrics of each finished run of
+    ``configs`` (``runs.archive_result``: ``data/results``) and each of ``records`` that exists (calibration,
+    choice, floors: ``data/pretrained/<study>/<profile>/``). Run folders stay on the machine that trained them;
+    what is archived lets a fresh clone resume the study and regenerate its tables. Unfinished runs are skipped."""
+    import shutil
+
+    from ...io import atomic_path
+
+    counts = {"runs": 0, "records": 0, "unfinished": 0}
+    for cfg in configs:
+        if run_state(experiment, cfg, root)[0] != "done":
+            counts["unfinished"] += 1
+            continue
+        archive_result(experiment, cfg, root)
+        counts["runs"] += 1
+    for path in records:
+        if path.is_file():
+            dst = committed_copy(path, study, profile)
+            if dst.resolve() != path.resolve():
+                with atomic_path(dst) as tmp:
+                    shutil.copyfile(path, tmp)
+            counts["records"] += 1
+    say(f"archived {counts['runs']} finished runs' metrics in {ARCHIVE}/{experiment.name}/ and {counts['records']} "
+        f"records in {COMMITTED}/{study}/{profile}/ ({counts['unfinished']} runs not finished); commit both")
+    return counts
 
 
 def commands_left(command: str, status: Mapping[str, Any], runs_root: str = "checkpoints", log: str = "ab"

@@ -41,13 +41,14 @@ from ..core.config import config_hash
 from ..core.runs import RunResult, results_dir, run_state
 from ..core.study import (
     add_study_arguments,
+    archive_study,
     choose_setting,
     count_stage,
     diverged,
     estimate,
     format_stages,
     median,
-    read_record,
+    read_study_record,
     run_all,
     run_stages,
     total_line,
@@ -124,9 +125,12 @@ def front_plan(profile: str, **changes: Any) -> FrontPlan:
     return dataclasses.replace(PLANS[profile], **changes)
 
 
+STUDY = "toy_front"  # its folder under the runs root, and under data/pretrained for the committed records
+
+
 def study_dir(plan: FrontPlan, root: str | Path) -> Path:
     """``<root>/toy_front/<profile>/``: calibration.json, choice.json and timings/ of the plan."""
-    return Path(root) / "toy_front" / plan.profile
+    return Path(root) / STUDY / plan.profile
 
 
 def plan_hash(plan: FrontPlan) -> str:
@@ -151,7 +155,7 @@ def calibrate(plan: FrontPlan, root: str | Path, write: bool = True) -> dict[str
     seed-0 run starts from) over the same batches, noise and steps t; lambda = rho / r to 2 significant digits.
     Cached in calibration.json (``write=False``: read it, or compute in memory)."""
     path = study_dir(plan, root) / "calibration.json"
-    record = read_record(path)
+    record = read_study_record(path, STUDY, plan.profile)
     if record and record.get("plan") == plan_hash(plan):
         return record
     ratios = {}
@@ -232,7 +236,7 @@ def choice(plan: FrontPlan, root: Path, write: bool = True, lambdas: Mapping[str
     incomplete; ``write=False`` reads choice.json or computes the same choice in memory (``lambdas``: the
     calibration's, when the caller has them)."""
     path = study_dir(plan, root) / "choice.json"
-    record = read_record(path)
+    record = read_study_record(path, STUDY, plan.profile)  # a fresh clone: the committed choice
     if record and record.get("plan") == plan_hash(plan):
         return record
     lambdas = lambdas or calibrate(plan, root, write)["lambdas"]
@@ -286,6 +290,18 @@ def run_front(plan: FrontPlan, root: str | Path, stage: str = "all", say: Callab
     return run_stages({"screen": screen, "evaluate": evaluate}, stage)
 
 
+def archive_front(plan: FrontPlan, root: str | Path, say: Callable[[str], None] = print) -> dict[str, int]:
+    """Copy the finished runs' metrics and the calibration and choice into the checkout, to be committed
+    (``core.study.archive_study``): a fresh clone then resumes the front and rebuilds its table and figure."""
+    root = Path(root)
+    lambdas = calibrate(plan, root, write=False)["lambdas"]
+    record = choice(plan, root, write=False, lambdas=lambdas)
+    configs = [c for _, _, c in screen_configs(plan, lambdas)] + ([c for _, c in eval_configs(plan, record)]
+                                                                  if record else [])
+    return archive_study(CHECKERBOARD, root, configs, [study_dir(plan, root) / n for n in ("calibration.json",
+                         "choice.json")], STUDY, plan.profile, say=say)
+
+
 # -- status ------------------------------------------------------------------------------------------------------
 
 
@@ -303,7 +319,12 @@ def front_status(plan: FrontPlan, root: str | Path) -> dict[str, Any]:
         return count_stage(CHECKERBOARD, root, configs, runs, runs * steps, {"ancestral": runs} if runs else {},
                            lambda cfg: cfg.sample.sampler)
 
-    stages = {"screen": count([c for _, _, c in screen_configs(plan, lambdas)], 0), "evaluate": count(evals, pending)}
+    screen = count([c for _, _, c in screen_configs(plan, lambdas)], 0)
+    if record is not None and screen["runs_left"]:  # chosen elsewhere (the committed record): the screen is done
+        n = len(record["screen"])
+        screen |= {"runs": n, "runs_left": 0, "evaluations": n, "evaluations_done": n, "steps_left": 0,
+                   "evals_left": {}}
+    stages = {"screen": screen, "evaluate": count(evals, pending)}
     timing = [read_json(p) for p in sorted((study_dir(plan, root) / "timings").glob("*.json"))]
     per_eval = {"ancestral": median([t["eval_seconds"] for t in timing])}
     rate = median(stages["screen"]["rates"] + stages["evaluate"]["rates"])
@@ -419,7 +440,7 @@ def front_figure(plan: FrontPlan, root: str | Path) -> Any:
     import matplotlib.pyplot as plt
 
     root = Path(root)
-    screen, table = screen_metrics(plan, root), front_table(plan, root)
+    screen, table = screen_points(plan, root), front_table(plan, root)
     fig, ax = plt.subplots(figsize=(8, 6))
     colours = plt.get_cmap("tab10")
     for i, v in enumerate(plan.variants):
@@ -453,6 +474,18 @@ def front_figure(plan: FrontPlan, root: str | Path) -> Any:
     return fig
 
 
+def screen_points(plan: FrontPlan, root: Path) -> dict[tuple[str, float | None], dict[str, float]]:
+    """(variant, lambda) -> seed-0 metrics of the screen: from the choice record once the rule has chosen (it holds
+    every screened point, also on a clone whose screening runs were trained elsewhere), else from the finished
+    screening runs here. A diverged point (null in the record) is +inf."""
+    record = choice(plan, root, write=False)
+    if record is None:
+        return screen_metrics(plan, root)
+    inf = float("inf")
+    return {(p["variant"], p["lambda"]): {m: inf if p[m] is None else float(p[m]) for m in METRICS}
+            for p in record["screen"]}
+
+
 def _bar(se: float) -> float | None:
     return se if math.isfinite(se) else None
 
@@ -472,6 +505,9 @@ def execute(args: argparse.Namespace) -> int:
     status = front_status(plan, root)
     print(json.dumps(status, indent=1) if args.json else format_front_status(status), flush=True)
     if args.status:
+        return 0
+    if args.archive:
+        archive_front(plan, root, say=lambda line: print(line, flush=True))
         return 0
     if args.dry_run:
         for _, _, cfg in screen_configs(plan, status["lambdas"]):
