@@ -69,7 +69,7 @@ def _value(file: str, path: tuple, scale: float = 1.0) -> float:
         rows = [r for r in node["ablation"] if (r["row"], r["against"], r["metric"]) == (name, against, metric)]
         assert len(rows) == 1, f"{file}: {len(rows)} ablation rows for {name} / {against} / {metric}"
         return float(rows[0][field]) * scale
-    if path[0] == "__front__":  # (variant, metric, field) of notebook 10's toy-front records
+    if path[0] == "__front__":  # (variant, metric, field) of notebook 12's toy-front records
         _, variant, metric, field = path
         rows = [r for r in node["toy_front"] if (r["variant"], r["metric"]) == (variant, metric)]
         assert len(rows) == 1, f"{file}: {len(rows)} toy-front rows for {variant} / {metric}"
@@ -134,6 +134,7 @@ AUDIO_CALIBRATION = f"{AB_AUDIO}/calibration.json"
 CHOICE = f"{AB_IMAGES}/choice-photos.json"  # the rule's record of the photos screen
 DL_CHOICE = f"{AB_IMAGES}/choice-dead_leaves.json"  # the rule's record of the dead-leaves screen
 AB_IMAGES_FIG = "figures/cpu/10_ab_images/metrics.json"  # notebook 10's cpu tables (docs/ab_images.md, Results)
+TOY_FRONT_FIG = "figures/cpu/12_toy_front/metrics.json"  # notebook 12's cpu table (docs/ab_images.md, Toy front)
 AB_IMAGES_COLUMNS = ("log_distance", "train_log_distance", "feature_distance", "laplacian_error")
 AB_IMAGES_SECTIONS = {"photos": "### Photos", "dead_leaves": "### Dead leaves"}  # each stand-in's Results section
 
@@ -198,9 +199,9 @@ FRONT_COLUMNS = ("log_distance", "valid_fraction", "binariness")
 
 def _front_rows() -> list[tuple[str, str, list[tuple]]]:
     """docs/ab_images.md's toy-front table: the baseline's means, per kind and peer its rho, lambda and per column
-    "paired difference ± SE (p P)" (``*`` where the table's ``effect``), and the floors' row, all from notebook 10's
+    "paired difference ± SE (p P)" (``*`` where the table's ``effect``), and the floors' row, all from notebook 12's
     committed cpu metrics; nothing while the front's evaluation is incomplete there."""
-    path = ROOT / AB_IMAGES_FIG
+    path = ROOT / TOY_FRONT_FIG
     if not path.is_file():
         return []
     records = json.loads(path.read_text()).get("toy_front") or []
@@ -213,13 +214,13 @@ def _front_rows() -> list[tuple[str, str, list[tuple]]]:
         if variant == "baseline":
             cells = " | ".join("{}" for _ in FRONT_COLUMNS)
             claims.append((doc, f"| baseline | | | {cells} |",
-                           [(AB_IMAGES_FIG, ("__front__", variant, m, "mean")) for m in FRONT_COLUMNS]))
+                           [(TOY_FRONT_FIG, ("__front__", variant, m, "mean")) for m in FRONT_COLUMNS]))
             claims.append((doc, "| noise floor | | | {} | {} | none |",
-                           [(AB_IMAGES_FIG, ("__front__", variant, m, "floor")) for m in FRONT_COLUMNS[:2]]))
+                           [(TOY_FRONT_FIG, ("__front__", variant, m, "floor")) for m in FRONT_COLUMNS[:2]]))
             continue
         cells = " | ".join("{} ± {} (p {})" + ("*" if rec[m]["effect"] else "") for m in FRONT_COLUMNS)
-        src = [(AB_IMAGES_FIG, ("__front__", variant, "log_distance", f)) for f in ("strength", "lambda")]
-        src += [(AB_IMAGES_FIG, ("__front__", variant, m, f)) for m in FRONT_COLUMNS for f in ("diff", "diff_se", "p")]
+        src = [(TOY_FRONT_FIG, ("__front__", variant, "log_distance", f)) for f in ("strength", "lambda")]
+        src += [(TOY_FRONT_FIG, ("__front__", variant, m, f)) for m in FRONT_COLUMNS for f in ("diff", "diff_se", "p")]
         claims.append((doc, f"| {variant} | {{}} | {{}} | {cells} |", src))
     return claims
 

@@ -36,7 +36,7 @@ from ...diffusion.balance import term_balance
 from ...errors import InputError
 from ...io import read_json, resolve_repo_path, write_json
 from ...spectral import IMAGE_PEERS
-from ..core.compare import compare, detected, direction
+from ..core.compare import compare, describe, detected, direction, finite
 from ..core.config import config_hash
 from ..core.runs import RunResult, results_dir, run_state
 from ..core.study import (
@@ -431,6 +431,38 @@ def front_sentences(table: Any, alpha: float = 0.05) -> str:
     lines.append("Lower log distance without losing valid checkerboards: " + (", ".join(both) if both else "none")
                  + ".")
     return "\n".join(lines)
+
+
+def calibration_table(plan: FrontPlan, root: str | Path) -> Any:
+    """One row per kind and peer: r, the strength of lambda 1 (||grad w L_S|| / ||grad L_diff|| at the seed-0 initial
+    net), and the lambda of each screened strength rho (calibration.json, or the committed copy; computed in memory
+    when neither exists), with the lambda the rule chose once it has."""
+    import pandas as pd
+
+    root = Path(root)
+    cal = calibrate(plan, root, write=False)
+    record = choice(plan, root, write=False, lambdas=cal["lambdas"])
+    rows = []
+    for k in plan.variants:
+        at = {f"λ at ρ={rho:g}": lam for rho, lam in zip(plan.strengths, cal["lambdas"][k], strict=True)}
+        rows.append({"variant": k, "strength of λ=1": cal["grad_ratio"][k], **at,
+                     "chosen λ": None if record is None else record["chosen"][k]["lambda"]})
+    return pd.DataFrame(rows)
+
+
+def front_headline(table: Any, alpha: float = 0.05) -> tuple[dict[str, float], dict[str, dict[str, str]]]:
+    """(headline, glossary) for metrics.json: ``<variant>_<metric>`` = the mean over the evaluation seeds (finite
+    ones) and ``effects_detected`` = the (variant, metric) rows that are an effect (p < alpha and beyond the floor)."""
+    head, gloss = {}, {}
+    for r in table.to_dict("records") if len(table) else []:
+        if finite(r["mean"]):
+            key = f"{r['variant']}_{r['metric']}"
+            head[key] = float(r["mean"])
+            gloss[key] = describe(r["variant"], r["metric"], TOY_GLOSSARY, int(r["seeds"]))
+    head["effects_detected"] = float(sum(bool(r["effect"]) for r in table.to_dict("records")) if len(table) else 0)
+    gloss["effects_detected"] = {"meaning": "(variant, metric) paired differences to the baseline beyond the noise "
+                                 f"floor with p < {alpha:g}", "better": "neither"}
+    return head, gloss
 
 
 def front_figure(plan: FrontPlan, root: str | Path) -> Any:
