@@ -69,6 +69,11 @@ def _value(file: str, path: tuple, scale: float = 1.0) -> float:
         rows = [r for r in node["ablation"] if (r["row"], r["against"], r["metric"]) == (name, against, metric)]
         assert len(rows) == 1, f"{file}: {len(rows)} ablation rows for {name} / {against} / {metric}"
         return float(rows[0][field]) * scale
+    if path[0] == "__tscreen__":  # (variant, lambda, metric) of the toy front's choice record's screen
+        _, variant, lam, metric = path
+        rows = [r for r in node["screen"] if (r["variant"], r["lambda"]) == (variant, lam)]
+        assert len(rows) == 1, f"{file}: {len(rows)} screen rows for {variant} at lambda {lam}"
+        return float(rows[0][metric]) * scale
     if path[0] == "__front__":  # (variant, metric, field) of notebook 12's toy-front records
         _, variant, metric, field = path
         rows = [r for r in node["toy_front"] if (r["variant"], r["metric"]) == (variant, metric)]
@@ -135,6 +140,7 @@ CHOICE = f"{AB_IMAGES}/choice-photos.json"  # the rule's record of the photos sc
 DL_CHOICE = f"{AB_IMAGES}/choice-dead_leaves.json"  # the rule's record of the dead-leaves screen
 AB_IMAGES_FIG = "figures/cpu/10_ab_images/metrics.json"  # notebook 10's cpu tables (docs/ab_images.md, Results)
 TOY_FRONT_FIG = "figures/cpu/12_toy_front/metrics.json"  # notebook 12's cpu table (docs/ab_images.md, Toy front)
+TOY_FRONT_CHOICE = "data/pretrained/toy_front/cpu/choice.json"  # the rule's record, with the seed-0 screen
 AB_IMAGES_COLUMNS = ("log_distance", "train_log_distance", "feature_distance", "laplacian_error")
 AB_IMAGES_SECTIONS = {"photos": "### Photos", "dead_leaves": "### Dead leaves"}  # each stand-in's Results section
 
@@ -268,6 +274,23 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
     *_ab_images_rows("dead_leaves"),
     *_ablation_rows(),
     *_front_rows(),
+    ("docs/ab_images.md#### Toy front", "guard (seed 0: {} valid against the baseline's {}).",
+     [(TOY_FRONT_CHOICE, ("__tscreen__", "amp", 5.8, "valid_fraction")),
+      (TOY_FRONT_CHOICE, ("baseline", "valid_fraction"))]),
+    ("docs/ab_images.md#### Toy front", "at ρ 1 the seed-0 valid fraction fell to {} for haar\n  and {} for bior1.3",
+     [(TOY_FRONT_CHOICE, ("__tscreen__", "haar", 0.45, "valid_fraction")),
+      (TOY_FRONT_CHOICE, ("__tscreen__", "bior1.3", 0.64, "valid_fraction"))]),
+    ("README.md", "amp and amp_phase cut the log distance to the ground truth by **{}** and **{}** decades (baseline "
+                  "{}, floor {})",
+     [(TOY_FRONT_FIG, ("__front__", v, "log_distance", "diff")) for v in ("amp", "amp_phase")]
+     + [(TOY_FRONT_FIG, ("__front__", "baseline", "log_distance", f)) for f in ("mean", "floor")]),
+    ("README.md", "only amp_phase also raises the share of valid checkerboards (+{}, p {}); the pixel-L1 control "
+                  "and FACL raise validity most (+{}, +{})",
+     [(TOY_FRONT_FIG, ("__front__", "amp_phase", "valid_fraction", f)) for f in ("diff", "p")]
+     + [(TOY_FRONT_FIG, ("__front__", v, "valid_fraction", "diff")) for v in ("pixel_l1", "facl")]),
+    ("docs/ab_images.md", "the ground-truth reference, {} decades (the seed-0 baseline: {})",
+     [(TOY_FRONT_FIG, ("__front__", "baseline", "log_distance", "floor")),
+      (TOY_FRONT_CHOICE, ("baseline", "log_distance"))]),
     ("docs/ab_images.md", "(0.25-0.5 cycles/px: {} of the held-out photos'); amp weighted lifts it to {} and amp "
                           "unweighted to {}",
      [(AB_IMAGES_FIG, ("__bands__", "photos", v, "0.25-0.5")) for v in ("baseline", "amp/weighted",

@@ -422,7 +422,8 @@ def front_sentences(table: Any, alpha: float = 0.05) -> str:
             else:
                 said.append(f"{m} no effect (Δ {r['diff']:+.2g}, p = {r['p']:.2g}, floor {r['floor']:.2g})")
         guard = "; its guard failed (no screened lambda kept the baseline's validity)" if r0["guard_failed"] else ""
-        lines.append(f"{variant} (ρ={r0['strength']:g}, λ={r0['lambda']:g}), {int(r0['seeds'])} seed{'s' * (int(r0['seeds']) != 1)}: "
+        n = int(r0["seeds"])
+        lines.append(f"{variant} (ρ={r0['strength']:g}, λ={r0['lambda']:g}), {n} seed{'s' * (n != 1)}: "
                      + "; ".join(said) + guard + ".")
         ld, vf = by.get("log_distance"), by.get("valid_fraction")
         if ld is not None and vf is not None and ld["effect"] and ld["diff"] < 0 and not (
