@@ -235,3 +235,23 @@ def test_conclusion_says_when_the_best_kind_left_the_training_spectrum() -> None
             assert last.endswith("But amp/weighted is farther than the baseline from the TRAINING images' spectrum "
                                  "(train_log_distance Δ +0.08): part of its lead is power the training set does not "
                                  "have.")
+
+
+def test_a_cpu_notebook_run_without_the_runs_does_not_erase_committed_results(tmp_path) -> None:
+    """The image study's runs are not archived: a clone running notebook 10 with profile cpu has none of them, and
+    must stop (one clear error) instead of replacing committed tables by empty ones; smoke, a run that has
+    evaluations, and an output folder without results go on."""
+    from specreg_lib.experiments.ab_images.figures import ResultsElsewhere, refuse_to_erase
+    from specreg_lib.io import write_json
+
+    def status(done: int) -> dict:
+        return {"stages": {"evaluate": {"evaluations_done": done, "evaluations": 78}}}
+
+    refuse_to_erase(tmp_path, status(0), "cpu")  # nothing committed there: nothing to protect
+    write_json(tmp_path / "metrics.json", {"tables": {"photos": [], "dead_leaves": []}})
+    refuse_to_erase(tmp_path, status(0), "cpu")  # empty tables: nothing to protect
+    write_json(tmp_path / "metrics.json", {"tables": {"photos": [{"variant": "baseline"}]}, "written_at": "then"})
+    with pytest.raises(ResultsElsewhere, match="would replace them with empty tables.*specreg ab-images --profile cpu"):
+        refuse_to_erase(tmp_path, status(0), "cpu")
+    refuse_to_erase(tmp_path, status(1), "cpu")  # the study's runs are here: rebuild
+    refuse_to_erase(tmp_path, status(0), "smoke")  # smoke always rebuilds

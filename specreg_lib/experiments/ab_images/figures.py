@@ -15,6 +15,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 from matplotlib.ticker import NullFormatter
 
+from ...errors import InputError
 from ..core.compare import describe, detected, direction, finite
 from ..core.figures import screen_panel
 from ..core.runs import RunResult, run, run_state
@@ -46,6 +47,26 @@ def notebook_plan(profile: str, kinds: list[str] | None = None, peers: list[str]
     subset = dict(SMOKE_SUBSET) if profile == "smoke" else {}
     subset.update({k: tuple(v) for k, v in {"kinds": kinds, "peers": peers}.items() if v is not None})
     return ab_images_plan(profile, **subset)
+
+
+class ResultsElsewhere(InputError, RuntimeError):
+    """A notebook asked to rebuild committed study results on a machine that holds none of the study's runs."""
+
+
+def refuse_to_erase(out_dir: str | Path, status: Mapping[str, Any], profile: str) -> None:
+    """Stop before a cpu notebook run replaces results made elsewhere with empty tables: when ``out_dir`` holds a
+    metrics.json with evaluation rows and this machine holds no finished evaluation run (the image study's run
+    folders are not archived: its tables need each run's power spectrum). Smoke always rebuilds."""
+    if profile == "smoke" or status["stages"]["evaluate"]["evaluations_done"] > 0:
+        return
+    path = Path(out_dir) / "metrics.json"
+    old = read_record(path) if path.is_file() else None
+    if old and any(old.get("tables", {}).values()):
+        raise ResultsElsewhere(
+            f"{path} holds the {profile} study's results from the machine that ran it ({old.get('written_at')}), and "
+            "no evaluation run of the study is under runs_root here, so this run would replace them with empty "
+            f"tables. Run the study first (specreg ab-images --profile {profile}; --status says what is left), point "
+            "runs_root at its run folders, or pass another out_dir to see the status alone")
 
 
 def stand_in_label(plan: AbImagesPlan, dataset: str) -> str:
