@@ -140,7 +140,8 @@ CHOICE = f"{AB_IMAGES}/choice-photos.json"  # the rule's record of the photos sc
 DL_CHOICE = f"{AB_IMAGES}/choice-dead_leaves.json"  # the rule's record of the dead-leaves screen
 AB_IMAGES_FIG = "figures/cpu/10_ab_images/metrics.json"  # notebook 10's cpu tables (docs/ab_images.md, Results)
 TOY_FRONT_FIG = "figures/cpu/12_toy_front/metrics.json"  # notebook 12's cpu table (docs/ab_images.md, Toy front)
-TOY_FRONT_CHOICE = "data/pretrained/toy_front/cpu/choice.json"  # the rule's record, with the seed-0 screen
+TOY_FRONT_CHOICE = "data/pretrained/toy_front/cpu/choice.json"
+AUDIO_CHOICE = "data/pretrained/ab_audio/cpu/choice.json"  # the audio rule's record
 AB_IMAGES_COLUMNS = ("log_distance", "train_log_distance", "feature_distance", "laplacian_error")
 AB_IMAGES_SECTIONS = {"photos": "### Photos", "dead_leaves": "### Dead leaves"}  # each stand-in's Results section
 
@@ -274,6 +275,10 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
     *_ab_images_rows("dead_leaves"),
     *_ablation_rows(),
     *_front_rows(),
+    ("docs/ab_audio.md", "every kind\nat λ = {} (amp, amp_phase, haar, bior1.3), mrstft at {}, logmel_l1 at {}; "
+                         "no guard failed (the fd_mel\nfloor, {}, is wide",
+     [(AUDIO_CHOICE, ("chosen", "amp", "lambda")), (AUDIO_CHOICE, ("chosen", "mrstft", "lambda")),
+      (AUDIO_CHOICE, ("chosen", "logmel_l1", "lambda")), (AUDIO_CHOICE, ("fd_mel_floor",))]),
     ("docs/ab_images.md#### Toy front", "guard (seed 0: {} valid against the baseline's {}).",
      [(TOY_FRONT_CHOICE, ("__tscreen__", "amp", 5.8, "valid_fraction")),
       (TOY_FRONT_CHOICE, ("baseline", "valid_fraction"))]),
