@@ -82,6 +82,28 @@ def test_smoke_study_runs_every_stage_and_tabulates_every_variant(smoke) -> None
 
 
 @pytest.mark.slow
+def test_seed_table_holds_the_values_the_paired_differences_are_made_of(smoke) -> None:
+    """seed_table's rows are the runs' own metrics: for every variant and schedule, the mean over its seeds of
+    (variant - baseline of the same seed) is ab_table's paired difference."""
+    from specreg_lib.experiments.ab_audio.study import seed_table
+
+    plan, root = smoke
+    table, seeds = ab_table(plan, root), seed_table(plan, root)
+    assert list(seeds.columns) == ["variant", "schedule", "seed", "metric", "value"]
+    assert set(seeds["seed"]) == set(plan.eval_seeds)
+    checked = 0
+    for r in table[table["variant"] != BASELINE].to_dict("records"):
+        if not math.isfinite(r["diff"]):
+            continue  # a metric the smoke net's clips leave undefined (no voiced frame: the pitch errors)
+        checked += 1
+        pick = seeds[(seeds["schedule"] == r["schedule"]) & (seeds["metric"] == r["metric"])]
+        ours = pick[pick["variant"] == r["variant"]].set_index("seed")["value"]
+        base = pick[pick["variant"] == BASELINE].set_index("seed")["value"]
+        assert (ours - base).mean() == pytest.approx(r["diff"], rel=1e-9, abs=1e-12)
+    assert checked >= 2 * len({*plan.kinds, *plan.peers}) * 3  # mr_stft, pesq, fd_mel at least, both schedules
+
+
+@pytest.mark.slow
 def test_smoke_rerun_trains_nothing_and_status_has_nothing_left(smoke) -> None:
     plan, root = smoke
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*.pt")}
@@ -195,6 +217,31 @@ def test_conclusion_sentences_follow_from_hand_made_tables() -> None:
     assert layout.loc["amp", "Δmr_stft"] == "-0.2 ± 0.02, p=0.001 *"
     assert layout.loc["mrstft", "Δmr_stft"] == "-0.04 ± 0.01, p=0.001"  # p small, within the floor: no star
     assert layout.loc["noise floor", "pesq"] == "0.02"
+
+
+def test_seed_influence_names_the_seed_that_carries_a_common_shift() -> None:
+    """Hand-made seeds: the baseline of seed 1 ends high, both variants of seed 1 end 0.3 lower, the other seeds'
+    pairs differ by +-0.01 (mean 0): the average difference is -0.3 / 3, seed 1 carries it, without it the average is
+    0. Fewer than 3 paired seeds: the sentence says so instead."""
+    import pandas as pd
+
+    from specreg_lib.experiments.ab_audio.figures import seed_influence
+
+    base = {1: 2.9, 2: 2.5, 3: 2.6}
+    offset = {("amp", 1): -0.3, ("amp", 2): 0.01, ("amp", 3): -0.01,
+              ("haar", 1): -0.3, ("haar", 2): -0.01, ("haar", 3): 0.01}
+    seeds = pd.DataFrame([{"variant": BASELINE, "schedule": "fast", "seed": s, "metric": "mr_stft", "value": v}
+                          for s, v in base.items()]
+                         + [{"variant": v, "schedule": "fast", "seed": s, "metric": "mr_stft", "value": base[s] + d}
+                            for (v, s), d in offset.items()])
+    table = pd.DataFrame([_row(BASELINE, "mr_stft", 0, 0, 0.1)])
+    assert seed_influence(seeds, table) == (
+        "mr_stft, fast schedule: the baseline's 3 seeds span 2.5 .. 2.9 (range 0.4, 4.0x the noise floor 0.1). "
+        "Averaged over the 2 variants, the paired difference to the baseline is -0.1; seed 1's variants differ most "
+        "from its baseline (-0.3), and without seed 1 the average is +0.")
+    two = seeds[seeds["seed"] != 3]
+    assert seed_influence(two, table) == "mr_stft, fast schedule: 2 paired seed(s); the seed influence needs 3."
+    assert seed_influence(seeds.iloc[:0], table) == ""
 
 
 @pytest.mark.slow

@@ -165,6 +165,65 @@ def lambda_curves(record: Mapping[str, Any], metrics: tuple[str, ...] = ("mr_stf
     return fig
 
 
+def _seed_diffs(part: Any) -> tuple[Any, list[str]]:
+    """Per seed (rows) and variant (columns) the paired difference to the baseline of the same seed, over the seeds
+    the baseline and every variant have; and the variants (baseline excluded)."""
+    wide = part.pivot(index="seed", columns="variant", values="value").dropna()
+    variants = [v for v in dict.fromkeys(part["variant"]) if v != BASELINE]
+    return wide[variants].sub(wide[BASELINE], axis=0), variants
+
+
+def seed_influence(seeds: Any, table: Any, metric: str = "mr_stft") -> str:
+    """Sentences, one per schedule, on how the seeds make ``metric``'s paired differences (:func:`.study.seed_table`
+    values, :func:`.study.ab_table` floors): the spread of the baseline's seeds against the noise floor, the
+    difference averaged over every variant, the seed whose variants differ most from its baseline, and that average
+    without this seed. A common shift of every variant that one seed carries reads as that seed's baseline, not as
+    an effect of any term."""
+    lines = []
+    for schedule in dict.fromkeys(seeds["schedule"]) if len(seeds) else []:
+        part = seeds[(seeds["schedule"] == schedule) & (seeds["metric"] == metric)]
+        if BASELINE not in set(part["variant"]):
+            continue
+        diffs, variants = _seed_diffs(part)
+        if len(diffs) < 3 or not variants:
+            lines.append(f"{metric}, {schedule} schedule: {len(diffs)} paired seed(s); the seed influence needs 3.")
+            continue
+        base = part[part["variant"] == BASELINE]["value"]
+        floor = table[(table["metric"] == metric) & (table["schedule"] == schedule)]["floor"].dropna()
+        spread = float(base.max() - base.min())
+        of_floor = (f", {spread / float(floor.iloc[0]):.1f}x the noise floor {float(floor.iloc[0]):.2g}"
+                    if len(floor) and float(floor.iloc[0]) > 0 else "")
+        per_seed = diffs.mean(axis=1)
+        top = int(per_seed.abs().idxmax())
+        lines.append(
+            f"{metric}, {schedule} schedule: the baseline's {len(base)} seeds span {base.min():.4g} .. {base.max():.4g}"
+            f" (range {spread:.2g}{of_floor}). Averaged over the {len(variants)} variants, the paired difference to "
+            f"the baseline is {per_seed.mean():+.2g}; seed {top}'s variants differ most from its baseline "
+            f"({per_seed[top]:+.2g}), and without seed {top} the average is {per_seed.drop(top).mean():+.2g}.")
+    return "\n".join(lines)
+
+
+def seed_lines(seeds: Any, metric: str = "mr_stft") -> plt.Figure:
+    """``metric`` per variant (baseline first) for every evaluation seed, one line per seed and one panel per
+    schedule: the pairs the table's differences are made of, and how far the seeds lie apart."""
+    part = seeds[seeds["metric"] == metric]
+    schedules = list(dict.fromkeys(part["schedule"]))
+    fig, axes = plt.subplots(1, len(schedules), figsize=(5.2 * len(schedules), 3.2), squeeze=False, sharey=True)
+    for ax, schedule in zip(axes[0], schedules, strict=True):
+        sub = part[part["schedule"] == schedule]
+        wide = sub.pivot(index="seed", columns="variant", values="value")
+        variants = list(dict.fromkeys(sub["variant"]))
+        for seed, row in wide[variants].iterrows():
+            ax.plot(range(len(variants)), row.to_numpy(), "o-", ms=3, lw=1, label=f"seed {seed}")
+        ax.set_xticks(range(len(variants)), variants, rotation=30, fontsize=7)
+        ax.set_title(f"{schedule} schedule", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel(f"{metric} ({AB_AUDIO.glossary[metric][1]} is better)", fontsize=7)
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
 def example_runs(plan: AbAudioPlan, root: str | Path, schedule: str = "fast") -> list[RunResult]:
     """The finished evaluation runs of the first evaluation seed with ``schedule`` (baseline first, then the kinds
     and peers), only re-read: one held-out clip per variant for the spectrograms and players. A run installed from

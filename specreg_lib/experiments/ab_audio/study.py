@@ -253,6 +253,35 @@ def table_metrics(metrics: list[dict[str, Any]]) -> list[str]:
     return [m for m in AB_AUDIO.glossary if m not in TABLE_SKIP and any(m in r for r in metrics)]
 
 
+def evaluation_values(plan: AbAudioPlan, root: str | Path) -> tuple[dict[tuple, dict[int, dict[str, float]]],
+                                                                     list[str]]:
+    """The finished evaluation runs' metrics, only re-read: ({(variant, schedule): {seed: {metric: value}}}, the
+    table's metrics). A metric a run could not measure (None, e.g. no voiced frame for the pitch error) is left out
+    for that seed."""
+    root = Path(root)
+    values: dict[tuple, dict[int, dict[str, Any]]] = {}
+    for cfg in evaluate_configs(plan, root, write=False) or []:
+        if run_state(AB_AUDIO, cfg, root)[0] == "done":
+            reg = cfg.regularizer
+            key = (BASELINE if reg is None else reg.name, cfg.sample.schedule)  # name: haar, bior1.3, or the kind
+            values.setdefault(key, {})[cfg.train.seed] = run(AB_AUDIO, cfg, root).metrics
+    metrics = table_metrics([m for by_seed in values.values() for m in by_seed.values()])
+    numeric = {k: {s: {m: float(v[m]) for m in metrics if isinstance(v.get(m), int | float)} for s, v in
+                   sorted(by_seed.items())} for k, by_seed in values.items()}
+    return numeric, metrics
+
+
+def seed_table(plan: AbAudioPlan, root: str | Path) -> Any:
+    """The evaluation runs' values one row per (variant, schedule, seed, metric): what the paired differences of
+    :func:`ab_table` are made of, for the per-seed figure and the seed-influence sentences."""
+    import pandas as pd
+
+    numeric, _ = evaluation_values(plan, root)
+    rows = [{"variant": variant, "schedule": schedule, "seed": seed, "metric": m, "value": v}
+            for (variant, schedule), by_seed in numeric.items() for seed, ms in by_seed.items() for m, v in ms.items()]
+    return pd.DataFrame(rows, columns=["variant", "schedule", "seed", "metric", "value"])
+
+
 def ab_table(plan: AbAudioPlan, root: str | Path, alpha: float = 0.05) -> Any:
     """One row per (variant, schedule, metric) over the finished evaluation runs: the chosen lambda, the mean over
     seeds, the paired difference to the baseline of the same seed and schedule with its SE, the paired t-test p
@@ -261,18 +290,8 @@ def ab_table(plan: AbAudioPlan, root: str | Path, alpha: float = 0.05) -> Any:
 
     root = Path(root)
     record = choice(plan, root, write=False)  # read-only: the stages write choice.json and floors.json
-    configs = evaluate_configs(plan, root, write=False) or []
-    values: dict[tuple, dict[int, dict[str, float]]] = {}
-    for cfg in configs:
-        if run_state(AB_AUDIO, cfg, root)[0] == "done":
-            reg = cfg.regularizer
-            key = (BASELINE if reg is None else reg.name, cfg.sample.schedule)  # name: haar, bior1.3, or the kind
-            values.setdefault(key, {})[cfg.train.seed] = run(AB_AUDIO, cfg, root).metrics
-    metrics = table_metrics([m for by_seed in values.values() for m in by_seed.values()])
-    floors = noise_floors_for(plan, root, write=False) if values else {}
-    # a metric a run could not measure (None, e.g. no voiced frame for the pitch error) is left out for that seed
-    numeric = {k: {s: {m: float(v[m]) for m in metrics if isinstance(v.get(m), int | float)} for s, v in
-                   by_seed.items()} for k, by_seed in values.items()}
+    numeric, metrics = evaluation_values(plan, root)
+    floors = noise_floors_for(plan, root, write=False) if numeric else {}
     long = compare(numeric, metrics, AB_AUDIO.glossary, reference=lambda key: (BASELINE, key[1]), alpha=alpha)
     rows = []
     for r in long.to_dict("records"):
