@@ -79,11 +79,44 @@ def _value(file: str, path: tuple, scale: float = 1.0) -> float:
         rows = [r for r in node["toy_front"] if (r["variant"], r["metric"]) == (variant, metric)]
         assert len(rows) == 1, f"{file}: {len(rows)} toy-front rows for {variant} / {metric}"
         return float(rows[0][field]) * scale
+    if path[0] == "__audio__":  # (variant, schedule, metric, field) of notebook 11's table records
+        _, variant, schedule, metric, field = path
+        rows = [r for r in node["table"] if (r["variant"], r["schedule"], r["metric"]) == (variant, schedule, metric)]
+        assert len(rows) == 1, f"{file}: {len(rows)} rows for {variant} / {schedule} / {metric}"
+        return float(rows[0][field]) * scale
+    if path[0] == "__aseed__":  # (variant, schedule, seed, metric) of notebook 11's per-seed records
+        _, variant, schedule, seed, metric = path
+        rows = [r for r in node["per_seed"]
+                if (r["variant"], r["schedule"], r["seed"], r["metric"]) == (variant, schedule, seed, metric)]
+        assert len(rows) == 1, f"{file}: {len(rows)} per-seed rows for {variant} / {schedule} / {seed} / {metric}"
+        return float(rows[0]["value"]) * scale
+    if path[0] == "__ainfluence__":  # (schedule, metric, seed, how): notebook 11's per-seed records, recomputed here
+        return _audio_influence(node["per_seed"], *path[1:]) * scale
+    if path[0] == "__ascreen__":  # (variant, bins, lambda, metric) of the audio rule's record's screen
+        _, variant, bins, lam, metric = path
+        rows = [r for r in node["screen"] if (r["variant"], r["bins"], r["lambda"]) == (variant, bins, lam)]
+        assert len(rows) == 1, f"{file}: {len(rows)} screen rows for {variant} / {bins} at lambda {lam}"
+        return float(rows[0][metric]) * scale
+    if path[0] == "__tests__":  # notebook 11's paired tests (finite p) times alpha: the chance passes (1.0: the count)
+        return sum(r["p"] is not None and r["p"] == r["p"] for r in node["table"]) * path[1] * scale
     if path[0] == "__ratio__":  # amp's calibrated term at lambda path[1], in % of the eps loss
         return node["spectral_mean"]["amp"] * path[1] / node["diffusion_mean"] * PCT
     for key in path:
         node = node[key]
     return float(node) * scale
+
+
+def _audio_influence(records: list[dict], schedule: str, metric: str, seed: int, how: str) -> float:
+    """The paired difference to the baseline averaged over every variant, per seed then over seeds: over all seeds
+    ("all"), over ``seed`` alone ("only") or over every seed but ``seed`` ("without"); from the per-seed records,
+    by plain arithmetic (an oracle for figures.seed_influence's pandas)."""
+    values = {(r["variant"], r["seed"]): r["value"] for r in records
+              if r["schedule"] == schedule and r["metric"] == metric}
+    seeds = sorted({s for _, s in values})
+    variants = sorted({v for v, _ in values} - {"baseline"})
+    per_seed = {s: sum(values[v, s] - values["baseline", s] for v in variants) / len(variants) for s in seeds}
+    pick = {"all": seeds, "only": [seed], "without": [s for s in seeds if s != seed]}[how]
+    return sum(per_seed[s] for s in pick) / len(pick)
 
 
 def _phase_eps_row(eps: str) -> list[tuple]:
@@ -232,6 +265,46 @@ def _front_rows() -> list[tuple[str, str, list[tuple]]]:
     return claims
 
 
+AB_AUDIO_FIG = "figures/cpu/11_ab_audio/metrics.json"  # notebook 11's cpu tables (docs/ab_audio.md, Results)
+AB_AUDIO_COLUMNS = ("mr_stft", "fd_mel", "pesq", "f0_rmse_cents", "vuv_error")
+
+
+def _audio_rows() -> list[tuple[str, str, list[tuple]]]:
+    """docs/ab_audio.md's result tables, one per schedule: the baseline's means, per variant its lambda and per
+    column "paired difference ± SE (p P)" (``*`` where core.compare.detected), and the floors' row, all from
+    notebook 11's committed cpu metrics; nothing while its evaluation is incomplete there."""
+    from specreg_lib.experiments.core.compare import detected
+
+    path = ROOT / AB_AUDIO_FIG
+    if not path.is_file():
+        return []
+    records = json.loads(path.read_text()).get("table") or []
+    if not records or any(r["seeds"] < 5 for r in records if r["variant"] == "baseline"):
+        return []
+    claims = []
+    for schedule in ("fast", "full"):
+        doc = f"docs/ab_audio.md##### {schedule.capitalize()} schedule"
+        part = [r for r in records if r["schedule"] == schedule]
+        for variant in dict.fromkeys(r["variant"] for r in part):
+            rec = {r["metric"]: r for r in part if r["variant"] == variant}
+            key = ("__audio__", variant, schedule)
+            if variant == "baseline":
+                cells = " | ".join("{}" for _ in AB_AUDIO_COLUMNS)
+                claims.append((doc, f"| baseline | | {cells} |",
+                               [(AB_AUDIO_FIG, (*key, m, "mean")) for m in AB_AUDIO_COLUMNS]))
+                claims.append((doc, f"| noise floor | | {cells} |",
+                               [(AB_AUDIO_FIG, (*key, m, "floor")) for m in AB_AUDIO_COLUMNS]))
+                continue
+            # a cell over fewer seeds (a metric a run could not measure) says how many
+            cells = " | ".join("{} ± {} (p {}" + (", {} seeds" if rec[m]["seeds"] < 5 else "") + ")"
+                               + ("*" if detected(rec[m]) else "") for m in AB_AUDIO_COLUMNS)
+            src = [(AB_AUDIO_FIG, (*key, "mr_stft", "lambda"))]
+            src += [(AB_AUDIO_FIG, (*key, m, f)) for m in AB_AUDIO_COLUMNS
+                    for f in ("diff", "diff_se", "p", "seeds")[:3 + (rec[m]["seeds"] < 5)]]
+            claims.append((doc, f"| {variant} | {{}} | {cells} |", src))
+    return claims
+
+
 def _audio_term_share(lam: float) -> tuple:
     """amp's term at ``lam`` over the eps loss, in %: a number the calibration file gives as a ratio of two keys."""
     return (AUDIO_CALIBRATION, ("__ratio__", lam))
@@ -275,6 +348,33 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
     *_ab_images_rows("dead_leaves"),
     *_ablation_rows(),
     *_front_rows(),
+    *_audio_rows(),
+    ("docs/ab_audio.md#### Complete", "NDB/K is not in the table: no variant's mean moved\nby more than one of its K = "
+                                      "10 bins (baseline {} fast, {} full; floor {}).",
+     [(AB_AUDIO_FIG, ("__audio__", "baseline", s, "ndb", "mean")) for s in ("fast", "full")]
+     + [(AB_AUDIO_FIG, ("__audio__", "baseline", "fast", "ndb", "floor"))]),
+    ("docs/ab_audio.md#### Complete", "amp's V/UV error on the fast schedule, worse by {} ± {} (p {}). About {} of\n  "
+                                      "{} tests (with NDB) pass by chance alone, the same variant on the full "
+                                      "schedule moves the other way ({},\n  p {})",
+     [(AB_AUDIO_FIG, ("__audio__", "amp", "fast", "vuv_error", f)) for f in ("diff", "diff_se", "p")]
+     + [(AB_AUDIO_FIG, ("__tests__", 0.05)), (AB_AUDIO_FIG, ("__tests__", 1.0))]
+     + [(AB_AUDIO_FIG, ("__audio__", "amp", "full", "vuv_error", f)) for f in ("diff", "p")]),
+    ("docs/ab_audio.md#### Complete", "the baseline fine-tune of training seed 1 ended at MR-STFT {} (fast\n  schedule)"
+                                      " against {}-{} for seeds 2-5, and every variant of seed 1 ended below it "
+                                      "(amp_phase lowest, {}).",
+     [(AB_AUDIO_FIG, ("__aseed__", "baseline", "fast", 1, "mr_stft")),
+      (AB_AUDIO_FIG, ("__aseed__", "baseline", "fast", 4, "mr_stft")),
+      (AB_AUDIO_FIG, ("__aseed__", "baseline", "fast", 2, "mr_stft")),
+      (AB_AUDIO_FIG, ("__aseed__", "amp_phase", "fast", 1, "mr_stft"))]),
+    ("docs/ab_audio.md#### Complete", "Averaged over the six variants the paired difference is {}; over seed 1's pairs "
+                                      "alone it is {}, and\n  without seed 1 it is {}, a fifth of the floor.",
+     [(AB_AUDIO_FIG, ("__ainfluence__", "fast", "mr_stft", 1, how)) for how in ("all", "only", "without")]),
+    ("docs/ab_audio.md#### Complete", "(amp {} against {}, amp_phase {} against {}); for the wavelet kinds",
+     [(AUDIO_CHOICE, ("__ascreen__", v, b, lam, "mr_stft")) for v, lams in
+      (("amp", (0.041, 1e-5)), ("amp_phase", (0.041, 1e-5))) for b, lam in zip(("mean", "sum"), lams)]),
+    ("docs/ab_audio.md#### Complete", "(haar {} against {},\n  bior1.3 {} against {}; one seed)",
+     [(AUDIO_CHOICE, ("__ascreen__", v, b, lam, "mr_stft")) for v, lams in
+      (("haar", (0.00681, 1e-5)), ("bior1.3", (0.0068, 1e-5))) for b, lam in zip(("mean", "sum"), lams)]),
     ("docs/ab_audio.md", "every kind\nat λ = {} (amp, amp_phase, haar, bior1.3), mrstft at {}, logmel_l1 at {}; "
                          "no guard failed (the fd_mel\nfloor, {}, is wide",
      [(AUDIO_CHOICE, ("chosen", "amp", "lambda")), (AUDIO_CHOICE, ("chosen", "mrstft", "lambda")),
@@ -285,6 +385,17 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
     ("docs/ab_images.md#### Toy front", "at ρ 1 the seed-0 valid fraction fell to {} for haar\n  and {} for bior1.3",
      [(TOY_FRONT_CHOICE, ("__tscreen__", "haar", 0.45, "valid_fraction")),
       (TOY_FRONT_CHOICE, ("__tscreen__", "bior1.3", 0.64, "valid_fraction"))]),
+    ("README.md", "the rule chose λ {} for every kind (amp's term {}% of the eps loss)",
+     [(AUDIO_CHOICE, ("chosen", k, "lambda")) for k in ("amp",)] + [_audio_term_share(1e-5)]),
+    ("README.md", "1 of 60 paired tests passes p < 0.05 beyond its floor (amp's V/UV error, fast schedule, **+{}**, "
+                  "floor {}; about {} pass by chance)",
+     [(AB_AUDIO_FIG, ("__audio__", "amp", "fast", "vuv_error", f)) for f in ("diff", "floor")]
+     + [(AB_AUDIO_FIG, ("__tests__", 0.05))]),
+    ("README.md", "every variant's MR-STFT sits a little below the baseline's ({} .. {}, floor {}), carried by one "
+                  "seed whose baseline fine-tune ended high ({} against {}-{})",
+     [(AB_AUDIO_FIG, ("mr_stft_abs_diff_range", i), -1.0) for i in (0, 1)]
+     + [(AB_AUDIO_FIG, ("__audio__", "baseline", "fast", "mr_stft", "floor"))]
+     + [(AB_AUDIO_FIG, ("__aseed__", "baseline", "fast", s, "mr_stft")) for s in (1, 4, 2)]),
     ("README.md", "amp and amp_phase cut the log distance to the ground truth by **{}** and **{}** decades (baseline "
                   "{}, floor {})",
      [(TOY_FRONT_FIG, ("__front__", v, "log_distance", "diff")) for v in ("amp", "amp_phase")]
