@@ -133,7 +133,11 @@ def test_an_archived_study_resumes_on_a_fresh_clone_without_training(smoke, tmp_
     monkeypatch.setenv("SPECREG_ROOT", str(tmp_path / "clone"))
     commit_copy(pretrained_path(plan, root), "ab_audio", plan.profile)
     counts = archive(plan, root, say=lambda _: None)
-    assert counts["unfinished"] == 0 and counts["records"] == 3 and counts["runs"] > 0
+    assert counts["unfinished"] == 0 and counts["records"] == 3
+    # every screen run (one result, fast) and evaluation run (two results: fast and full schedule)
+    stages = ab_status(plan, root)["stages"]
+    assert counts["runs"] == stages["screen"]["runs"] + stages["evaluate"]["runs"]
+    assert counts["results"] == stages["screen"]["runs"] + 2 * stages["evaluate"]["runs"]
     assert not list((tmp_path / "clone" / "data" / "results").rglob("*.pt"))  # metrics, not audio
     fresh = tmp_path / "fresh"
     pd.testing.assert_frame_equal(ab_table(plan, fresh), ab_table(plan, root))

@@ -261,8 +261,8 @@ def test_an_archived_front_resumes_on_a_fresh_clone_without_training(smoke_front
     clone = tmp_path / "clone"  # the checkout the archive is committed in
     monkeypatch.setenv("SPECREG_ROOT", str(clone))
     said = []
-    assert archive_front(plan, root, say=said.append) == {"runs": 11, "records": 2, "unfinished": 0}
-    assert said[0].startswith("archived 11 finished runs' metrics in data/results/checkerboard/")
+    assert archive_front(plan, root, say=said.append) == {"runs": 11, "results": 11, "records": 2, "unfinished": 0}
+    assert said[0].startswith("archived the metrics of 11 finished runs (11 results) in data/results/checkerboard/")
     archived = sorted((clone / "data/results/checkerboard").glob("*/results/*/metrics.json"))
     assert len(archived) == 1 + 2 * 2 + 3 * len(plan.eval_seeds)
     assert not list((clone / "data/results").rglob("*.pt"))  # metrics only: samples stay with the run folders

@@ -324,13 +324,15 @@ def archive_study(experiment: Experiment, root: Path, configs: list[Any], record
 
     from ...io import atomic_path
 
-    counts = {"runs": 0, "records": 0, "unfinished": 0}
+    counts = {"runs": 0, "results": 0, "records": 0, "unfinished": 0}
+    runs = set()  # a run evaluated twice (e.g. two schedules) has two results
     for cfg in configs:
         if run_state(experiment, cfg, root)[0] != "done":
             counts["unfinished"] += 1
             continue
-        archive_result(experiment, cfg, root)
-        counts["runs"] += 1
+        runs.add(archive_result(experiment, cfg, root).parent.parent)
+        counts["results"] += 1
+    counts["runs"] = len(runs)
     for path in records:
         if path.is_file():
             dst = committed_copy(path, study, profile)
@@ -338,8 +340,9 @@ def archive_study(experiment: Experiment, root: Path, configs: list[Any], record
                 with atomic_path(dst) as tmp:
                     shutil.copyfile(path, tmp)
             counts["records"] += 1
-    say(f"archived {counts['runs']} finished runs' metrics in {ARCHIVE}/{experiment.name}/ and {counts['records']} "
-        f"records in {COMMITTED}/{study}/{profile}/ ({counts['unfinished']} runs not finished); commit both")
+    say(f"archived the metrics of {counts['runs']} finished runs ({counts['results']} results) in "
+        f"{ARCHIVE}/{experiment.name}/ and {counts['records']} records in {COMMITTED}/{study}/{profile}/ "
+        f"({counts['unfinished']} results not finished); commit both")
     return counts
 
 
