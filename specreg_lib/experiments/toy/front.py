@@ -86,7 +86,10 @@ class FrontPlan:
     peers: tuple[str, ...] = PEERS
     strengths: tuple[float, ...] = (0.1, 1.0)  # ||grad w L_S|| / ||grad L_diff|| at lambda; rho -> lambda
     screen_seed: int = 0
-    eval_seeds: tuple[int, ...] = (1, 2, 3)
+    eval_seeds: tuple[int, ...] = (1, 2, 3)  # the registered evaluation seeds: the front's result
+    # seeds added after the registered result was written, trained by the evaluate stage after the registered ones and
+    # reported beside it, never instead of it (front_table(extension=True); docs/ab_images.md, Toy front)
+    extension_seeds: tuple[int, ...] = ()
     calibration_batches: int = 8  # training batches the gradient ratio is averaged over
 
     def __post_init__(self) -> None:
@@ -96,6 +99,10 @@ class FrontPlan:
         if not self.eval_seeds or self.screen_seed in self.eval_seeds:
             raise FrontError(f"eval_seeds {self.eval_seeds} must be non-empty and exclude the screening seed "
                              f"{self.screen_seed}: a lambda is never scored on the seed that chose it")
+        if {self.screen_seed, *self.eval_seeds} & set(self.extension_seeds) or \
+                len(set(self.extension_seeds)) != len(self.extension_seeds):
+            raise FrontError(f"extension_seeds {self.extension_seeds} must be distinct and apart from the screening "
+                             f"seed {self.screen_seed} and the eval_seeds {self.eval_seeds}")
         if self.calibration_batches < 1:
             raise FrontError(f"calibration_batches must be >= 1, got {self.calibration_batches}")
 
@@ -114,7 +121,8 @@ _CPU = {"data.size": 32, "model.base_channels": 64, "train.steps": 6000, "train.
 _SMOKE = {"data.size": 32, "train.steps": 10, "threads": 1}
 PLANS = {
     "smoke": FrontPlan("smoke", "smoke", tuple(_SMOKE.items()), eval_seeds=(1, 2), calibration_batches=1),
-    "cpu": FrontPlan("cpu", "cpu", tuple(_CPU.items()), strengths=(0.01, 0.05, 0.2, 1.0)),
+    # seeds 4-5: added 2026-12-04, after the registered 3-seed result (every test there had 2 degrees of freedom)
+    "cpu": FrontPlan("cpu", "cpu", tuple(_CPU.items()), strengths=(0.01, 0.05, 0.2, 1.0), extension_seeds=(4, 5)),
 }
 
 
@@ -134,7 +142,15 @@ def study_dir(plan: FrontPlan, root: str | Path) -> Path:
 
 
 def plan_hash(plan: FrontPlan) -> str:
-    return config_hash(dataclasses.asdict(plan))
+    """The key of the front's records (calibration, choice): every plan field but the evaluation seeds, which no
+    record depends on, so adding evaluation seeds keeps the choice committed before they ran."""
+    return config_hash({k: v for k, v in dataclasses.asdict(plan).items()
+                        if k not in ("eval_seeds", "extension_seeds")})
+
+
+def evaluation_seeds(plan: FrontPlan, extension: bool = True) -> tuple[int, ...]:
+    """The registered evaluation seeds, then (``extension``) the seeds added after their result."""
+    return (*plan.eval_seeds, *(plan.extension_seeds if extension else ()))
 
 
 def run_config(plan: FrontPlan, variant: str, lambda_spec: float | None, seed: int) -> ToyConfig:
@@ -257,11 +273,11 @@ def choice(plan: FrontPlan, root: Path, write: bool = True, lambdas: Mapping[str
     return record
 
 
-def eval_configs(plan: FrontPlan, record: Mapping[str, Any]) -> list[tuple[str, ToyConfig]]:
-    """(variant, config) of the evaluation runs at the chosen lambdas; seeds outermost, so a partial stage already
-    holds complete pairs."""
+def eval_configs(plan: FrontPlan, record: Mapping[str, Any], extension: bool = True) -> list[tuple[str, ToyConfig]]:
+    """(variant, config) of the evaluation runs at the chosen lambdas (``extension``: the extension seeds' too);
+    seeds outermost, registered first, so a partial stage already holds complete pairs."""
     return [(v, run_config(plan, v, None if v == BASELINE else record["chosen"][v]["lambda"], s))
-            for s in plan.eval_seeds for v in (BASELINE, *plan.variants)]
+            for s in evaluation_seeds(plan, extension) for v in (BASELINE, *plan.variants)]
 
 
 def _timing(cfg: ToyConfig, res: RunResult) -> dict[str, Any]:
@@ -311,7 +327,7 @@ def front_status(plan: FrontPlan, root: str | Path) -> dict[str, Any]:
     steps = run_config(plan, BASELINE, None, plan.screen_seed).train.steps
     lambdas = calibrate(plan, root, write=False)["lambdas"]
     record = choice(plan, root, write=False, lambdas=lambdas)
-    n_eval = len(plan.eval_seeds) * (1 + len(plan.variants))
+    n_eval = len(evaluation_seeds(plan)) * (1 + len(plan.variants))
     evals = [c for _, c in eval_configs(plan, record)] if record else []
     pending = 0 if record else n_eval
 
@@ -346,11 +362,13 @@ def format_front_status(status: Mapping[str, Any]) -> str:
 # -- table and figure (read only) ---------------------------------------------------------------------------------
 
 
-def _eval_values(plan: FrontPlan, root: Path) -> tuple[dict[str, dict[int, dict[str, float]]], Any]:
-    """variant -> seed -> metrics of the finished evaluation runs, and the choice record (or None)."""
+def _eval_values(plan: FrontPlan, root: Path, extension: bool = False
+                 ) -> tuple[dict[str, dict[int, dict[str, float]]], Any]:
+    """variant -> seed -> metrics of the finished evaluation runs (the registered seeds; ``extension``: all), and the
+    choice record (or None)."""
     record = choice(plan, root, write=False)
     values: dict[str, dict[int, dict[str, float]]] = {}
-    for v, cfg in eval_configs(plan, record) if record else []:
+    for v, cfg in eval_configs(plan, record, extension) if record else []:
         m = _metrics(plan, cfg, root)
         if m is not None:  # a diverged run enters as +-inf: its mean and difference say so
             values.setdefault(v, {})[cfg.train.seed] = {k: float(m[k]) for k in METRICS}
@@ -375,14 +393,15 @@ def front_floors(plan: FrontPlan, baseline_valid: float | None) -> dict[str, flo
     return floors
 
 
-def front_table(plan: FrontPlan, root: str | Path, alpha: float = 0.05) -> Any:
-    """One row per (variant, metric) of the evaluation seeds: the chosen lambda and strength, the mean over seeds
+def front_table(plan: FrontPlan, root: str | Path, alpha: float = 0.05, extension: bool = False) -> Any:
+    """One row per (variant, metric) of the registered evaluation seeds (``extension``: with the extension seeds,
+    the registered ones included): the chosen lambda and strength, the mean over seeds
     with its SE, the paired difference to the baseline of the same seed with its SE and p (``core.compare``), the
     metric's floor (:func:`front_floors`, at the baseline's mean valid fraction) and whether the difference is an
     effect (``core.compare.detected``: p < alpha and beyond the floor)."""
     import pandas as pd
 
-    values, record = _eval_values(plan, Path(root))
+    values, record = _eval_values(plan, Path(root), extension)
     long = compare(values, METRICS, TOY_GLOSSARY, reference=BASELINE, alpha=alpha)
     base = long[(long["row"] == BASELINE) & (long["metric"] == "valid_fraction")]
     floors = front_floors(plan, float(base["mean"].iloc[0]) if len(base) else None) if len(long) else {}
