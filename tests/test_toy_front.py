@@ -27,6 +27,7 @@ from specreg_lib.experiments.toy.front import (
     choose,
     eval_configs,
     front_figure,
+    extension_sentences,
     front_plan,
     front_sentences,
     front_status,
@@ -106,6 +107,20 @@ def test_plan_refuses_scoring_on_the_screening_seed() -> None:
         front_plan("paper")
 
 
+def test_extension_seeds_are_apart_and_leave_the_records_key_alone() -> None:
+    """Extension seeds must differ from the screening and registered seeds; no record depends on evaluation seeds,
+    so the records' key (plan_hash) ignores them, and nothing else."""
+    from specreg_lib.experiments.toy.front import plan_hash
+
+    for bad in ((0,), (2,), (4, 4)):
+        with pytest.raises(FrontError, match="extension_seeds"):
+            front_plan("smoke", extension_seeds=bad)
+    plan = front_plan("smoke")
+    assert plan_hash(front_plan("smoke", eval_seeds=(1,), extension_seeds=(2, 3))) == plan_hash(plan)
+    assert plan_hash(front_plan("smoke", screen_seed=7)) != plan_hash(plan)
+    assert plan_hash(front_plan("smoke", calibration_batches=2)) != plan_hash(plan)
+
+
 def test_cpu_plan_leaves_the_checkerboard_profiles_alone() -> None:
     """The front's runs are overrides: the checkerboard cpu baseline keeps its hash; the front's is another."""
     plan = front_plan("cpu")
@@ -114,7 +129,7 @@ def test_cpu_plan_leaves_the_checkerboard_profiles_alone() -> None:
     assert own.data.size == 64 and front.data.size == 32 and front.threads == 1
     assert CHECKERBOARD.run_hash(own) != CHECKERBOARD.run_hash(front)
     n_runs = 1 + len(plan.variants) * len(plan.strengths) + len(plan.eval_seeds) * (1 + len(plan.variants))
-    assert n_runs == 60
+    assert n_runs == 60 and plan.extension_seeds == (4, 5)  # the registered front, then 18 extension runs
 
 
 def test_every_kind_and_peer_runs_in_the_toy_loss(tmp_path) -> None:
@@ -192,6 +207,44 @@ def test_smoke_front_table_pairs_each_seed_with_its_baseline(smoke_front) -> Non
                 assert row["p"] == pytest.approx(1 - 2 / math.pi * math.atan(abs(t)), rel=1e-6)
             assert row["effect"] == (row["p"] < 0.05 and abs(row["diff"]) > row["floor"]) if metric != \
                 "binariness" else not row["effect"]
+
+
+def test_an_extension_seed_is_tabled_beside_the_registered_ones_never_instead(smoke_front) -> None:
+    """The smoke front's seeds 1 and 2 read as registered seed 1 plus extension seed 2 (same records, same runs):
+    the registered table is seed 1 alone, the extended one is the full front's table, and status counts both."""
+    import pandas as pd
+
+    plan, root = smoke_front
+    split = front_plan("smoke", kinds=plan.kinds, peers=plan.peers, eval_seeds=(1,), extension_seeds=(2,))
+    registered, extended = front_table(split, root), front_table(split, root, extension=True)
+    assert set(registered["seeds"]) == {1} and set(extended["seeds"]) == {2}
+    pd.testing.assert_frame_equal(extended, front_table(plan, root))
+    assert front_status(split, root)["stages"]["evaluate"]["evaluations_done"] == 2 * (1 + len(plan.variants))
+    assert extension_sentences(registered, registered) == (
+        "No extension seed has finished yet: the registered table is all there is.")
+
+
+def test_extension_sentences_follow_the_rule() -> None:
+    """Hand-made tables: a registered effect holds when it is an effect over all seeds with the same sign; one that
+    loses p, the floor or its sign does not hold; an effect only over all seeds is named as such."""
+    import pandas as pd
+
+    def r(variant, metric, diff, p, seeds, floor=0.01):
+        return {"variant": variant, "metric": metric, "seeds": seeds, "diff": diff, "diff_se": 0.01, "p": p,
+                "floor": floor, "effect": variant != BASELINE and p < 0.05 and abs(diff) > floor}
+
+    registered = pd.DataFrame([r(BASELINE, "log_distance", math.nan, math.nan, 3),
+                               r("amp", "log_distance", -0.3, 0.01, 3), r("haar", "log_distance", -0.2, 0.02, 3),
+                               r("facl", "log_distance", 0.3, 0.03, 3), r("focal_freq", "log_distance", -0.1, 0.2, 3)])
+    extended = pd.DataFrame([r(BASELINE, "log_distance", math.nan, math.nan, 5),
+                             r("amp", "log_distance", -0.25, 0.001, 5), r("haar", "log_distance", -0.2, 0.09, 5),
+                             r("facl", "log_distance", -0.3, 0.01, 5), r("focal_freq", "log_distance", -0.1, 0.01, 5)])
+    assert extension_sentences(registered, extended).splitlines() == [
+        "amp log_distance: holds over 5 seeds (Δ -0.25 ± 0.01, p = 0.001; registered Δ -0.3, p = 0.01).",
+        "haar log_distance: does not hold over 5 seeds (Δ -0.2 ± 0.01, p = 0.09; registered Δ -0.2, p = 0.02).",
+        "facl log_distance: does not hold over 5 seeds (Δ -0.3 ± 0.01, p = 0.01; registered Δ +0.3, p = 0.03).",
+        "focal_freq log_distance: an effect only over 5 seeds (Δ -0.1 ± 0.01, p = 0.01), not in the registered "
+        "result."]
 
 
 def test_front_table_floors_are_the_data_draw_and_the_binomial_floor(smoke_front) -> None:

@@ -453,6 +453,33 @@ def front_sentences(table: Any, alpha: float = 0.05) -> str:
     return "\n".join(lines)
 
 
+def extension_sentences(registered: Any, extended: Any) -> str:
+    """The extension rule (docs/ab_images.md, Toy front): per variant and metric that is an effect over the
+    registered seeds, whether it holds over all seeds (an effect there with the same sign), and the effects that
+    appear only over all seeds; from two :func:`front_table` tables (the registered and ``extension=True``)."""
+    if not len(extended) or int(extended["seeds"].max()) <= int(registered["seeds"].max() if len(registered) else 0):
+        return "No extension seed has finished yet: the registered table is all there is."
+    rows = {(r["variant"], r["metric"]): r for r in extended.to_dict("records") if r["variant"] != BASELINE}
+    lines = []
+    for r in registered.to_dict("records"):
+        if r["variant"] == BASELINE or not r["effect"]:
+            continue
+        e = rows.get((r["variant"], r["metric"]))
+        if e is None:
+            lines.append(f"{r['variant']} {r['metric']}: no row over all seeds (a run missing or diverged).")
+            continue
+        holds = e["effect"] and math.copysign(1, e["diff"]) == math.copysign(1, r["diff"])
+        lines.append(f"{r['variant']} {r['metric']}: {'holds' if holds else 'does not hold'} over {int(e['seeds'])} "
+                     f"seeds (Δ {e['diff']:+.2g} ± {e['diff_se']:.2g}, p = {e['p']:.2g}; registered Δ "
+                     f"{r['diff']:+.2g}, p = {r['p']:.2g}).")
+    was = {(r["variant"], r["metric"]) for r in registered.to_dict("records") if r["effect"]}
+    for key, e in rows.items():
+        if e["effect"] and key not in was:
+            lines.append(f"{key[0]} {key[1]}: an effect only over {int(e['seeds'])} seeds (Δ {e['diff']:+.2g} ± "
+                         f"{e['diff_se']:.2g}, p = {e['p']:.2g}), not in the registered result.")
+    return "\n".join(lines) if lines else "The registered table has no effect to re-read, and all seeds add none."
+
+
 def calibration_table(plan: FrontPlan, root: str | Path) -> Any:
     """One row per kind and peer: r, the strength of lambda 1 (||grad w L_S|| / ||grad L_diff|| at the seed-0 initial
     net), and the lambda of each screened strength rho (calibration.json, or the committed copy; computed in memory
