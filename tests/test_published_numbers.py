@@ -74,9 +74,10 @@ def _value(file: str, path: tuple, scale: float = 1.0) -> float:
         rows = [r for r in node["screen"] if (r["variant"], r["lambda"]) == (variant, lam)]
         assert len(rows) == 1, f"{file}: {len(rows)} screen rows for {variant} at lambda {lam}"
         return float(rows[0][metric]) * scale
-    if path[0] == "__front__":  # (variant, metric, field) of notebook 12's toy-front records
+    if path[0] in ("__front__", "__front5__"):  # (variant, metric, field) of notebook 12's registered / all-seed table
         _, variant, metric, field = path
-        rows = [r for r in node["toy_front"] if (r["variant"], r["metric"]) == (variant, metric)]
+        table = node["toy_front" if path[0] == "__front__" else "toy_front_extension"]
+        rows = [r for r in table if (r["variant"], r["metric"]) == (variant, metric)]
         assert len(rows) == 1, f"{file}: {len(rows)} toy-front rows for {variant} / {metric}"
         return float(rows[0][field]) * scale
     if path[0] == "__audio__":  # (variant, schedule, metric, field) of notebook 11's table records
@@ -237,30 +238,32 @@ def _ablation_rows() -> list[tuple[str, str, list[tuple]]]:
 FRONT_COLUMNS = ("log_distance", "valid_fraction", "binariness")
 
 
-def _front_rows() -> list[tuple[str, str, list[tuple]]]:
-    """docs/ab_images.md's toy-front table: the baseline's means, per kind and peer its rho, lambda and per column
-    "paired difference ± SE (p P)" (``*`` where the table's ``effect``), and the floors' row, all from notebook 12's
-    committed cpu metrics; nothing while the front's evaluation is incomplete there."""
+def _front_rows(key: str = "toy_front", doc: str = "docs/ab_images.md#### Toy front", seeds: int = 3
+                ) -> list[tuple[str, str, list[tuple]]]:
+    """docs/ab_images.md's toy-front table (``key``: the registered "toy_front", or "toy_front_extension" over every
+    seed, in the section ``doc``): the baseline's means, per kind and peer its rho, lambda and per column "paired
+    difference ± SE (p P)" (``*`` where the table's ``effect``), and the floors' row, all from notebook 12's committed
+    cpu metrics; nothing while fewer than ``seeds`` seeds are in the table there."""
     path = ROOT / TOY_FRONT_FIG
     if not path.is_file():
         return []
-    records = json.loads(path.read_text()).get("toy_front") or []
-    if not records or any(r["seeds"] < 3 for r in records):
+    records = json.loads(path.read_text()).get(key) or []
+    if not records or any(r["seeds"] < seeds for r in records):
         return []
-    doc = "docs/ab_images.md#### Toy front"
+    tag = "__front__" if key == "toy_front" else "__front5__"
     claims = []
     for variant in dict.fromkeys(r["variant"] for r in records):
         rec = {r["metric"]: r for r in records if r["variant"] == variant}
         if variant == "baseline":
             cells = " | ".join("{}" for _ in FRONT_COLUMNS)
             claims.append((doc, f"| baseline | | | {cells} |",
-                           [(TOY_FRONT_FIG, ("__front__", variant, m, "mean")) for m in FRONT_COLUMNS]))
+                           [(TOY_FRONT_FIG, (tag, variant, m, "mean")) for m in FRONT_COLUMNS]))
             claims.append((doc, "| noise floor | | | {} | {} | none |",
-                           [(TOY_FRONT_FIG, ("__front__", variant, m, "floor")) for m in FRONT_COLUMNS[:2]]))
+                           [(TOY_FRONT_FIG, (tag, variant, m, "floor")) for m in FRONT_COLUMNS[:2]]))
             continue
         cells = " | ".join("{} ± {} (p {})" + ("*" if rec[m]["effect"] else "") for m in FRONT_COLUMNS)
-        src = [(TOY_FRONT_FIG, ("__front__", variant, "log_distance", f)) for f in ("strength", "lambda")]
-        src += [(TOY_FRONT_FIG, ("__front__", variant, m, f)) for m in FRONT_COLUMNS for f in ("diff", "diff_se", "p")]
+        src = [(TOY_FRONT_FIG, (tag, variant, "log_distance", f)) for f in ("strength", "lambda")]
+        src += [(TOY_FRONT_FIG, (tag, variant, m, f)) for m in FRONT_COLUMNS for f in ("diff", "diff_se", "p")]
         claims.append((doc, f"| {variant} | {{}} | {{}} | {cells} |", src))
     return claims
 
@@ -348,6 +351,7 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
     *_ab_images_rows("dead_leaves"),
     *_ablation_rows(),
     *_front_rows(),
+    *_front_rows("toy_front_extension", "docs/ab_images.md##### Extension: seeds 4 and 5", 5),
     *_audio_rows(),
     ("docs/ab_audio.md#### Complete", "NDB/K is not in the table: no variant's mean moved\nby more than one of its K = "
                                       "10 bins (baseline {} fast, {} full; floor {}).",
