@@ -222,6 +222,21 @@ def test_an_extension_seed_is_tabled_beside_the_registered_ones_never_instead(sm
     assert front_status(split, root)["stages"]["evaluate"]["evaluations_done"] == 2 * (1 + len(plan.variants))
     assert extension_sentences(registered, registered) == (
         "No extension seed has finished yet: the registered table is all there is.")
+    # the figure: registered means filled, all-seed means hollow beside them, one marker per variant each
+    drawn = {"filled": {}, "hollow": {}}
+    for bar in front_figure(split, root).axes[0].containers:
+        line = bar.lines[0]
+        kind = "hollow" if line.get_markerfacecolor() == "none" else "filled"
+        drawn[kind][(float(line.get_xdata()[0]), float(line.get_ydata()[0]))] = bar.get_label()
+    for kind, rows in (("filled", registered), ("hollow", extended)):
+        by = rows.set_index(["variant", "metric"])["mean"]
+        want = {(float(by[(v, "log_distance")]), float(by[(v, "valid_fraction")])) for v in rows["variant"].unique()}
+        assert set(drawn[kind]) == want, kind
+    assert "seeds 1,2 mean ± SE (extension)" in drawn["hollow"].values()
+    assert "seeds 1 mean ± SE" in drawn["filled"].values()
+    unfinished = front_plan("smoke", kinds=plan.kinds, peers=plan.peers, eval_seeds=(1,), extension_seeds=(2, 3))
+    assert all(b.lines[0].get_markerfacecolor() != "none"  # seed 3 never ran: no hollow point is drawn
+               for b in front_figure(unfinished, root).axes[0].containers)
 
 
 def test_extension_sentences_follow_the_rule() -> None:

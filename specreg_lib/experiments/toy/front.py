@@ -514,12 +514,17 @@ def front_headline(table: Any, alpha: float = 0.05) -> tuple[dict[str, float], d
 
 def front_figure(plan: FrontPlan, root: str | Path) -> Any:
     """log_distance (x) against valid_fraction (y): one line per kind/peer across its seed-0 lambdas (each point
-    labelled with its lambda), the seed-0 baseline as a star, and the evaluation seeds' means +- SE at the chosen
-    points (squares; the baseline's in black)."""
+    labelled with its lambda), the seed-0 baseline as a star, and the registered evaluation seeds' means +- SE at
+    the chosen points (squares; the baseline's in black); once every extension seed has finished, the means over all
+    evaluation seeds beside them (hollow squares, never in their place)."""
     import matplotlib.pyplot as plt
 
     root = Path(root)
     screen, table = screen_points(plan, root), front_table(plan, root)
+    every = evaluation_seeds(plan)
+    extended = front_table(plan, root, extension=True) if plan.extension_seeds else table.iloc[:0]
+    if len(extended) and (extended["seeds"] < len(every)).any():
+        extended = extended.iloc[:0]  # a partial extension is the notebook's table to show, not a point to draw
     fig, ax = plt.subplots(figsize=(8, 6))
     colours = plt.get_cmap("tab10")
     for i, v in enumerate(plan.variants):
@@ -533,21 +538,25 @@ def front_figure(plan: FrontPlan, root: str | Path) -> Any:
     if (BASELINE, None) in screen:
         b = screen[(BASELINE, None)]
         ax.plot(b["log_distance"], b["valid_fraction"], "k*", ms=12, label="baseline (seed 0)")
-    by = {(r["variant"], r["metric"]): r for r in table.to_dict("records")}
-    for i, v in enumerate((BASELINE, *plan.variants)):
-        if (v, "log_distance") not in by:
-            continue
-        x, y = by[(v, "log_distance")], by[(v, "valid_fraction")]
-        if not (math.isfinite(x["mean"]) and math.isfinite(y["mean"])):
-            continue  # a diverged seed: the table says so
-        ax.errorbar(x["mean"], y["mean"], xerr=_bar(x["se"]), yerr=_bar(y["se"]), fmt="s", ms=7, capsize=3,
-                    color="k" if v == BASELINE else colours(i - 1), mec="k",
-                    label=f"seeds {','.join(map(str, plan.eval_seeds))} mean ± SE" if v == BASELINE else None)
+    for rows, seeds, hollow in ((table, plan.eval_seeds, False), (extended, every, True)):
+        by = {(r["variant"], r["metric"]): r for r in rows.to_dict("records")}
+        for i, v in enumerate((BASELINE, *plan.variants)):
+            if (v, "log_distance") not in by:
+                continue
+            x, y = by[(v, "log_distance")], by[(v, "valid_fraction")]
+            if not (math.isfinite(x["mean"]) and math.isfinite(y["mean"])):
+                continue  # a diverged seed: the table says so
+            colour = "k" if v == BASELINE else colours(i - 1)
+            label = f"seeds {','.join(map(str, seeds))} mean ± SE" + (" (extension)" if hollow else "")
+            ax.errorbar(x["mean"], y["mean"], xerr=_bar(x["se"]), yerr=_bar(y["se"]), fmt="s", ms=7, capsize=3,
+                        color=colour, mec=colour if hollow else "k", mfc="none" if hollow else colour,
+                        alpha=0.8 if hollow else 1.0, label=label if v == BASELINE else None)
     ax.set_xlabel("spectral log distance to the ground truth (decades, lower is better)")
     ax.set_ylabel("valid checkerboard fraction (higher is better)")
     note = "" if plan.profile != "smoke" else "\nsmoke: a tiny net trained 10 steps shows the pipeline, not the effect"
+    ext = "; hollow: over every seed" if len(extended) else ""
     ax.set_title(f"toy front ({plan.profile}): lines = seed-0 screen across lambda (labelled); squares = chosen "
-                 f"points{note}", fontsize=9)
+                 f"points{ext}{note}", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
