@@ -4,6 +4,7 @@ evaluation seeds -> paired table, status, figure) checked against the run folder
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -26,6 +27,7 @@ from specreg_lib.experiments.toy.front import (
     calibrate,
     choose,
     eval_configs,
+    evaluation_seeds,
     extension_sentences,
     front_figure,
     front_plan,
@@ -130,6 +132,36 @@ def test_cpu_plan_leaves_the_checkerboard_profiles_alone() -> None:
     assert CHECKERBOARD.run_hash(own) != CHECKERBOARD.run_hash(front)
     n_runs = 1 + len(plan.variants) * len(plan.strengths) + len(plan.eval_seeds) * (1 + len(plan.variants))
     assert n_runs == 60 and plan.extension_seeds == (4, 5)  # the registered front, then 18 extension runs
+
+
+def test_cpu_strong_plan_reuses_the_fronts_runs_and_only_adds_strengths(tmp_path) -> None:
+    """The follow-up above rho 1 (docs/ab_images.md, Above ρ 1): the cpu front's net, training and seeds, so its
+    baseline and rho-1 runs are the front's own run folders; the calibration's ratio depends on the kind, never on
+    the strengths or on which other kinds are screened, so rho 1 gives the committed lambdas."""
+    import argparse
+
+    from specreg_lib.experiments.toy.front import add_arguments
+
+    cpu, strong = front_plan("cpu"), front_plan("cpu_strong")
+    assert strong.kinds == ("amp", "amp_phase") and strong.peers == () and 1.0 in strong.strengths
+    assert max(strong.strengths) > max(cpu.strengths)
+    assert set(evaluation_seeds(strong)) == set(evaluation_seeds(cpu)) and strong.screen_seed == cpu.screen_seed
+    for seed in (cpu.screen_seed, *evaluation_seeds(cpu)):
+        assert CHECKERBOARD.run_hash(run_config(strong, BASELINE, None, seed)) == \
+            CHECKERBOARD.run_hash(run_config(cpu, BASELINE, None, seed))
+        assert CHECKERBOARD.run_hash(run_config(strong, "amp", 5.8, seed)) == \
+            CHECKERBOARD.run_hash(run_config(cpu, "amp", 5.8, seed))
+    smoke = front_plan("smoke", kinds=("amp", "amp_phase"), peers=())
+    one = calibrate(dataclasses.replace(smoke, kinds=("amp_phase",), strengths=(1.0, 3.0)), tmp_path, write=False)
+    both = calibrate(smoke, tmp_path, write=False)
+    assert one["grad_ratio"]["amp_phase"] == both["grad_ratio"]["amp_phase"]
+    assert one["lambdas"]["amp_phase"][0] == both["lambdas"]["amp_phase"][smoke.strengths.index(1.0)]
+    assert one["lambdas"]["amp_phase"][1] == float(f"{3 / both['grad_ratio']['amp_phase']:.2g}")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--profile", "cpu_strong"]).profile == "cpu_strong"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--profile", "cpu_stronger"])
 
 
 def test_every_kind_and_peer_runs_in_the_toy_loss(tmp_path) -> None:

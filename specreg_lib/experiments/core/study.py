@@ -165,11 +165,15 @@ def run_stages(stages: Mapping[str, Callable[[], Any]], stage: str) -> list[Any]
     return out
 
 
-def add_study_arguments(p: Any, doc: str, stages: tuple[str, ...], archive: bool = True) -> None:
+def add_study_arguments(p: Any, doc: str, stages: tuple[str, ...], archive: bool = True,
+                        profiles: Mapping[str, str] | None = None) -> None:
     """The options every study door has: --profile, --stage, --root, --status, --dry-run, --json, and --archive
-    where the study's tables need only its runs' metrics (``archive``)."""
-    p.add_argument("--profile", default="smoke", choices=("smoke", "cpu"),
-                   help=f"smoke: a tiny net, a few steps per stage, seconds; cpu: the study ({doc})")
+    where the study's tables need only its runs' metrics (``archive``); ``profiles``: a study's plans beyond smoke and
+    cpu, name -> what it is."""
+    extra = dict(profiles or {})
+    p.add_argument("--profile", default="smoke", choices=("smoke", "cpu", *extra),
+                   help=f"smoke: a tiny net, a few steps per stage, seconds; cpu: the study ({doc})"
+                        + "".join(f"; {name}: {what}" for name, what in extra.items()))
     p.add_argument("--stage", default="all", choices=(*stages, "all"), help="run one stage, or all in order")
     p.add_argument("--root", default="checkpoints",
                    help="run folders and the study's files (relative: from the repository root)")

@@ -123,7 +123,13 @@ PLANS = {
     "smoke": FrontPlan("smoke", "smoke", tuple(_SMOKE.items()), eval_seeds=(1, 2), calibration_batches=1),
     # seeds 4-5: added 2026-12-04, after the registered 3-seed result (every test there had 2 degrees of freedom)
     "cpu": FrontPlan("cpu", "cpu", tuple(_CPU.items()), strengths=(0.01, 0.05, 0.2, 1.0), extension_seeds=(4, 5)),
+    # above rho 1, a follow-up registered 2026-12-04 (docs/ab_images.md, "Above ρ 1"): the rule chose cpu's top
+    # strength for amp and amp_phase. Same net, overrides and seed-0 calibration as cpu, so its rho-1 runs and the
+    # baseline's are cpu's own run folders (same configs), reused, and only rho 3 and 10 train anew.
+    "cpu_strong": FrontPlan("cpu_strong", "cpu", tuple(_CPU.items()), kinds=("amp", "amp_phase"), peers=(),
+                            strengths=(1.0, 3.0, 10.0), eval_seeds=(1, 2, 3, 4, 5)),
 }
+PROFILES = {"cpu_strong": "amp and amp_phase screened above rho 1 (1, 3, 10), docs/ab_images.md, Above ρ 1"}
 
 
 def front_plan(profile: str, **changes: Any) -> FrontPlan:
@@ -583,7 +589,7 @@ def _bar(se: float) -> float | None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The front's options: those of every study door (``core.study.add_study_arguments``)."""
-    add_study_arguments(p, "docs/ab_images.md, Toy front", STAGES)
+    add_study_arguments(p, "docs/ab_images.md, Toy front", STAGES, profiles=PROFILES)
 
 
 def execute(args: argparse.Namespace) -> int:
