@@ -23,8 +23,10 @@ from specreg_lib.experiments.toy.front import (
     PEERS,
     RULE,
     FrontError,
+    above_sentences,
     archive_front,
     calibrate,
+    choice,
     choose,
     eval_configs,
     evaluation_seeds,
@@ -292,6 +294,82 @@ def test_extension_sentences_follow_the_rule() -> None:
         "facl log_distance: does not hold over 5 seeds (Δ -0.3 ± 0.01, p = 0.01; registered Δ +0.3, p = 0.03).",
         "focal_freq log_distance: an effect only over 5 seeds (Δ -0.1 ± 0.01, p = 0.01), not in the registered "
         "result."]
+
+
+def test_above_sentences_follow_the_registered_rule() -> None:
+    """Hand-made records (docs/ab_images.md, Above ρ 1): a kind whose stronger lambdas fail the guard stays, and
+    says so with their valid fractions; one whose stronger candidate has a higher log distance stays, and says
+    that; one where no lambda passes says so; one that moves is judged per metric against the front's row over the
+    same seeds: a gain beyond sqrt(SE^2 + SE^2) is a yes, an effect in the worse direction a cost, a smaller gain
+    none."""
+    import pandas as pd
+
+    def pt(variant, lam, ld, valid):
+        return {"variant": variant, "lambda": lam, "log_distance": ld, "valid_fraction": valid, "binariness": 0.4}
+
+    def pick(lam, strength, candidates, failed=False):
+        return {"lambda": lam, "strength": strength, "candidates": candidates, "guard_failed": failed, "limit": 0.58}
+
+    record = {"screen": [pt(BASELINE, None, 1.7, 0.48),
+                         pt("amp", 5.8, 1.1, 0.43), pt("amp", 17, 0.9, 0.2), pt("amp", 58, 0.8, 0.1),
+                         pt("haar", 0.1, 1.5, 0.6), pt("haar", 0.3, 1.6, 0.6),
+                         pt("facl", 2.0, 1.6, 0.3), pt("facl", 6.0, 1.5, 0.2),
+                         pt("amp_phase", 5.3, 1.2, 0.77), pt("amp_phase", 16, 1.0, 0.7), pt("amp_phase", 53, 1.3, 0.6),
+                         pt("pixel_l1", 3.0, 1.6, 0.9), pt("pixel_l1", 9.0, 1.5, 0.9)],
+              "chosen": {"amp": pick(5.8, 1.0, [5.8]), "haar": pick(0.1, 1.0, [0.1, 0.3]),
+                         "facl": pick(2.0, 1.0, [], failed=True), "amp_phase": pick(16, 3.0, [5.3, 16, 53]),
+                         "pixel_l1": pick(9.0, 3.0, [3.0, 9.0])}}
+
+    def row(variant, metric, diff, se, p, strength, floor=0.01):
+        return {"variant": variant, "metric": metric, "seeds": 5, "diff": diff, "diff_se": se, "p": p,
+                "strength": strength, "effect": p < 0.05 and abs(diff) > floor}
+
+    table = pd.DataFrame([row("amp_phase", "log_distance", -0.7, 0.03, 0.001, 3.0),
+                          row("amp_phase", "valid_fraction", -0.2, 0.03, 0.01, 3.0),
+                          row("pixel_l1", "log_distance", -0.15, 0.01, 0.001, 3.0),
+                          row("pixel_l1", "valid_fraction", 0.02, 0.03, 0.5, 3.0)])
+    reference = pd.DataFrame([row("amp_phase", "log_distance", -0.5, 0.02, 0.001, 1.0),
+                              row("amp_phase", "valid_fraction", 0.14, 0.034, 0.016, 1.0),
+                              row("pixel_l1", "log_distance", -0.14, 0.01, 0.001, 1.0),
+                              row("pixel_l1", "valid_fraction", 0.47, 0.034, 0.001, 1.0)])
+    assert above_sentences(record, table, reference).splitlines() == [
+        "amp: the rule stays at ρ 1 (λ 5.8; λ 17: valid_fraction 0.2, below the guard's 0.42; λ 58: valid_fraction "
+        "0.1, below the guard's 0.42): no, a stronger term is not taken on seed 0.",
+        "haar: the rule stays at ρ 1 (λ 0.1; λ 0.3: log distance 1.6, not below 1.5): no, a stronger term is not "
+        "taken on seed 0.",
+        "facl: no strength passes the guard on seed 0 (valid_fraction at least 0.42), ρ 1 included: nothing "
+        "stronger is taken.",
+        "amp_phase: the rule moves to ρ 3 (λ 16); over 5 seeds, log_distance Δ -0.7 ± 0.03 (p 0.001) against ρ 1's "
+        "-0.5 ± 0.02: yes, beyond ρ 1's by 0.2 (> 0.036); valid_fraction Δ -0.2 ± 0.03 (p 0.01) against ρ 1's "
+        "+0.14 ± 0.034: a cost.",
+        "pixel_l1: the rule moves to ρ 3 (λ 9); over 5 seeds, log_distance Δ -0.15 ± 0.01 (p 0.001) against ρ 1's "
+        "-0.14 ± 0.01: no gain over ρ 1 (by +0.01, margin 0.014); valid_fraction Δ +0.02 ± 0.03 (p 0.5) against "
+        "ρ 1's +0.47 ± 0.034: not an effect."]
+
+
+def test_above_report_reads_a_follow_up_where_it_stands(smoke_front, monkeypatch) -> None:
+    """A follow-up plan (``PLANS[<profile>_strong]``) with one strength above the smoke front's: before it runs the
+    report says what to run; after, its shared seed-0 points are the front's own runs (difference 0), its text is
+    the rule's sentences on its table against the front's, and metrics.json gets its screen, choice and table."""
+    from specreg_lib.experiments.toy import front as front_module
+
+    plan, root = smoke_front
+    strong = front_plan("smoke", kinds=plan.kinds, peers=(), strengths=(*plan.strengths, 3.0))
+    strong = dataclasses.replace(strong, profile="smoke_strong")
+    assert front_module.above_report(plan, root, front_table(plan, root))["text"].startswith("This profile has no")
+    monkeypatch.setitem(front_module.PLANS, "smoke_strong", strong)
+    before = front_module.above_report(plan, root, front_table(plan, root))
+    assert before["text"] == "The follow-up's screen is not complete: specreg toy-front --profile smoke_strong."
+    assert before["metrics"] == {} and before["status"]["stages"]["screen"]["runs_left"] == 1  # only the new rho
+    run_front(strong, root, "all", say=lambda line: None)
+    extended = front_table(plan, root)
+    report = front_module.above_report(plan, root, extended)
+    rep = report["reproduction"]
+    assert len(rep) == 3 * (1 + len(plan.strengths)) and (rep["difference"] == 0).all()  # baseline + shared lambdas
+    record = choice(strong, root, write=False)
+    assert report["text"] == above_sentences(record, front_table(strong, root), extended)
+    assert report["metrics"]["above_chosen"] == record["chosen"]
+    assert len(report["metrics"]["above_table"]) == len(front_table(strong, root))
 
 
 def test_front_table_floors_are_the_data_draw_and_the_binomial_floor(smoke_front) -> None:

@@ -486,6 +486,110 @@ def extension_sentences(registered: Any, extended: Any) -> str:
     return "\n".join(lines) if lines else "The registered table has no effect to re-read, and all seeds add none."
 
 
+def above_sentences(record: Mapping[str, Any], table: Any, reference: Any) -> str:
+    """The "Above ρ 1" rule (docs/ab_images.md): per kind of a plan that screens strengths above the front's top
+    (``record``: its choice record), whether the rule moved past the weakest strength, and why not where it did not
+    (each stronger lambda's seed-0 valid_fraction against the guard, or its log distance against the chosen one's);
+    where it moved, per metric with a floor whether the stronger point buys more: an effect in the better direction
+    whose difference beats the same kind's row of ``reference`` (the front's table over the same seeds) by more than
+    sqrt(SE^2 + SE^2) of the two rows; an effect in the worse direction is its cost. ``table``: the plan's
+    :func:`front_table`."""
+    screen = {(p["variant"], p["lambda"]): p for p in record["screen"]}
+    rows = {(r["variant"], r["metric"]): r for r in table.to_dict("records")}
+    ref = {(r["variant"], r["metric"]): r for r in reference.to_dict("records")}
+    lines = []
+    for k, c in record["chosen"].items():
+        stronger = sorted(lam for v, lam in screen if v == k and lam > c["lambda"])
+        if c["guard_failed"]:
+            lines.append(f"{k}: no strength passes the guard on seed 0 (valid_fraction at least "
+                         f"{1 - c['limit']:.3g}), ρ {c['strength']:g} included: nothing stronger is taken.")
+            continue
+        if c["lambda"] == min(lam for v, lam in screen if v == k):  # stays at the weakest (the front's top)
+            why = []
+            for lam in stronger:
+                p = screen[(k, lam)]
+                if lam in c["candidates"]:
+                    why.append(f"λ {lam:g}: log distance {p['log_distance']:.4g}, not below "
+                               f"{screen[(k, c['lambda'])]['log_distance']:.4g}")
+                else:
+                    why.append(f"λ {lam:g}: valid_fraction {p['valid_fraction']:.3g}, below the guard's "
+                               f"{1 - c['limit']:.3g}")
+            lines.append(f"{k}: the rule stays at ρ {c['strength']:g} (λ {c['lambda']:g}; {'; '.join(why)}): no, "
+                         f"a stronger term is not taken on seed 0.")
+            continue
+        said, seeds = [], None
+        for m in METRICS[:2]:  # the metrics with a floor; binariness is described, never an effect
+            new, old = rows.get((k, m)), ref.get((k, m))
+            if new is None or old is None:
+                said.append(f"{m}: no row (a run missing or diverged)")
+                continue
+            seeds = int(new["seeds"])
+            sign = -1.0 if TOY_GLOSSARY[m][1] == "lower" else 1.0
+            gain, margin = sign * (new["diff"] - old["diff"]), math.hypot(new["diff_se"], old["diff_se"])
+            if new["effect"] and sign * new["diff"] > 0 and gain > margin:
+                verdict = f"yes, beyond ρ {old['strength']:g}'s by {gain:.2g} (> {margin:.2g})"
+            elif new["effect"] and sign * new["diff"] < 0:
+                verdict = "a cost"
+            else:
+                verdict = f"no gain over ρ {old['strength']:g} (by {gain:+.2g}, margin {margin:.2g})" \
+                    if new["effect"] else "not an effect"
+            said.append(f"{m} Δ {new['diff']:+.2g} ± {new['diff_se']:.2g} (p {new['p']:.2g}) against ρ "
+                        f"{old['strength']:g}'s {old['diff']:+.2g} ± {old['diff_se']:.2g}: {verdict}")
+        lines.append(f"{k}: the rule moves to ρ {c['strength']:g} (λ {c['lambda']:g}); over "
+                     f"{seeds if seeds is not None else 'its'} seeds, {'; '.join(said)}.")
+    return "\n".join(lines)
+
+
+def above_report(plan: FrontPlan, root: str | Path, extended: Any) -> dict[str, Any]:
+    """Notebook 12's "Above ρ 1" section for ``plan`` (its front): the follow-up plan ``PLANS[<profile>_strong]``
+    read where it stands. Returns {"text": the rule's sentences or what is left to run, "status": the follow-up's
+    status (None without one), "reproduction" (:func:`screen_reproduction` against the front's committed choice),
+    "screen", "table" (DataFrames, None until their stage is complete) and "metrics": the keys metrics.json gets}.
+    ``extended``: the front's :func:`front_table` over every seed (the reference rows)."""
+    import pandas as pd
+
+    strong = PLANS.get(f"{plan.profile}_strong")
+    out: dict[str, Any] = {"status": None, "reproduction": None, "screen": None, "table": None, "metrics": {}}
+    if strong is None:
+        return out | {"text": "This profile has no follow-up above the front's top strength."}
+    root = Path(root)
+    out["status"] = front_status(strong, root)
+    record = choice(strong, root, write=False)
+    if record is None:
+        return out | {"text": f"The follow-up's screen is not complete: specreg toy-front --profile {strong.profile}."}
+    out["reproduction"] = screen_reproduction(record, choice(plan, root, write=False) or {"screen": []})
+    out["screen"] = pd.DataFrame(record["screen"])
+    out["metrics"] = {"above_screen": record["screen"], "above_chosen": record["chosen"],
+                      "above_reproduction": json.loads(out["reproduction"].to_json(orient="records"))}
+    evaluation = out["status"]["stages"]["evaluate"]
+    if evaluation["evaluations_done"] < evaluation["evaluations"]:
+        return out | {"text": f"The follow-up's evaluation is not complete ({evaluation['evaluations_done']} of "
+                              f"{evaluation['evaluations']}): specreg toy-front --profile {strong.profile}."}
+    out["table"] = front_table(strong, root)
+    out["metrics"]["above_table"] = json.loads(out["table"].to_json(orient="records"))
+    return out | {"text": above_sentences(record, out["table"], extended)}
+
+
+def screen_reproduction(record: Mapping[str, Any], committed: Mapping[str, Any]) -> Any:
+    """The seed-0 points two choice records share (same variant and lambda: the same run config), one row per point
+    and metric with both values and their difference: whether a screening run trained again reproduces the
+    committed one."""
+    import pandas as pd
+
+    theirs = {(p["variant"], p["lambda"]): p for p in committed["screen"]}
+    rows = []
+    for p in record["screen"]:
+        q = theirs.get((p["variant"], p["lambda"]))
+        if q is None:
+            continue
+        for m in METRICS:
+            here = math.inf if p[m] is None else float(p[m])
+            there = math.inf if q[m] is None else float(q[m])
+            rows.append({"variant": p["variant"], "lambda": p["lambda"], "metric": m, "here": here,
+                         "committed": there, "difference": here - there})
+    return pd.DataFrame(rows, columns=["variant", "lambda", "metric", "here", "committed", "difference"])
+
+
 def calibration_table(plan: FrontPlan, root: str | Path) -> Any:
     """One row per kind and peer: r, the strength of lambda 1 (||grad w L_S|| / ||grad L_diff|| at the seed-0 initial
     net), and the lambda of each screened strength rho (calibration.json, or the committed copy; computed in memory
