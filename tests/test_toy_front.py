@@ -370,6 +370,10 @@ def test_above_report_reads_a_follow_up_where_it_stands(smoke_front, monkeypatch
     assert report["text"] == above_sentences(record, front_table(strong, root), extended)
     assert report["metrics"]["above_chosen"] == record["chosen"]
     assert len(report["metrics"]["above_table"]) == len(front_table(strong, root))
+    lines = {ln.get_label(): ln for ln in front_figure(plan, root).axes[0].get_lines()}
+    screened = {p["lambda"]: p for p in record["screen"] if p["variant"] == plan.kinds[0]}
+    dotted = lines[f"{plan.kinds[0]}: above the top strength"]  # from the front's top point to the follow-up's
+    assert list(dotted.get_xdata()) == [screened[lam]["log_distance"] for lam in sorted(screened)[-2:]]
 
 
 def test_front_table_floors_are_the_data_draw_and_the_binomial_floor(smoke_front) -> None:

@@ -626,7 +626,8 @@ def front_figure(plan: FrontPlan, root: str | Path) -> Any:
     """log_distance (x) against valid_fraction (y): one line per kind/peer across its seed-0 lambdas (each point
     labelled with its lambda), the seed-0 baseline as a star, and the registered evaluation seeds' means +- SE at
     the chosen points (squares; the baseline's in black); once every extension seed has finished, the means over all
-    evaluation seeds beside them (hollow squares, never in their place)."""
+    evaluation seeds beside them (hollow squares, never in their place); once the follow-up above the top strength
+    (``PLANS[<profile>_strong]``) has screened, its stronger seed-0 points as dotted lines from each kind's top."""
     import matplotlib.pyplot as plt
 
     root = Path(root)
@@ -644,6 +645,20 @@ def front_figure(plan: FrontPlan, root: str | Path) -> Any:
         x, y = [m["log_distance"] for _, m in pts], [m["valid_fraction"] for _, m in pts]
         ax.plot(x, y, "o" + ("-" if v in plan.kinds else "--"), color=colours(i), label=v, ms=4, lw=1)
         for lam, xi, yi in zip([p[0] for p in pts], x, y, strict=True):
+            ax.annotate(f"{lam:g}", (xi, yi), fontsize=6, color=colours(i), xytext=(3, 2), textcoords="offset points")
+    strong = PLANS.get(f"{plan.profile}_strong")  # the follow-up above the top strength, once its screen is done
+    above = choice(strong, root, write=False) if strong is not None and front_status(strong, root)["stages"][
+        "screen"]["runs_left"] == 0 else None
+    for i, v in enumerate(plan.variants if above else ()):
+        top = max((lam for k, lam in screen if k == v), default=None)
+        pts = sorted((p["lambda"], p) for p in above["screen"] if p["variant"] == v and p["lambda"] > top and
+                     p["log_distance"] is not None and math.isfinite(p["log_distance"]))
+        if not pts:
+            continue
+        x = [screen[(v, top)]["log_distance"], *(p["log_distance"] for _, p in pts)]
+        y = [screen[(v, top)]["valid_fraction"], *(p["valid_fraction"] for _, p in pts)]
+        ax.plot(x, y, "o:", color=colours(i), ms=4, lw=1, mfc="none", label=f"{v}: above the top strength")
+        for (lam, _), xi, yi in zip(pts, x[1:], y[1:], strict=True):
             ax.annotate(f"{lam:g}", (xi, yi), fontsize=6, color=colours(i), xytext=(3, 2), textcoords="offset points")
     if (BASELINE, None) in screen:
         b = screen[(BASELINE, None)]
@@ -664,7 +679,7 @@ def front_figure(plan: FrontPlan, root: str | Path) -> Any:
     ax.set_xlabel("spectral log distance to the ground truth (decades, lower is better)")
     ax.set_ylabel("valid checkerboard fraction (higher is better)")
     note = "" if plan.profile != "smoke" else "\nsmoke: a tiny net trained 10 steps shows the pipeline, not the effect"
-    ext = "; hollow: over every seed" if len(extended) else ""
+    ext = ("; hollow: over every seed" if len(extended) else "") + ("; dotted: the follow-up" if above else "")
     ax.set_title(f"toy front ({plan.profile}): lines = seed-0 screen across lambda (labelled); squares = chosen "
                  f"points{ext}{note}", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
