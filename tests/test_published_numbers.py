@@ -74,6 +74,8 @@ def _value(file: str, path: tuple, scale: float = 1.0) -> float:
         rows = [r for r in node["screen"] if (r["variant"], r["lambda"]) == (variant, lam)]
         assert len(rows) == 1, f"{file}: {len(rows)} screen rows for {variant} at lambda {lam}"
         return float(rows[0][metric]) * scale
+    if path[0] == "__guard__":  # the toy rule's valid_fraction limit: its record's baseline minus its floor
+        return (node["baseline"]["valid_fraction"] - node["valid_floor"]) * scale
     if path[0] in ("__front__", "__front5__"):  # (variant, metric, field) of notebook 12's registered / all-seed table
         _, variant, metric, field = path
         table = node["toy_front" if path[0] == "__front__" else "toy_front_extension"]
@@ -175,6 +177,9 @@ DL_CHOICE = f"{AB_IMAGES}/choice-dead_leaves.json"  # the rule's record of the d
 AB_IMAGES_FIG = "figures/cpu/10_ab_images/metrics.json"  # notebook 10's cpu tables (docs/ab_images.md, Results)
 TOY_FRONT_FIG = "figures/cpu/12_toy_front/metrics.json"  # notebook 12's cpu table (docs/ab_images.md, Toy front)
 TOY_FRONT_CHOICE = "data/pretrained/toy_front/cpu/choice.json"
+TOY_STRONG_CHOICE = "data/pretrained/toy_front/cpu_strong/choice.json"  # the follow-up above rho 1
+TOY_STRONG_ROWS = (("baseline", "", None), ("amp", "1", 5.8), ("amp", "3", 17.0), ("amp", "10", 58.0),
+                   ("amp_phase", "1", 5.3), ("amp_phase", "3", 16.0), ("amp_phase", "10", 53.0))
 AUDIO_CHOICE = "data/pretrained/ab_audio/cpu/choice.json"  # the audio rule's record
 AB_IMAGES_COLUMNS = ("log_distance", "train_log_distance", "feature_distance", "laplacian_error")
 AB_IMAGES_SECTIONS = {"photos": "### Photos", "dead_leaves": "### Dead leaves"}  # each stand-in's Results section
@@ -352,6 +357,14 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
     *_ablation_rows(),
     *_front_rows(),
     *_front_rows("toy_front_extension", "docs/ab_images.md##### Extension: seeds 4 and 5", 5),
+    *[("docs/ab_images.md##### Above ρ 1", f"| {v} | {rho} | {'' if lam is None else f'{lam:g}'} | {{}} | {{}} | {{}} | "
+       + ("{} / {} |" if rho in ("", "1") else "|"),
+       [(TOY_STRONG_CHOICE, ("__tscreen__", v, lam, m)) for m in ("log_distance", "valid_fraction", "binariness")]
+       + ([(TOY_FRONT_CHOICE, ("__tscreen__", v, lam, m)) for m in ("log_distance", "valid_fraction")]
+          if rho in ("", "1") else [])) for v, rho, lam in TOY_STRONG_ROWS],
+    ("docs/ab_images.md##### Above ρ 1", "valid_fraction at least {} (the re-run baseline's {} minus its floor {})",
+     [(TOY_STRONG_CHOICE, ("__guard__",)), (TOY_STRONG_CHOICE, ("baseline", "valid_fraction")),
+      (TOY_STRONG_CHOICE, ("valid_floor",))]),
     *_audio_rows(),
     ("docs/ab_audio.md#### Complete", "NDB/K is not in the table: no variant's mean moved\nby more than one of its K = "
                                       "10 bins (baseline {} fast, {} full; floor {}).",

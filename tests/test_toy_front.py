@@ -337,8 +337,8 @@ def test_above_sentences_follow_the_registered_rule() -> None:
         "0.1, below the guard's 0.42): no, a stronger term is not taken on seed 0.",
         "haar: the rule stays at ρ 1 (λ 0.1; λ 0.3: log distance 1.6, not below 1.5): no, a stronger term is not "
         "taken on seed 0.",
-        "facl: no strength passes the guard on seed 0 (valid_fraction at least 0.42), ρ 1 included: nothing "
-        "stronger is taken.",
+        "facl: no strength passes the guard on seed 0 (valid_fraction at least 0.42; λ 2: 0.3; λ 6: 0.2), ρ 1 "
+        "included: nothing stronger is taken.",
         "amp_phase: the rule moves to ρ 3 (λ 16); over 5 seeds, log_distance Δ -0.7 ± 0.03 (p 0.001) against ρ 1's "
         "-0.5 ± 0.02: yes, beyond ρ 1's by 0.2 (> 0.036); valid_fraction Δ -0.2 ± 0.03 (p 0.01) against ρ 1's "
         "+0.14 ± 0.034: a cost.",

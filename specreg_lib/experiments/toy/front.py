@@ -501,8 +501,10 @@ def above_sentences(record: Mapping[str, Any], table: Any, reference: Any) -> st
     for k, c in record["chosen"].items():
         stronger = sorted(lam for v, lam in screen if v == k and lam > c["lambda"])
         if c["guard_failed"]:
+            seen = "; ".join(f"λ {lam:g}: {screen[(k, lam)]['valid_fraction']:.3g}"
+                             for lam in sorted(lam for v, lam in screen if v == k))
             lines.append(f"{k}: no strength passes the guard on seed 0 (valid_fraction at least "
-                         f"{1 - c['limit']:.3g}), ρ {c['strength']:g} included: nothing stronger is taken.")
+                         f"{1 - c['limit']:.3g}; {seen}), ρ {c['strength']:g} included: nothing stronger is taken.")
             continue
         if c["lambda"] == min(lam for v, lam in screen if v == k):  # stays at the weakest (the front's top)
             why = []
