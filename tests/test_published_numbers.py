@@ -357,7 +357,8 @@ CLAIMS: list[tuple[str, str, list[tuple]]] = [
     *_ablation_rows(),
     *_front_rows(),
     *_front_rows("toy_front_extension", "docs/ab_images.md##### Extension: seeds 4 and 5", 5),
-    *[("docs/ab_images.md##### Above ρ 1", f"| {v} | {rho} | {'' if lam is None else f'{lam:g}'} | {{}} | {{}} | {{}} | "
+    *[("docs/ab_images.md##### Above ρ 1",
+       f"| {v} | {rho} | {'' if lam is None else f'{lam:g}'} | {{}} | {{}} | {{}} | "
        + ("{} / {} |" if rho in ("", "1") else "|"),
        [(TOY_STRONG_CHOICE, ("__tscreen__", v, lam, m)) for m in ("log_distance", "valid_fraction", "binariness")]
        + ([(TOY_FRONT_CHOICE, ("__tscreen__", v, lam, m)) for m in ("log_distance", "valid_fraction")]
