@@ -132,6 +132,11 @@ PLANS = {
 PROFILES = {"cpu_strong": "amp and amp_phase screened above rho 1 (1, 3, 10), docs/ab_images.md, Above ρ 1"}
 
 
+def follow_up(plan: FrontPlan) -> FrontPlan | None:
+    """The plan screening above ``plan``'s top strength (``PLANS["<profile>_strong"]``), or None."""
+    return PLANS.get(f"{plan.profile}_strong")
+
+
 def front_plan(profile: str, **changes: Any) -> FrontPlan:
     """The named plan (``smoke`` | ``cpu``) with ``changes`` to its fields (e.g. ``peers=()``)."""
     if profile not in PLANS:
@@ -519,13 +524,13 @@ def above_sentences(record: Mapping[str, Any], table: Any, reference: Any) -> st
             lines.append(f"{k}: the rule stays at ρ {c['strength']:g} (λ {c['lambda']:g}; {'; '.join(why)}): no, "
                          f"a stronger term is not taken on seed 0.")
             continue
-        said, seeds = [], None
+        said, seeds = [], "its"
         for m in METRICS[:2]:  # the metrics with a floor; binariness is described, never an effect
             new, old = rows.get((k, m)), ref.get((k, m))
             if new is None or old is None:
                 said.append(f"{m}: no row (a run missing or diverged)")
                 continue
-            seeds = int(new["seeds"])
+            seeds = str(int(new["seeds"]))
             sign = -1.0 if TOY_GLOSSARY[m][1] == "lower" else 1.0
             gain, margin = sign * (new["diff"] - old["diff"]), math.hypot(new["diff_se"], old["diff_se"])
             if new["effect"] and sign * new["diff"] > 0 and gain > margin:
@@ -538,7 +543,7 @@ def above_sentences(record: Mapping[str, Any], table: Any, reference: Any) -> st
             said.append(f"{m} Δ {new['diff']:+.2g} ± {new['diff_se']:.2g} (p {new['p']:.2g}) against ρ "
                         f"{old['strength']:g}'s {old['diff']:+.2g} ± {old['diff_se']:.2g}: {verdict}")
         lines.append(f"{k}: the rule moves to ρ {c['strength']:g} (λ {c['lambda']:g}); over "
-                     f"{seeds if seeds is not None else 'its'} seeds, {'; '.join(said)}.")
+                     f"{seeds} seeds, {'; '.join(said)}.")
     return "\n".join(lines)
 
 
@@ -550,7 +555,7 @@ def above_report(plan: FrontPlan, root: str | Path, extended: Any) -> dict[str, 
     ``extended``: the front's :func:`front_table` over every seed (the reference rows)."""
     import pandas as pd
 
-    strong = PLANS.get(f"{plan.profile}_strong")
+    strong = follow_up(plan)
     out: dict[str, Any] = {"status": None, "reproduction": None, "screen": None, "table": None, "metrics": {}}
     if strong is None:
         return out | {"text": "This profile has no follow-up above the front's top strength."}
@@ -646,11 +651,9 @@ def front_figure(plan: FrontPlan, root: str | Path) -> Any:
             continue
         x, y = [m["log_distance"] for _, m in pts], [m["valid_fraction"] for _, m in pts]
         ax.plot(x, y, "o" + ("-" if v in plan.kinds else "--"), color=colours(i), label=v, ms=4, lw=1)
-        for lam, xi, yi in zip([p[0] for p in pts], x, y, strict=True):
-            ax.annotate(f"{lam:g}", (xi, yi), fontsize=6, color=colours(i), xytext=(3, 2), textcoords="offset points")
-    strong = PLANS.get(f"{plan.profile}_strong")  # the follow-up above the top strength, once its screen is done
-    above = choice(strong, root, write=False) if strong is not None and front_status(strong, root)["stages"][
-        "screen"]["runs_left"] == 0 else None
+        _label_lambdas(ax, [p[0] for p in pts], x, y, colours(i))
+    strong = follow_up(plan)
+    above = choice(strong, root, write=False) if strong is not None else None  # None until its screen is complete
     for i, v in enumerate(plan.variants if above else ()):
         top = max((lam for k, lam in screen if k == v), default=None)
         pts = sorted((p["lambda"], p) for p in above["screen"] if p["variant"] == v and p["lambda"] > top and
@@ -660,8 +663,7 @@ def front_figure(plan: FrontPlan, root: str | Path) -> Any:
         x = [screen[(v, top)]["log_distance"], *(p["log_distance"] for _, p in pts)]
         y = [screen[(v, top)]["valid_fraction"], *(p["valid_fraction"] for _, p in pts)]
         ax.plot(x, y, "o:", color=colours(i), ms=4, lw=1, mfc="none", label=f"{v}: above the top strength")
-        for (lam, _), xi, yi in zip(pts, x[1:], y[1:], strict=True):
-            ax.annotate(f"{lam:g}", (xi, yi), fontsize=6, color=colours(i), xytext=(3, 2), textcoords="offset points")
+        _label_lambdas(ax, [lam for lam, _ in pts], x[1:], y[1:], colours(i))
     if (BASELINE, None) in screen:
         b = screen[(BASELINE, None)]
         ax.plot(b["log_distance"], b["valid_fraction"], "k*", ms=12, label="baseline (seed 0)")
@@ -699,6 +701,11 @@ def screen_points(plan: FrontPlan, root: Path) -> dict[tuple[str, float | None],
     inf = float("inf")
     return {(p["variant"], p["lambda"]): {m: inf if p[m] is None else float(p[m]) for m in METRICS}
             for p in record["screen"]}
+
+
+def _label_lambdas(ax: Any, lambdas: list[float], x: list[float], y: list[float], colour: Any) -> None:
+    for lam, xi, yi in zip(lambdas, x, y, strict=True):
+        ax.annotate(f"{lam:g}", (xi, yi), fontsize=6, color=colour, xytext=(3, 2), textcoords="offset points")
 
 
 def _bar(se: float) -> float | None:
